@@ -1,0 +1,159 @@
+"""Ingest benchmark: replay a generated stream through the pipeline, then time a plain COPY baseline.
+
+    .venv/bin/python bench/ingest.py --events 1000000 --accounts 10000
+
+Prints events/s, p50/p99 batch commit latency, peak RSS, the COPY baseline (same rows into a table
+with the same unique key (source, id) on the same server) and the ratio pipeline/COPY.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import resource
+import statistics
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+
+from services.database import Database, driver_connection
+from services.pipeline import Pipeline
+from ingestion.pipeline import BatchResult, Ingress, ParsedBatch
+from services.replay import read_batches, replay_file
+from services.runtime import tune_gc
+from services.settings import Settings
+
+START = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def generate(events: int, accounts: int, seed: int) -> Iterator[bytes]:
+    """A synthetic stream in the event contract: mostly usage, with tickets, invoices, contacts, meetings."""
+    rng = random.Random(seed)
+    span = timedelta(days=365).total_seconds()
+    for n in range(events):
+        account = f"acc-{rng.randrange(accounts):05d}"
+        moment = START + timedelta(seconds=span * n / events + rng.random() * 60)
+        roll = rng.random()
+        if roll < 0.75:
+            kind, data = "usage", {"metric": "activity", "quantity": rng.randint(1, 5), "user_id": f"u{rng.randrange(40)}"}
+        elif roll < 0.85:
+            kind = "support_ticket"
+            data = {
+                "ticket_id": f"t-{rng.randrange(20)}",
+                "status": rng.choice(["opened", "updated", "escalated", "resolved", "closed"]),
+                "priority": rng.choice(["low", "normal", "high", "urgent"]),
+            }
+        elif roll < 0.90:
+            kind = "payment"
+            data = {
+                "invoice_id": f"inv-{rng.randrange(12)}",
+                "status": rng.choice(["issued", "paid", "failed"]),
+                "amount": f"{rng.randrange(1000, 90000)}.00",
+                "currency": "EUR",
+                "due_date": (moment + timedelta(days=30)).date().isoformat(),
+            }
+        elif roll < 0.95:
+            kind = "contact_change"
+            data = {
+                "contact_id": f"c-{rng.randrange(8)}",
+                "change": rng.choice(["added", "updated", "role_changed", "left_company"]),
+                "role": rng.choice(["champion", "executive_sponsor", "user", "decision_maker"]),
+                "name": "Jane Doe",
+            }
+        else:
+            kind = "engagement"
+            data = {"kind": "meeting", "outcome": rng.choice(["attended", "declined", "no_show"])}
+        yield orjson.dumps(
+            {
+                "specversion": "1.0",
+                "id": f"bench-{n}",
+                "source": "bench/generator",
+                "type": f"kamwatch.{kind}.v1",
+                "subject": account,
+                "time": moment.isoformat(),
+                "data": data,
+            }
+        )
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def run(args: argparse.Namespace) -> None:
+    workdir = Path(tempfile.mkdtemp(prefix="kamwatch-bench-"))
+    stream = workdir / "events.ndjson"
+    with stream.open("wb") as out:
+        for line in generate(args.events, args.accounts, args.seed):
+            out.write(line + b"\n")
+    settings = Settings(data_dir=workdir / "data", database_url=args.database_url)
+    db = await Database.open(settings)
+    await db.migrate()
+    pipeline = Pipeline(db)
+
+    latencies: list[float] = []
+    store = pipeline.store
+
+    async def timed_store(batch: ParsedBatch, *, ingress: Ingress) -> BatchResult:
+        t0 = time.perf_counter()
+        result = await store(batch, ingress=ingress)
+        latencies.append(time.perf_counter() - t0)
+        return result
+
+    pipeline.store = timed_store  # type: ignore[method-assign]
+    started = time.perf_counter()
+    stats = await replay_file(pipeline, stream, batch_size=args.batch_size)
+    elapsed = time.perf_counter() - started
+    accepted = stats.accepted
+    rate = args.events / elapsed
+    cuts = statistics.quantiles(latencies, n=100)
+
+    # Baseline: the same (source, id) rows, COPY'd into a table with that unique key, same batches.
+    async with db.autocommit() as conn:
+        driver = await driver_connection(conn)
+        await driver.execute(
+            "DROP TABLE IF EXISTS bench_copy; CREATE TABLE bench_copy (source text, event_id text, "
+            "type text, subject text, event_time timestamptz, payload jsonb, PRIMARY KEY (source, event_id))"
+        )
+    copy_started = time.perf_counter()
+    for records in read_batches(stream, args.batch_size):
+        rows = []
+        for record in records:
+            doc = orjson.loads(record.payload)
+            rows.append(
+                (doc["source"], doc["id"], doc["type"], doc["subject"], datetime.fromisoformat(doc["time"]),
+                 record.payload.decode())
+            )
+        async with db.unit_of_work() as conn:
+            driver = await driver_connection(conn)
+            await driver.copy_records_to_table("bench_copy", records=rows)
+    copy_rate = args.events / (time.perf_counter() - copy_started)
+    await db.close()
+
+    print(f"events                 {args.events:,} across {args.accounts:,} accounts (batch {args.batch_size})")
+    print(f"accepted               {accepted:,}")
+    print(f"pipeline               {rate:,.0f} events/s ({elapsed:.1f} s)")
+    print(f"batch commit latency   p50 {cuts[49] * 1000:.1f} ms, p99 {cuts[98] * 1000:.1f} ms")
+    print(f"peak RSS               {peak_rss_mb():.0f} MB")
+    print(f"COPY baseline          {copy_rate:,.0f} rows/s (unique key (source, id))")
+    print(f"ratio pipeline/COPY    {rate / copy_rate:.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--accounts", type=int, default=10_000)
+    parser.add_argument("--batch-size", type=int, default=5000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--database-url", default=None)
+    tune_gc()
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

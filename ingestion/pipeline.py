@@ -1,0 +1,218 @@
+"""Idempotent batch ingestion: parse, dedup by (source, id), store raw events and fold per-account state.
+
+``parse_batch`` is pure; ``write_batch`` runs inside the caller's transaction (it never commits), so the
+caller decides what else shares the unit of work and when offsets may be committed.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any, Literal
+
+import asyncpg
+
+from ingestion.parsing import EventRejected, InboundRecord, parse_event
+from ingestion.projections import (
+    ENGAGEMENTS_SQL,
+    ENTITY_PROJECTIONS,
+    OUTCOMES_SQL,
+    USAGE_SQL,
+    engagement_rows,
+    json_rows,
+    outcome_rows,
+    usage_rows,
+)
+from schemas.events import EngagementEvent, Event, KamEvent, OutcomeEvent, UsageEvent
+
+Ingress = Literal["kafka", "http", "replay"]
+Status = Literal["accepted", "duplicate", "rejected"]
+
+_RAW_EVENT_COLUMNS = ("event_time", "source", "event_id", "type", "subject", "received_at", "payload")
+
+
+@dataclass(frozen=True, slots=True)
+class EventResult:
+    status: Status
+    source: str | None = None
+    id: str | None = None
+    type: str | None = None
+    reason: str | None = None
+    field: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedBatch:
+    records: Sequence[InboundRecord]
+    events: list[tuple[int, Event]]
+    """Valid events, first occurrence of each (source, id) in the batch, with their record index."""
+    rejected: list[tuple[int, EventRejected]]
+    in_batch_duplicates: list[tuple[int, Event]]
+
+    def months(self) -> set[date]:
+        """First day of each month (UTC) from the batch's earliest to its latest event: the raw-event
+        partitions it needs (a month in between costs nothing and will be needed anyway)."""
+        if not self.events:
+            return set()
+        times = [event.time for _, event in self.events]
+        month, last = month_of(min(times)), month_of(max(times))
+        months = {month}
+        while month < last:
+            month = date(month.year + month.month // 12, month.month % 12 + 1, 1)
+            months.add(month)
+        return months
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    results: tuple[EventResult, ...]
+    touched_accounts: frozenset[str]
+    fresh_events: tuple[Event, ...]
+
+    def count(self, status: Status) -> int:
+        return sum(1 for r in self.results if r.status == status)
+
+
+def month_of(moment: datetime) -> date:
+    return moment.astimezone(UTC).date().replace(day=1)
+
+
+def parse_record(record: InboundRecord) -> Event | EventRejected:
+    try:
+        if b"\\u0000" in record.payload:
+            # PostgreSQL text and jsonb cannot hold NUL: refuse it here rather than fail the whole batch.
+            raise EventRejected("contains a NUL character (\\u0000), which cannot be stored")
+        return parse_event(record.payload)
+    except EventRejected as rejection:
+        return rejection
+
+
+def assemble_batch(records: Sequence[InboundRecord], parsed: Sequence[Event | EventRejected]) -> ParsedBatch:
+    """Group parse outcomes; a (source, id) seen twice in the batch is a duplicate from its second time."""
+    events: list[tuple[int, Event]] = []
+    rejected: list[tuple[int, EventRejected]] = []
+    duplicates: list[tuple[int, Event]] = []
+    seen: set[tuple[str, str]] = set()
+    for index, outcome in enumerate(parsed):
+        if isinstance(outcome, EventRejected):
+            rejected.append((index, outcome))
+            continue
+        key = (outcome.source, outcome.id)
+        if key in seen:
+            duplicates.append((index, outcome))
+        else:
+            seen.add(key)
+            events.append((index, outcome))
+    return ParsedBatch(records, events, rejected, duplicates)
+
+
+def parse_batch(records: Sequence[InboundRecord]) -> ParsedBatch:
+    return assemble_batch(records, [parse_record(record) for record in records])
+
+
+# Returns the keys that were already there: none in the common case, so nothing to decode.
+_INSERT_KEYS_SQL = """
+WITH batch AS (
+    SELECT * FROM json_to_recordset($1::json) AS k(source text, event_id text, event_time timestamptz)
+), inserted AS (
+    INSERT INTO event_keys (source, event_id, event_time) SELECT * FROM batch
+    ON CONFLICT DO NOTHING
+    RETURNING source, event_id
+)
+SELECT b.source, b.event_id FROM batch b
+WHERE NOT EXISTS (SELECT FROM inserted i WHERE i.source = b.source AND i.event_id = b.event_id)
+"""
+
+_DEAD_LETTERS_SQL = """
+INSERT INTO dead_letters (received_at, ingress, origin, reason, field, raw)
+SELECT $1, $2, * FROM unnest($3::text[], $4::text[], $5::text[], $6::bytea[])
+ON CONFLICT (ingress, origin) DO NOTHING
+"""
+
+_MARK_TOUCHED_SQL = "INSERT INTO rescore_queue (account_ids, latest_event_time) VALUES ($1, $2)"
+
+
+async def write_batch(
+    conn: asyncpg.Connection, batch: ParsedBatch, *, ingress: Ingress, received_at: datetime
+) -> BatchResult:
+    """Store a parsed batch inside the caller's open transaction; duplicates are acknowledged, not applied."""
+    results: list[EventResult | None] = [None] * len(batch.records)
+    for index, rejection in batch.rejected:
+        results[index] = EventResult("rejected", reason=rejection.reason, field=rejection.field)
+    for index, event in batch.in_batch_duplicates:
+        results[index] = EventResult("duplicate", event.source, event.id, event.type)
+
+    fresh: list[tuple[int, Event]] = []
+    if batch.events:
+        # Sorted: concurrent writers with overlapping keys then lock them in the same order (no deadlock).
+        ordered = sorted((e.source, e.id, e.time) for _, e in batch.events)
+        keys = [{"source": s, "event_id": i, "event_time": t} for s, i, t in ordered]
+        known = await conn.fetch(_INSERT_KEYS_SQL, json_rows(keys))
+        already_stored = {(row["source"], row["event_id"]) for row in known}
+        for index, event in batch.events:
+            is_new = (event.source, event.id) not in already_stored
+            results[index] = EventResult("accepted" if is_new else "duplicate", event.source, event.id, event.type)
+            if is_new:
+                fresh.append((index, event))
+
+    fresh_events = [event for _, event in fresh]
+    if fresh:
+        await conn.copy_records_to_table(
+            "raw_events",
+            records=[
+                (e.time, e.source, e.id, e.type, e.subject, received_at, batch.records[i].payload.decode())
+                for i, e in fresh
+            ],
+            columns=_RAW_EVENT_COLUMNS,
+        )
+        await _apply_projections(conn, fresh_events)
+
+    if batch.rejected:
+        rejected_records = [(batch.records[i], r) for i, r in batch.rejected]
+        await conn.execute(
+            _DEAD_LETTERS_SQL,
+            received_at,
+            ingress,
+            [record.origin for record, _ in rejected_records],
+            [r.reason for _, r in rejected_records],
+            [r.field for _, r in rejected_records],
+            [record.payload for record, _ in rejected_records],
+        )
+
+    touched = _touched_accounts(fresh_events)
+    if touched:
+        await conn.execute(_MARK_TOUCHED_SQL, sorted(touched), max(touched.values()))
+
+    return BatchResult(
+        results=tuple(r if r is not None else EventResult("rejected") for r in results),
+        touched_accounts=frozenset(touched),
+        fresh_events=tuple(fresh_events),
+    )
+
+
+def _touched_accounts(events: Sequence[Event]) -> dict[str, datetime]:
+    latest: dict[str, datetime] = {}
+    for event in events:
+        if isinstance(event, KamEvent):
+            continue  # its subject is a KAM, not an account
+        known = latest.get(event.subject)
+        if known is None or event.time > known:
+            latest[event.subject] = event.time
+    return latest
+
+
+async def _apply_projections(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
+    by_type: dict[type[Any], list[Any]] = defaultdict(list)
+    for event in events:
+        by_type[type(event)].append(event)
+    if usage := by_type.get(UsageEvent):
+        await conn.execute(USAGE_SQL, json_rows(usage_rows(usage)))
+    if engagements := by_type.get(EngagementEvent):
+        await conn.execute(ENGAGEMENTS_SQL, json_rows(engagement_rows(engagements)))
+    if outcomes := by_type.get(OutcomeEvent):
+        await conn.execute(OUTCOMES_SQL, json_rows(outcome_rows(outcomes)))
+    for event_type, projection in ENTITY_PROJECTIONS.items():
+        if of_type := by_type.get(event_type):
+            await conn.execute(projection.sql, json_rows(projection.fold(of_type)))

@@ -1,0 +1,44 @@
+"""The one ingestion pipeline every ingress calls (Kafka worker, HTTP, file replay)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from ingestion.parsing import EventRejected, InboundRecord
+from ingestion.pipeline import BatchResult, Ingress, ParsedBatch, assemble_batch, parse_record, write_batch
+from schemas.events import Event
+from services.database import Database, driver_connection
+
+_PARSE_SLICE = 250
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Pipeline:
+    db: Database
+    clock: Callable[[], datetime] = field(default=utc_now)
+
+    async def ingest(self, records: Sequence[InboundRecord], *, ingress: Ingress) -> BatchResult:
+        """Parse, dedup and store one batch in one transaction; returns a result per record, in order."""
+        return await self.store(await self.parse(records), ingress=ingress)
+
+    async def parse(self, records: Sequence[InboundRecord]) -> ParsedBatch:
+        """Validate in slices, yielding in between so that a write already in flight keeps going."""
+        outcomes: list[Event | EventRejected] = []
+        for start in range(0, len(records), _PARSE_SLICE):
+            outcomes.extend(parse_record(record) for record in records[start : start + _PARSE_SLICE])
+            await asyncio.sleep(0)
+        return assemble_batch(records, outcomes)
+
+    async def store(self, batch: ParsedBatch, *, ingress: Ingress) -> BatchResult:
+        await self.db.ensure_partitions(batch.months())
+        async with self.db.unit_of_work() as conn:
+            return await write_batch(
+                await driver_connection(conn), batch, ingress=ingress, received_at=self.clock()
+            )

@@ -51,7 +51,7 @@ def _rejection(error: ErrorDetails) -> EventRejected:
         return EventRejected("missing required attribute", "type")
     if kind == "union_tag_invalid":
         return EventRejected(f"unknown event type {ctx.get('tag')!r} (expected one of {_KNOWN_TYPES})", "type")
-    if kind == "model_attributes_type" and field is None:
+    if kind in ("model_attributes_type", "dict_type", "model_type") and field is None:
         return EventRejected("an event must be a JSON object")
     if kind == "missing":
         return EventRejected("missing required attribute", field)

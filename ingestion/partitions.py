@@ -23,9 +23,10 @@ async def ensure_partitions(conn: asyncpg.Connection, months: Iterable[date]) ->
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_KEY)
         for month in sorted(set(months)):
+            lower, upper = f"{month.isoformat()} 00:00:00+00", f"{next_month(month).isoformat()} 00:00:00+00"
             await conn.execute(
                 f"CREATE TABLE IF NOT EXISTS {partition_name(month)} PARTITION OF raw_events "
-                f"FOR VALUES FROM ('{month.isoformat()} 00:00:00+00') TO ('{next_month(month).isoformat()} 00:00:00+00')"
+                f"FOR VALUES FROM ('{lower}') TO ('{upper}')"
             )
 
 

@@ -135,9 +135,16 @@ _MARK_TOUCHED_SQL = "INSERT INTO rescore_queue (account_ids, latest_event_time) 
 
 
 async def write_batch(
-    conn: asyncpg.Connection, batch: ParsedBatch, *, ingress: Ingress, received_at: datetime
+    conn: asyncpg.Connection,
+    batch: ParsedBatch,
+    *,
+    ingress: Ingress,
+    received_at: datetime,
+    dead_letter: bool = True,
 ) -> BatchResult:
-    """Store a parsed batch inside the caller's open transaction; duplicates are acknowledged, not applied."""
+    """Store a parsed batch inside the caller's open transaction; duplicates are acknowledged, not applied.
+
+    Rejected records become dead letters unless ``dead_letter`` is false (re-trying existing letters)."""
     results: list[EventResult | None] = [None] * len(batch.records)
     for index, rejection in batch.rejected:
         results[index] = EventResult("rejected", reason=rejection.reason, field=rejection.field)
@@ -169,7 +176,7 @@ async def write_batch(
         )
         await _apply_projections(conn, fresh_events)
 
-    if batch.rejected:
+    if batch.rejected and dead_letter:
         rejected_records = [(batch.records[i], r) for i, r in batch.rejected]
         await conn.execute(
             _DEAD_LETTERS_SQL,

@@ -63,15 +63,13 @@ class EntityProjection:
         object.__setattr__(self, "sql", self._build_sql())
 
     def _type_of(self, column: str) -> str:
-        if column.endswith("_at") and column[:-3] in self.sticky or column == "last_event_time":
+        if (column.endswith("_at") and column[:-3] in self.sticky) or column == "last_event_time":
             return "timestamptz"
         return self.types.get(column, "text")
 
     def _build_sql(self) -> str:
         t = self.table
-        newer = (
-            f"(excluded.last_event_time, excluded.last_event_id) > ({t}.last_event_time, {t}.last_event_id)"
-        )
+        newer = f"(excluded.last_event_time, excluded.last_event_id) > ({t}.last_event_time, {t}.last_event_id)"
         sets = [f"{c} = CASE WHEN {newer} THEN excluded.{c} ELSE {t}.{c} END" for c in self.latest]
         for c in self.sticky:
             take = f"excluded.{c}_at IS NOT NULL AND ({t}.{c}_at IS NULL OR excluded.{c}_at > {t}.{c}_at)"
@@ -101,7 +99,7 @@ class EntityProjection:
             row = rows.get(key)
             if row is None:
                 row = rows[key] = {c: values[c] for c in self.key}
-                row.update({c: 0 for c in self.counters})
+                row.update(dict.fromkeys(self.counters, 0))
                 row["_order"] = None
             if row["_order"] is None or order > row["_order"]:
                 row["_order"] = order

@@ -38,10 +38,10 @@ def sqlalchemy_url(url: str) -> str:
 
 def start_embedded(pgdata: Path) -> tuple[str, Any]:
     """Start (or join) the pgserver PostgreSQL on ``pgdata``; it stops when its last user process exits."""
-    import pgserver  # heavy import, only needed without KAMWATCH_DATABASE_URL
+    from pgserver import get_server  # type: ignore[attr-defined]  # only needed when embedded
 
     pgdata.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    server = get_server(pgdata, cleanup_mode="stop")
     uri: str = server.get_uri()
     return sqlalchemy_url(uri), server
 

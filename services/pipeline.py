@@ -36,9 +36,13 @@ class Pipeline:
             await asyncio.sleep(0)
         return assemble_batch(records, outcomes)
 
-    async def store(self, batch: ParsedBatch, *, ingress: Ingress) -> BatchResult:
+    async def store(self, batch: ParsedBatch, *, ingress: Ingress, dead_letter: bool = True) -> BatchResult:
         await self.db.ensure_partitions(batch.months())
         async with self.db.unit_of_work() as conn:
             return await write_batch(
-                await driver_connection(conn), batch, ingress=ingress, received_at=self.clock()
+                await driver_connection(conn),
+                batch,
+                ingress=ingress,
+                received_at=self.clock(),
+                dead_letter=dead_letter,
             )

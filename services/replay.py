@@ -7,7 +7,7 @@ import gzip
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import BinaryIO, cast
 
 from ingestion.parsing import InboundRecord
 from ingestion.pipeline import BatchResult
@@ -28,10 +28,12 @@ class ReplayStats:
         self.rejected += result.count("rejected")
 
 
-def open_events(path: Path) -> IO[bytes]:
+def open_events(path: Path) -> BinaryIO:
     with path.open("rb") as probe:
         gzipped = probe.read(2) == b"\x1f\x8b"
-    return gzip.open(path, "rb") if gzipped else path.open("rb")
+    if gzipped:
+        return cast(BinaryIO, gzip.open(path, "rb"))
+    return path.open("rb")
 
 
 def read_batches(path: Path, batch_size: int) -> Iterator[list[InboundRecord]]:

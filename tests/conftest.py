@@ -6,26 +6,15 @@ otherwise an embedded pgserver in a temporary directory.
 
 from __future__ import annotations
 
-import itertools
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import asyncpg
 import pytest
-from sqlalchemy import make_url
 
 from services.database import Database, sqlalchemy_url, start_embedded
 from services.settings import Settings
-
-_TEMPLATE = "kamwatch_template"
-_counter = itertools.count()
-
-
-def _dsn(url: str, database: str) -> str:
-    """A plain libpq-style DSN for asyncpg (admin work), pointing at ``database``."""
-    parsed = make_url(url).set(drivername="postgresql", database=database)
-    return parsed.render_as_string(hide_password=False)
+from tests.dbutil import cloned_database, create_template
 
 
 @pytest.fixture(scope="session")
@@ -40,35 +29,17 @@ def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-async def template_database(pg_server_url: str) -> str:
-    admin = await asyncpg.connect(_dsn(pg_server_url, "postgres"))
-    try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {_TEMPLATE} WITH (FORCE)")
-        await admin.execute(f"CREATE DATABASE {_TEMPLATE}")
-    finally:
-        await admin.close()
-    template_url = make_url(pg_server_url).set(database=_TEMPLATE).render_as_string(hide_password=False)
-    db = await Database.open(Settings(database_url=template_url))
-    await db.migrate()
-    await db.close()
+async def server_url(pg_server_url: str) -> str:
+    """The server, once the migrated template database exists on it."""
+    await create_template(pg_server_url)
     return pg_server_url
 
 
 @pytest.fixture
-async def database_url(template_database: str) -> AsyncIterator[str]:
-    """A fresh, migrated database for one test (cloned from the template), dropped afterwards."""
-    name = f"kamwatch_test_{os.getpid()}_{next(_counter)}"
-    admin = await asyncpg.connect(_dsn(template_database, "postgres"))
-    try:
-        await admin.execute(f"CREATE DATABASE {name} TEMPLATE {_TEMPLATE}")
-    finally:
-        await admin.close()
-    yield make_url(template_database).set(database=name).render_as_string(hide_password=False)
-    admin = await asyncpg.connect(_dsn(template_database, "postgres"))
-    try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    finally:
-        await admin.close()
+async def database_url(server_url: str) -> AsyncIterator[str]:
+    """A fresh, migrated database for one test, dropped afterwards."""
+    async with cloned_database(server_url) as url:
+        yield url
 
 
 @pytest.fixture

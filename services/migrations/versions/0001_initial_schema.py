@@ -79,9 +79,7 @@ def upgrade() -> None:
         sa.Column("kind", sa.Text(), nullable=False),
         sa.Column("outcome", sa.Text(), nullable=False),
         sa.Column("nps_score", sa.SmallInteger(), nullable=True),
-        sa.PrimaryKeyConstraint(
-            "account_id", "event_time", "source", "event_id", name=op.f("pk_engagements")
-        ),
+        sa.PrimaryKeyConstraint("account_id", "event_time", "source", "event_id", name=op.f("pk_engagements")),
     )
     op.create_table(
         "event_keys",
@@ -175,9 +173,7 @@ def upgrade() -> None:
         sa.Column("metric", sa.Text(), nullable=False),
         sa.Column("quantity", sa.Numeric(), nullable=False),
         sa.Column("events", sa.Integer(), nullable=False),
-        sa.Column(
-            "users", postgresql.ARRAY(sa.Text()), nullable=False, comment="distinct user ids active that day"
-        ),
+        sa.Column("users", postgresql.ARRAY(sa.Text()), nullable=False, comment="distinct user ids active that day"),
         sa.PrimaryKeyConstraint("account_id", "day", "metric", name=op.f("pk_usage_daily")),
     )
 

@@ -1,0 +1,43 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Each creates the virtual environment
+# and installs from uv.lock on first use (needs only Python 3.11+ and make).
+
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+UV := .uv/bin/uv
+VENV := .venv
+SYNCED := $(VENV)/.synced-$(UV_VERSION)
+
+.PHONY: install lint test demo bench format clean
+
+$(UV):
+	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "kamwatch needs Python 3.11+")'
+	$(PYTHON) -m venv .uv
+	.uv/bin/python -m pip install --quiet "uv==$(UV_VERSION)"
+
+$(SYNCED): uv.lock pyproject.toml | $(UV)
+	$(UV) sync --frozen --python $(PYTHON)
+	@touch $@
+
+install: $(SYNCED)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+test: lint
+	$(VENV)/bin/pytest
+
+demo: install
+	$(VENV)/bin/kamwatch demo
+
+bench: install
+	$(VENV)/bin/python bench/ingest.py
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean:
+	rm -rf .uv $(VENV) .pytest_cache .mypy_cache .ruff_cache

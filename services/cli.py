@@ -1,0 +1,253 @@
+"""The ``kamwatch`` command line (typer). The service edge: reads settings and the clock, wires the parts."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import warnings
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy import select, update
+
+from ingestion.parsing import InboundRecord
+from ingestion.partitions import drop_partitions_before
+from schemas.events import event_json_schemas
+from schemas.tables import dead_letters
+from services.database import Database, driver_connection
+from services.pipeline import Pipeline
+from services.replay import replay_file
+from services.runtime import tune_gc
+from services.settings import Settings
+
+warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+
+app = typer.Typer(help="kamwatch: key-account health and churn early warning.", no_args_is_help=True)
+dlq_app = typer.Typer(help="Dead letters: inputs that were rejected, with the reason and the raw bytes.")
+schemas_app = typer.Typer(help="The event contract.")
+retention_app = typer.Typer(help="Raw-event retention.")
+app.add_typer(dlq_app, name="dlq")
+app.add_typer(schemas_app, name="schemas")
+app.add_typer(retention_app, name="retention")
+
+console = Console()
+T = TypeVar("T")
+
+
+def configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    for chatty in ("pgserver", "alembic.runtime.migration"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+
+
+def _run(main: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:
+    configure_logging()
+    settings = Settings()
+    tune_gc()
+    return asyncio.run(main(settings))
+
+
+@asynccontextmanager
+async def opened(settings: Settings, *, migrate: bool = True) -> AsyncIterator[Database]:
+    db = await Database.open(settings)
+    try:
+        if migrate:
+            await db.migrate()
+        yield db
+    finally:
+        await db.close()
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the database schema (idempotent)."""
+
+    async def main(settings: Settings) -> None:
+        async with opened(settings):
+            console.print("schema is up to date")
+
+    _run(main)
+
+
+@app.command()
+def api(
+    host: Annotated[str | None, typer.Option(help="Bind address (default KAMWATCH_API_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default KAMWATCH_API_PORT).")] = None,
+) -> None:
+    """Serve the HTTP API."""
+    import uvicorn
+
+    from services.api import build_app
+
+    configure_logging()
+    settings = Settings()
+    tune_gc()
+
+    async def main() -> None:
+        async with opened(settings):
+            pass
+        config = uvicorn.Config(
+            build_app(settings), host=host or settings.api_host, port=port or settings.api_port, log_level="info"
+        )
+        await uvicorn.Server(config).serve()
+
+    asyncio.run(main())
+
+
+@app.command()
+def replay(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="NDJSON file, optionally gzip.")],
+    batch_size: Annotated[int | None, typer.Option(help="Events per transaction.")] = None,
+) -> None:
+    """Feed a file of events through the ingestion pipeline, in order, in batches."""
+
+    async def main(settings: Settings) -> None:
+        async with opened(settings) as db:
+            with Progress(
+                TextColumn("[bold]replay"),
+                BarColumn(),
+                TextColumn("{task.completed:,} events"),
+                TimeElapsedColumn(),
+                console=console,
+            ) as progress:
+                task = progress.add_task("replay", total=None)
+                stats = await replay_file(
+                    Pipeline(db),
+                    file,
+                    batch_size=batch_size or settings.ingest_batch_size,
+                    on_batch=lambda result: progress.advance(task, len(result.results)),
+                )
+        console.print(
+            f"{stats.lines:,} events: {stats.accepted:,} accepted, {stats.duplicates:,} duplicates, "
+            f"{stats.rejected:,} rejected (see `kamwatch dlq list`)"
+        )
+
+    _run(main)
+
+
+@dlq_app.command("list")
+def dlq_list(
+    limit: Annotated[int, typer.Option(help="Most recent first.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """List dead letters, most recent first."""
+
+    async def main(settings: Settings) -> list[dict[str, Any]]:
+        async with opened(settings) as db, db.unit_of_work() as conn:
+            query = select(dead_letters).order_by(dead_letters.c.id.desc()).limit(limit)
+            return [dict(row._mapping) for row in await conn.execute(query)]
+
+    rows = _run(main)
+    if as_json:
+        for row in rows:
+            typer.echo(orjson.dumps(_dead_letter_json(row)).decode())
+        return
+    table = Table("id", "received", "ingress", "origin", "field", "reason", "replayed")
+    for row in rows:
+        table.add_row(
+            str(row["id"]),
+            row["received_at"].isoformat(timespec="seconds"),
+            row["ingress"],
+            row["origin"] or "",
+            row["field"] or "",
+            row["reason"],
+            row["replayed_at"].isoformat(timespec="seconds") if row["replayed_at"] else "",
+        )
+    console.print(table)
+
+
+@dlq_app.command("show")
+def dlq_show(dead_letter_id: Annotated[int, typer.Argument(help="Dead letter id.")]) -> None:
+    """Show one dead letter, with its raw payload."""
+
+    async def main(settings: Settings) -> dict[str, Any] | None:
+        async with opened(settings) as db, db.unit_of_work() as conn:
+            row = (await conn.execute(select(dead_letters).where(dead_letters.c.id == dead_letter_id))).first()
+            return dict(row._mapping) if row else None
+
+    row = _run(main)
+    if row is None:
+        console.print(f"no dead letter {dead_letter_id}")
+        raise typer.Exit(1)
+    typer.echo(orjson.dumps(_dead_letter_json(row), option=orjson.OPT_INDENT_2).decode())
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    ids: Annotated[list[int] | None, typer.Argument(help="Dead letter ids (default: all not yet replayed).")] = None,
+) -> None:
+    """Send dead letters through the pipeline again (e.g. after a contract fix); accepted ones are marked."""
+
+    async def main(settings: Settings) -> tuple[int, int]:
+        async with opened(settings) as db:
+            async with db.unit_of_work() as conn:
+                query = select(dead_letters.c.id, dead_letters.c.raw).where(dead_letters.c.replayed_at.is_(None))
+                if ids:
+                    query = query.where(dead_letters.c.id.in_(ids))
+                rows = (await conn.execute(query.order_by(dead_letters.c.id))).all()
+            if not rows:
+                return 0, 0
+            pipeline = Pipeline(db)
+            result = await pipeline.store(
+                await pipeline.parse([InboundRecord(bytes(row.raw)) for row in rows]),
+                ingress="replay",
+                dead_letter=False,  # a still-invalid letter stays where it is, not recorded twice
+            )
+            done = [row.id for row, r in zip(rows, result.results, strict=True) if r.status != "rejected"]
+            async with db.unit_of_work() as conn:
+                await conn.execute(
+                    update(dead_letters).where(dead_letters.c.id.in_(done)).values(replayed_at=pipeline.clock())
+                )
+            return len(done), len(rows) - len(done)
+
+    ok, still_bad = _run(main)
+    console.print(f"{ok} replayed, {still_bad} still rejected")
+
+
+@schemas_app.command("export")
+def schemas_export(directory: Annotated[Path, typer.Argument(file_okay=False, help="Output directory.")]) -> None:
+    """Write the JSON Schema of every event type (and the AsyncAPI document) into DIRECTORY."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for event_type, schema in event_json_schemas().items():
+        (directory / f"{event_type}.schema.json").write_bytes(orjson.dumps(schema, option=orjson.OPT_INDENT_2))
+    console.print(f"wrote {len(event_json_schemas())} schemas to {directory}")
+
+
+@retention_app.command("apply")
+def retention_apply(
+    months: Annotated[int | None, typer.Option(help="Months of raw events to keep (default from settings).")] = None,
+) -> None:
+    """Drop raw-event partitions older than the retention period (derived state is kept)."""
+
+    async def main(settings: Settings) -> list[str]:
+        keep = months or settings.raw_event_retention_months
+        today = datetime.now(UTC).date()
+        index = today.year * 12 + today.month - 1 - keep
+        cutoff = today.replace(year=index // 12, month=index % 12 + 1, day=1)
+        async with opened(settings) as db, db.autocommit() as conn:
+            return await drop_partitions_before(await driver_connection(conn), cutoff)
+
+    dropped = _run(main)
+    console.print(f"dropped {len(dropped)} partitions: {', '.join(dropped) or '-'}")
+
+
+def _dead_letter_json(row: dict[str, Any]) -> dict[str, Any]:
+    raw = bytes(row["raw"])
+    return {
+        "id": row["id"],
+        "received_at": row["received_at"].isoformat(),
+        "ingress": row["ingress"],
+        "origin": row["origin"],
+        "reason": row["reason"],
+        "field": row["field"],
+        "replayed_at": row["replayed_at"].isoformat() if row["replayed_at"] else None,
+        "raw": raw.decode("utf-8", errors="replace"),
+    }

@@ -1,0 +1,114 @@
+"""POST /v1/events and the probes, through the real app on a real PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import orjson
+import pytest
+from sqlalchemy import text
+
+from services.api import build_app
+from services.database import Database
+from services.settings import Settings
+from tests.events import at, encode, event
+
+
+@pytest.fixture
+async def client(settings: Settings, db: Database) -> AsyncIterator[httpx.AsyncClient]:
+    app = build_app(settings.model_copy(update={"http_max_body_bytes": 64_000}), db)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://kamwatch.test") as http:
+            yield http
+
+
+def usage(subject: str = "acme", **kwargs: object) -> dict[str, object]:
+    return event("usage", subject, at(2), {"quantity": 2, "user_id": "u1"}, **kwargs)  # type: ignore[arg-type]
+
+
+async def count(db: Database, table: str) -> int:
+    async with db.unit_of_work() as conn:
+        return int((await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one())
+
+
+async def test_single_event_is_accepted_then_acknowledged_as_duplicate(client: httpx.AsyncClient, db: Database) -> None:
+    body = encode(usage(id="u-1"))
+    first = await client.post("/v1/events", content=body, headers={"content-type": "application/json"})
+    again = await client.post("/v1/events", content=body, headers={"content-type": "application/json"})
+
+    assert first.status_code == 200
+    assert first.json()["results"] == [
+        {"index": 0, "status": "accepted", "source": "tests", "id": "u-1", "reason": None, "field": None}
+    ]
+    assert again.json()["duplicates"] == 1
+    assert await count(db, "raw_events") == 1
+
+
+async def test_single_invalid_event_is_a_422_problem_naming_the_field(client: httpx.AsyncClient, db: Database) -> None:
+    bad = event(
+        "payment", "acme", at(3), {"status": "paid", "amount": "10", "currency": "EUR", "due_date": "2026-04-01"}
+    )
+    response = await client.post("/v1/events", content=encode(bad), headers={"content-type": "application/json"})
+
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["field"] == "data.invoice_id"
+    assert problem["status"] == 422
+    assert "missing" in problem["detail"]
+    assert await count(db, "dead_letters") == 1
+
+
+async def test_array_reports_each_event(client: httpx.AsyncClient) -> None:
+    good = usage(id="a-1")
+    unknown = event("telepathy", "acme", at(2), {})
+    response = await client.post("/v1/events", content=orjson.dumps([good, unknown, good, 42]))
+
+    assert response.status_code == 200
+    payload = response.json()
+    assert [r["status"] for r in payload["results"]] == ["accepted", "rejected", "duplicate", "rejected"]
+    assert payload["results"][1]["field"] == "type"
+    assert "kamwatch.telepathy.v1" in payload["results"][1]["reason"]
+    assert payload["results"][3]["reason"] == "an event must be a JSON object"
+    assert (payload["accepted"], payload["duplicates"], payload["rejected"]) == (1, 1, 2)
+
+
+async def test_ndjson_body(client: httpx.AsyncClient, db: Database) -> None:
+    lines = b"\n".join([encode(usage(id="n-1")), b"", encode(usage("globex", id="n-2")), b"{not json"])
+    response = await client.post("/v1/events", content=lines, headers={"content-type": "application/x-ndjson"})
+
+    assert response.status_code == 200
+    assert [r["status"] for r in response.json()["results"]] == ["accepted", "accepted", "rejected"]
+    assert response.json()["results"][2]["reason"].startswith("invalid JSON")
+    assert await count(db, "usage_daily") == 2
+
+
+async def test_malformed_array_and_empty_body_are_422(client: httpx.AsyncClient) -> None:
+    broken = await client.post("/v1/events", content=b'[{"id": 1},')
+    empty = await client.post("/v1/events", content=b"   ", headers={"content-type": "application/x-ndjson"})
+
+    assert broken.status_code == 422
+    assert broken.json()["detail"].startswith("invalid JSON")
+    assert empty.status_code == 422
+
+
+async def test_body_over_the_limit_is_413(client: httpx.AsyncClient) -> None:
+    response = await client.post("/v1/events", content=b"[" + b" " * 70_000 + b"]")
+    assert response.status_code == 413
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_probes(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["database"] == "ok"
+
+
+async def test_openapi_documents_the_ingest_endpoint(client: httpx.AsyncClient) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    operation = spec["paths"]["/v1/events"]["post"]
+    assert set(operation["requestBody"]["content"]) == {"application/json", "application/x-ndjson"}
+    assert "422" in operation["responses"]

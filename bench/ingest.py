@@ -124,8 +124,9 @@ async def run(args: argparse.Namespace) -> None:
     async with db.autocommit() as conn:
         driver = await driver_connection(conn)
         await driver.execute(
-            "DROP TABLE IF EXISTS bench_copy; CREATE TABLE bench_copy (source text, event_id text, "
-            "type text, subject text, event_time timestamptz, payload jsonb, PRIMARY KEY (source, event_id))"
+            'DROP TABLE IF EXISTS bench_copy; CREATE TABLE bench_copy (source text COLLATE "C", '
+            'event_id text COLLATE "C", type text, subject text, event_time timestamptz, payload jsonb, '
+            "PRIMARY KEY (source, event_id))"
         )
     copy_started = time.perf_counter()
     for records in read_batches(stream, args.batch_size):

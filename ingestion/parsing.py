@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
@@ -22,8 +21,7 @@ class EventRejected(ValueError):
         self.field = field
 
 
-@dataclass(frozen=True, slots=True)
-class InboundRecord:
+class InboundRecord(NamedTuple):
     """One raw input and where it came from (``kafka:topic/partition@offset``, ``file:path:line``)."""
 
     payload: bytes

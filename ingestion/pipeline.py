@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import asyncpg
 
@@ -33,8 +33,7 @@ Status = Literal["accepted", "duplicate", "rejected"]
 _RAW_EVENT_COLUMNS = ("event_time", "source", "event_id", "type", "subject", "received_at", "payload")
 
 
-@dataclass(frozen=True, slots=True)
-class EventResult:
+class EventResult(NamedTuple):
     status: Status
     source: str | None = None
     id: str | None = None

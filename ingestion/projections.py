@@ -292,7 +292,8 @@ ENTITY_PROJECTIONS: dict[type[Any], EntityProjection] = {
 USAGE_SQL = """
 INSERT INTO usage_daily AS u (account_id, day, metric, quantity, events, users)
 SELECT account_id, day, metric, sum(quantity), count(*),
-       coalesce(array_agg(DISTINCT user_id ORDER BY user_id) FILTER (WHERE user_id IS NOT NULL), '{}')
+       coalesce(array_agg(DISTINCT user_id COLLATE "C" ORDER BY user_id COLLATE "C")
+                FILTER (WHERE user_id IS NOT NULL), '{}')
 FROM json_to_recordset($1::json) AS e(account_id text, day date, metric text, quantity numeric, user_id text)
 GROUP BY account_id, day, metric
 ORDER BY account_id, day, metric
@@ -300,7 +301,8 @@ ON CONFLICT (account_id, day, metric) DO UPDATE SET
     quantity = u.quantity + excluded.quantity,
     events = u.events + excluded.events,
     users = CASE WHEN cardinality(excluded.users) = 0 THEN u.users
-                 ELSE ARRAY(SELECT DISTINCT x FROM unnest(u.users || excluded.users) AS x ORDER BY x) END
+                 ELSE ARRAY(SELECT DISTINCT x COLLATE "C" FROM unnest(u.users || excluded.users) AS x
+                           ORDER BY x COLLATE "C") END
 """
 
 

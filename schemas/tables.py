@@ -37,14 +37,17 @@ metadata = MetaData(
 )
 
 TZ = DateTime(timezone=True)
+# Identifiers are opaque: byte-order ("C") collation keeps them deterministic and their indexes cheap
+# (memcmp instead of locale-aware comparison on every key of every index insert).
+Id = Text(collation="C")
 
 # Idempotency ledger: one row per (source, id) ever accepted. Kept apart from raw_events because a
 # unique key on a month-partitioned table would have to include the month.
 event_keys = Table(
     "event_keys",
     metadata,
-    Column("source", Text, nullable=False),
-    Column("event_id", Text, nullable=False),
+    Column("source", Id, nullable=False),
+    Column("event_id", Id, nullable=False),
     Column("event_time", TZ, nullable=False),
     PrimaryKeyConstraint("source", "event_id"),
 )
@@ -53,10 +56,10 @@ raw_events = Table(
     "raw_events",
     metadata,
     Column("event_time", TZ, nullable=False),
-    Column("source", Text, nullable=False),
-    Column("event_id", Text, nullable=False),
+    Column("source", Id, nullable=False),
+    Column("event_id", Id, nullable=False),
     Column("type", Text, nullable=False),
-    Column("subject", Text, nullable=False),
+    Column("subject", Id, nullable=False),
     Column("received_at", TZ, nullable=False),
     Column("payload", JSONB, nullable=False),
     Index("ix_raw_events_subject_time", "subject", "event_time"),
@@ -81,9 +84,9 @@ dead_letters = Table(
 accounts = Table(
     "accounts",
     metadata,
-    Column("account_id", Text, primary_key=True),
+    Column("account_id", Id, primary_key=True),
     Column("name", Text, nullable=False),
-    Column("owner_kam_id", Text, nullable=False),
+    Column("owner_kam_id", Id, nullable=False),
     Column("arr", Numeric(20, 4), nullable=False),
     Column("currency", Text, nullable=False),
     Column("tier", Text, nullable=False),
@@ -92,7 +95,7 @@ accounts = Table(
     Column("industry", Text),
     Column("growth_potential", Text),
     Column("strategic_reference", Boolean, nullable=False, server_default=text("false")),
-    Column("parent_account_id", Text),
+    Column("parent_account_id", Id),
     Column("last_event_time", TZ, nullable=False),
     Column("last_event_id", Text, nullable=False),
     Index("ix_accounts_owner_kam_id", "owner_kam_id"),
@@ -102,11 +105,11 @@ accounts = Table(
 kams = Table(
     "kams",
     metadata,
-    Column("kam_id", Text, primary_key=True),
+    Column("kam_id", Id, primary_key=True),
     Column("name", Text, nullable=False),
     Column("email", Text, nullable=False),
     Column("slack_user_id", Text),
-    Column("manager_kam_id", Text),
+    Column("manager_kam_id", Id),
     Column("locale", Text, nullable=False),
     Column("timezone", Text, nullable=False),
     Column("last_event_time", TZ, nullable=False),
@@ -116,20 +119,20 @@ kams = Table(
 usage_daily = Table(
     "usage_daily",
     metadata,
-    Column("account_id", Text, nullable=False),
+    Column("account_id", Id, nullable=False),
     Column("day", Date, nullable=False, comment="UTC day of the event time"),
-    Column("metric", Text, nullable=False),
+    Column("metric", Id, nullable=False),
     Column("quantity", Numeric, nullable=False),
     Column("events", Integer, nullable=False),
-    Column("users", ARRAY(Text), nullable=False, comment="distinct user ids active that day"),
+    Column("users", ARRAY(Id), nullable=False, comment="distinct user ids active that day"),
     PrimaryKeyConstraint("account_id", "day", "metric"),
 )
 
 tickets = Table(
     "tickets",
     metadata,
-    Column("account_id", Text, nullable=False),
-    Column("ticket_id", Text, nullable=False),
+    Column("account_id", Id, nullable=False),
+    Column("ticket_id", Id, nullable=False),
     Column("status", Text, nullable=False),
     Column("priority", Text, nullable=False),
     Column("category", Text),
@@ -149,8 +152,8 @@ tickets = Table(
 invoices = Table(
     "invoices",
     metadata,
-    Column("account_id", Text, nullable=False),
-    Column("invoice_id", Text, nullable=False),
+    Column("account_id", Id, nullable=False),
+    Column("invoice_id", Id, nullable=False),
     Column("status", Text, nullable=False),
     Column("amount", Numeric(20, 4), nullable=False),
     Column("currency", Text, nullable=False),
@@ -166,8 +169,8 @@ invoices = Table(
 contacts = Table(
     "contacts",
     metadata,
-    Column("account_id", Text, nullable=False),
-    Column("contact_id", Text, nullable=False),
+    Column("account_id", Id, nullable=False),
+    Column("contact_id", Id, nullable=False),
     Column("role", Text, nullable=False),
     Column("previous_role", Text),
     Column("last_change", Text, nullable=False),
@@ -188,10 +191,10 @@ contacts = Table(
 engagements = Table(
     "engagements",
     metadata,
-    Column("account_id", Text, nullable=False),
+    Column("account_id", Id, nullable=False),
     Column("event_time", TZ, nullable=False),
-    Column("source", Text, nullable=False),
-    Column("event_id", Text, nullable=False),
+    Column("source", Id, nullable=False),
+    Column("event_id", Id, nullable=False),
     Column("kind", Text, nullable=False),
     Column("outcome", Text, nullable=False),
     Column("nps_score", SmallInteger),
@@ -201,10 +204,10 @@ engagements = Table(
 outcomes = Table(
     "outcomes",
     metadata,
-    Column("account_id", Text, nullable=False),
+    Column("account_id", Id, nullable=False),
     Column("event_time", TZ, nullable=False),
-    Column("source", Text, nullable=False),
-    Column("event_id", Text, nullable=False),
+    Column("source", Id, nullable=False),
+    Column("event_id", Id, nullable=False),
     Column("outcome", Text, nullable=False),
     Column("arr_before", Numeric(20, 4)),
     Column("arr_after", Numeric(20, 4)),
@@ -218,6 +221,6 @@ rescore_queue = Table(
     "rescore_queue",
     metadata,
     Column("id", BigInteger, Identity(), primary_key=True),
-    Column("account_ids", ARRAY(Text), nullable=False),
+    Column("account_ids", ARRAY(Id), nullable=False),
     Column("latest_event_time", TZ, nullable=False),
 )

@@ -19,9 +19,9 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.create_table(
         "accounts",
-        sa.Column("account_id", sa.Text(), nullable=False),
+        sa.Column("account_id", sa.Text(collation="C"), nullable=False),
         sa.Column("name", sa.Text(), nullable=False),
-        sa.Column("owner_kam_id", sa.Text(), nullable=False),
+        sa.Column("owner_kam_id", sa.Text(collation="C"), nullable=False),
         sa.Column("arr", sa.Numeric(precision=20, scale=4), nullable=False),
         sa.Column("currency", sa.Text(), nullable=False),
         sa.Column("tier", sa.Text(), nullable=False),
@@ -30,7 +30,7 @@ def upgrade() -> None:
         sa.Column("industry", sa.Text(), nullable=True),
         sa.Column("growth_potential", sa.Text(), nullable=True),
         sa.Column("strategic_reference", sa.Boolean(), server_default=sa.text("false"), nullable=False),
-        sa.Column("parent_account_id", sa.Text(), nullable=True),
+        sa.Column("parent_account_id", sa.Text(collation="C"), nullable=True),
         sa.Column("last_event_time", sa.DateTime(timezone=True), nullable=False),
         sa.Column("last_event_id", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("account_id", name=op.f("pk_accounts")),
@@ -39,8 +39,8 @@ def upgrade() -> None:
     op.create_index("ix_accounts_parent_account_id", "accounts", ["parent_account_id"], unique=False)
     op.create_table(
         "contacts",
-        sa.Column("account_id", sa.Text(), nullable=False),
-        sa.Column("contact_id", sa.Text(), nullable=False),
+        sa.Column("account_id", sa.Text(collation="C"), nullable=False),
+        sa.Column("contact_id", sa.Text(collation="C"), nullable=False),
         sa.Column("role", sa.Text(), nullable=False),
         sa.Column("previous_role", sa.Text(), nullable=True),
         sa.Column("last_change", sa.Text(), nullable=False),
@@ -72,10 +72,10 @@ def upgrade() -> None:
     op.create_index("uq_dead_letters_ingress_origin", "dead_letters", ["ingress", "origin"], unique=True)
     op.create_table(
         "engagements",
-        sa.Column("account_id", sa.Text(), nullable=False),
+        sa.Column("account_id", sa.Text(collation="C"), nullable=False),
         sa.Column("event_time", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("source", sa.Text(), nullable=False),
-        sa.Column("event_id", sa.Text(), nullable=False),
+        sa.Column("source", sa.Text(collation="C"), nullable=False),
+        sa.Column("event_id", sa.Text(collation="C"), nullable=False),
         sa.Column("kind", sa.Text(), nullable=False),
         sa.Column("outcome", sa.Text(), nullable=False),
         sa.Column("nps_score", sa.SmallInteger(), nullable=True),
@@ -83,15 +83,15 @@ def upgrade() -> None:
     )
     op.create_table(
         "event_keys",
-        sa.Column("source", sa.Text(), nullable=False),
-        sa.Column("event_id", sa.Text(), nullable=False),
+        sa.Column("source", sa.Text(collation="C"), nullable=False),
+        sa.Column("event_id", sa.Text(collation="C"), nullable=False),
         sa.Column("event_time", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("source", "event_id", name=op.f("pk_event_keys")),
     )
     op.create_table(
         "invoices",
-        sa.Column("account_id", sa.Text(), nullable=False),
-        sa.Column("invoice_id", sa.Text(), nullable=False),
+        sa.Column("account_id", sa.Text(collation="C"), nullable=False),
+        sa.Column("invoice_id", sa.Text(collation="C"), nullable=False),
         sa.Column("status", sa.Text(), nullable=False),
         sa.Column("amount", sa.Numeric(precision=20, scale=4), nullable=False),
         sa.Column("currency", sa.Text(), nullable=False),
@@ -105,11 +105,11 @@ def upgrade() -> None:
     )
     op.create_table(
         "kams",
-        sa.Column("kam_id", sa.Text(), nullable=False),
+        sa.Column("kam_id", sa.Text(collation="C"), nullable=False),
         sa.Column("name", sa.Text(), nullable=False),
         sa.Column("email", sa.Text(), nullable=False),
         sa.Column("slack_user_id", sa.Text(), nullable=True),
-        sa.Column("manager_kam_id", sa.Text(), nullable=True),
+        sa.Column("manager_kam_id", sa.Text(collation="C"), nullable=True),
         sa.Column("locale", sa.Text(), nullable=False),
         sa.Column("timezone", sa.Text(), nullable=False),
         sa.Column("last_event_time", sa.DateTime(timezone=True), nullable=False),
@@ -118,10 +118,10 @@ def upgrade() -> None:
     )
     op.create_table(
         "outcomes",
-        sa.Column("account_id", sa.Text(), nullable=False),
+        sa.Column("account_id", sa.Text(collation="C"), nullable=False),
         sa.Column("event_time", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("source", sa.Text(), nullable=False),
-        sa.Column("event_id", sa.Text(), nullable=False),
+        sa.Column("source", sa.Text(collation="C"), nullable=False),
+        sa.Column("event_id", sa.Text(collation="C"), nullable=False),
         sa.Column("outcome", sa.Text(), nullable=False),
         sa.Column("arr_before", sa.Numeric(precision=20, scale=4), nullable=True),
         sa.Column("arr_after", sa.Numeric(precision=20, scale=4), nullable=True),
@@ -131,10 +131,10 @@ def upgrade() -> None:
     op.create_table(
         "raw_events",
         sa.Column("event_time", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("source", sa.Text(), nullable=False),
-        sa.Column("event_id", sa.Text(), nullable=False),
+        sa.Column("source", sa.Text(collation="C"), nullable=False),
+        sa.Column("event_id", sa.Text(collation="C"), nullable=False),
         sa.Column("type", sa.Text(), nullable=False),
-        sa.Column("subject", sa.Text(), nullable=False),
+        sa.Column("subject", sa.Text(collation="C"), nullable=False),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("payload", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
         postgresql_partition_by="RANGE (event_time)",
@@ -143,14 +143,14 @@ def upgrade() -> None:
     op.create_table(
         "rescore_queue",
         sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
-        sa.Column("account_ids", postgresql.ARRAY(sa.Text()), nullable=False),
+        sa.Column("account_ids", postgresql.ARRAY(sa.Text(collation="C")), nullable=False),
         sa.Column("latest_event_time", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_rescore_queue")),
     )
     op.create_table(
         "tickets",
-        sa.Column("account_id", sa.Text(), nullable=False),
-        sa.Column("ticket_id", sa.Text(), nullable=False),
+        sa.Column("account_id", sa.Text(collation="C"), nullable=False),
+        sa.Column("ticket_id", sa.Text(collation="C"), nullable=False),
         sa.Column("status", sa.Text(), nullable=False),
         sa.Column("priority", sa.Text(), nullable=False),
         sa.Column("category", sa.Text(), nullable=True),
@@ -168,12 +168,17 @@ def upgrade() -> None:
     )
     op.create_table(
         "usage_daily",
-        sa.Column("account_id", sa.Text(), nullable=False),
+        sa.Column("account_id", sa.Text(collation="C"), nullable=False),
         sa.Column("day", sa.Date(), nullable=False, comment="UTC day of the event time"),
-        sa.Column("metric", sa.Text(), nullable=False),
+        sa.Column("metric", sa.Text(collation="C"), nullable=False),
         sa.Column("quantity", sa.Numeric(), nullable=False),
         sa.Column("events", sa.Integer(), nullable=False),
-        sa.Column("users", postgresql.ARRAY(sa.Text()), nullable=False, comment="distinct user ids active that day"),
+        sa.Column(
+            "users",
+            postgresql.ARRAY(sa.Text(collation="C")),
+            nullable=False,
+            comment="distinct user ids active that day",
+        ),
         sa.PrimaryKeyConstraint("account_id", "day", "metric", name=op.f("pk_usage_daily")),
     )
 

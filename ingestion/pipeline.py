@@ -80,6 +80,8 @@ def month_of(moment: datetime) -> date:
 
 def parse_record(record: InboundRecord) -> Event | EventRejected:
     try:
+        if not record.payload.strip():
+            raise EventRejected("empty message")
         if b"\\u0000" in record.payload:
             # PostgreSQL text and jsonb cannot hold NUL: refuse it here rather than fail the whole batch.
             raise EventRejected("contains a NUL character (\\u0000), which cannot be stored")
@@ -127,7 +129,7 @@ WHERE NOT EXISTS (SELECT FROM inserted i WHERE i.source = b.source AND i.event_i
 _DEAD_LETTERS_SQL = """
 INSERT INTO dead_letters (received_at, ingress, origin, reason, field, raw)
 SELECT $1, $2, * FROM unnest($3::text[], $4::text[], $5::text[], $6::bytea[])
-ON CONFLICT (ingress, origin) DO NOTHING
+ON CONFLICT (ingress, origin, md5(raw)) DO NOTHING
 """
 
 _MARK_TOUCHED_SQL = "INSERT INTO rescore_queue (account_ids, latest_event_time) VALUES ($1, $2)"

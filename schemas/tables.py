@@ -77,8 +77,9 @@ dead_letters = Table(
     Column("field", Text),
     Column("raw", LargeBinary, nullable=False),
     Column("replayed_at", TZ),
-    # A redelivered Kafka record or a replayed file line is dead-lettered once.
-    Index("uq_dead_letters_ingress_origin", "ingress", "origin", unique=True),
+    # A redelivered Kafka record or a replayed file line is dead-lettered once (the digest keeps two
+    # different records apart should an origin ever repeat, as in-memory test brokers do).
+    Index("uq_dead_letters_origin", "ingress", "origin", text("md5(raw)"), unique=True),
 )
 
 accounts = Table(

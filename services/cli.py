@@ -103,6 +103,14 @@ def api(
 
 
 @app.command()
+def worker() -> None:
+    """Consume the Kafka topics (KAMWATCH_KAFKA_BOOTSTRAP_SERVERS) into the pipeline until stopped."""
+    from services.worker import run_worker
+
+    _run(run_worker)
+
+
+@app.command()
 def replay(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="NDJSON file, optionally gzip.")],
     batch_size: Annotated[int | None, typer.Option(help="Events per transaction.")] = None,
@@ -214,11 +222,16 @@ def dlq_replay(
 
 @schemas_app.command("export")
 def schemas_export(directory: Annotated[Path, typer.Argument(file_okay=False, help="Output directory.")]) -> None:
-    """Write the JSON Schema of every event type (and the AsyncAPI document) into DIRECTORY."""
+    """Write the JSON Schema of every event type and the AsyncAPI document into DIRECTORY."""
+    from services.asyncapi import asyncapi_document
+
     directory.mkdir(parents=True, exist_ok=True)
-    for event_type, schema in event_json_schemas().items():
+    schemas = event_json_schemas()
+    for event_type, schema in schemas.items():
         (directory / f"{event_type}.schema.json").write_bytes(orjson.dumps(schema, option=orjson.OPT_INDENT_2))
-    console.print(f"wrote {len(event_json_schemas())} schemas to {directory}")
+    document = asyncapi_document(Settings())
+    (directory / "asyncapi.json").write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
+    console.print(f"wrote {len(schemas)} event schemas and asyncapi.json to {directory}")
 
 
 @retention_app.command("apply")

@@ -69,7 +69,9 @@ def upgrade() -> None:
         sa.Column("replayed_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_dead_letters")),
     )
-    op.create_index("uq_dead_letters_ingress_origin", "dead_letters", ["ingress", "origin"], unique=True)
+    op.create_index(
+        "uq_dead_letters_origin", "dead_letters", ["ingress", "origin", sa.literal_column("md5(raw)")], unique=True
+    )
     op.create_table(
         "engagements",
         sa.Column("account_id", sa.Text(collation="C"), nullable=False),
@@ -194,7 +196,7 @@ def downgrade() -> None:
     op.drop_table("invoices")
     op.drop_table("event_keys")
     op.drop_table("engagements")
-    op.drop_index("uq_dead_letters_ingress_origin", table_name="dead_letters")
+    op.drop_index("uq_dead_letters_origin", table_name="dead_letters")
     op.drop_table("dead_letters")
     op.drop_table("contacts")
     op.drop_index("ix_accounts_parent_account_id", table_name="accounts")

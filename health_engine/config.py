@@ -1,0 +1,241 @@
+"""Scoring configuration: pydantic models loaded from YAML (the shipped default is ``default_scoring.yaml``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Self
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from health_engine.model import ComponentName, Level, Tier
+
+DEFAULT_CONFIG_PATH = Path(__file__).with_name("default_scoring.yaml")
+
+Points = Annotated[float, Field(ge=0, le=100)]
+
+
+class ScoringConfigError(ValueError):
+    """Invalid scoring configuration; ``field`` is the dotted path of the first offending field, if known."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Ramp(_Strict):
+    """Points for a measured value: none below ``start``, ``low`` at ``start`` rising linearly to ``high`` at
+    ``full`` and flat beyond, so more of the measured thing never gives fewer points."""
+
+    start: float
+    full: float
+    low: Points
+    high: Points
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.full <= self.start:
+            raise ValueError("full must be greater than start")
+        if self.high < self.low:
+            raise ValueError("high must be at least low")
+        return self
+
+    def points(self, value: float) -> float:
+        if value < self.start:
+            return 0.0
+        fraction = min(1.0, (value - self.start) / (self.full - self.start))
+        return self.low + (self.high - self.low) * fraction
+
+
+class Weights(_Strict):
+    usage: float = Field(ge=0)
+    support: float = Field(ge=0)
+    payment: float = Field(ge=0)
+    relationship: float = Field(ge=0)
+    engagement: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _not_all_zero(self) -> Self:
+        if self.usage + self.support + self.payment + self.relationship + self.engagement <= 0:
+            raise ValueError("at least one weight must be positive")
+        return self
+
+    def of(self, component: ComponentName) -> float:
+        return float(getattr(self, component))
+
+
+class TierConfig(_Strict):
+    weights: Weights
+    acute_factor: float = Field(gt=0, le=1)
+    """Share of the worst component's risk the account keeps whatever the other components say."""
+
+
+class Tiers(_Strict):
+    strategic: TierConfig
+    key: TierConfig
+    standard: TierConfig
+
+    def of(self, tier: Tier) -> TierConfig:
+        return {"strategic": self.strategic, "key": self.key, "standard": self.standard}[tier]
+
+
+class Levels(_Strict):
+    """Lowest risk of each level above ``low``."""
+
+    medium: float = Field(gt=0, le=100)
+    high: float = Field(gt=0, le=100)
+    critical: float = Field(gt=0, le=100)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if not self.medium < self.high < self.critical:
+            raise ValueError("cut-offs must increase: medium < high < critical")
+        return self
+
+    def of(self, risk: float) -> Level:
+        if risk >= self.critical:
+            return "critical"
+        if risk >= self.high:
+            return "high"
+        return "medium" if risk >= self.medium else "low"
+
+
+class SeverityCuts(_Strict):
+    """Driver points from which a driver is a warning, then critical (below: info)."""
+
+    warning: Points
+    critical: Points
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.critical < self.warning:
+            raise ValueError("critical must be at least warning")
+        return self
+
+
+class RenewalConfig(_Strict):
+    window_days: int = Field(gt=0)
+    max_multiplier: float = Field(ge=1, le=3)
+
+
+class UsageConfig(_Strict):
+    baseline_weeks: int = Field(ge=2, le=52)
+    min_weekly_volume: float = Field(ge=0)
+    min_baseline_users: float = Field(ge=0)
+    drop: Ramp
+    users_drop: Ramp
+    single_week_factor: float = Field(gt=0, le=1)
+    regular_min_active_days: int = Field(ge=0)
+    silent: Ramp
+    silent_irregular: Ramp
+
+
+class UrgentOpen(_Strict):
+    urgent: Ramp
+    high: Ramp
+
+
+class SupportConfig(_Strict):
+    recent_days: int = Field(gt=0)
+    baseline_days: int = Field(gt=0)
+    priority_weights: dict[str, float]
+    baseline_floor: float = Field(gt=0)
+    min_recent_tickets: int = Field(ge=1)
+    min_recent_weight: float = Field(ge=0)
+    surge: Ramp
+    urgent_open: UrgentOpen
+    lookback_days: int = Field(gt=0)
+    escalation_points: Points
+    reopening_points: Points
+    escalations_cap: Points
+    low_csat_max: int = Field(ge=1, le=5)
+    low_csat_points: Points
+    low_csat_cap: Points
+
+    @model_validator(mode="after")
+    def _all_priorities(self) -> Self:
+        missing = {"low", "normal", "high", "urgent"} - set(self.priority_weights)
+        if missing:
+            raise ValueError(f"priority_weights lacks {', '.join(sorted(missing))}")
+        return self
+
+
+class PaymentConfig(_Strict):
+    min_paid_history: int = Field(ge=1)
+    usual_delay_cap_days: int = Field(ge=0)
+    overdue: Ramp
+    failed_lookback_days: int = Field(gt=0)
+    failed_first_points: Points
+    failed_each_points: Points
+    failed_cap: Points
+    disputed_points: Points
+    written_off_points: Points
+    written_off_lookback_days: int = Field(gt=0)
+
+
+class DeparturePoints(_Strict):
+    champion: Points
+    executive_sponsor: Points
+    decision_maker: Points
+
+
+class RelationshipConfig(_Strict):
+    departure_decay_days: int = Field(gt=0)
+    departure_points: DeparturePoints
+    no_champion_points: Points
+    no_sponsor_points: Points
+    new_executive_days: int = Field(gt=0)
+    new_executive_grace_days: int = Field(ge=0)
+    new_executive_points: Points
+    single_contact_points: Points
+    no_decision_level_points: Points
+    detractor_points: Points
+    detractor_cap: Points
+
+
+class EngagementConfig(_Strict):
+    lookback_days: int = Field(gt=0)
+    business_review_weight: float = Field(gt=0)
+    min_missed: int = Field(ge=1)
+    missed_rate: Ramp
+    no_business_review: Ramp
+    nps_detractor_max: int = Field(ge=0, le=10)
+    nps_max_age_days: int = Field(gt=0)
+    nps: Ramp
+    no_reply_streak: Ramp
+
+
+class ScoringConfig(_Strict):
+    version: str = Field(min_length=1)
+    levels: Levels
+    severity: SeverityCuts
+    tiers: Tiers
+    renewal: RenewalConfig
+    usage: UsageConfig
+    support: SupportConfig
+    payment: PaymentConfig
+    relationship: RelationshipConfig
+    engagement: EngagementConfig
+
+
+def load_scoring_config(path: Path | None = None) -> ScoringConfig:
+    """Load and validate a YAML scoring config (``None``: the shipped default)."""
+    source = path if path is not None else DEFAULT_CONFIG_PATH
+    try:
+        raw = yaml.safe_load(source.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ScoringConfigError(f"{source}: cannot read scoring config: {exc.strerror or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ScoringConfigError(f"{source}: invalid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ScoringConfigError(f"{source}: the scoring config must be a mapping")
+    try:
+        return ScoringConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = [(".".join(str(part) for part in err["loc"]) or "<root>", err["msg"]) for err in exc.errors()]
+        detail = "; ".join(f"{field}: {msg}" for field, msg in problems)
+        raise ScoringConfigError(f"{source}: invalid scoring config: {detail}", field=problems[0][0]) from exc

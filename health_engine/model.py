@@ -1,0 +1,141 @@
+"""Inputs and outputs of the scoring core: plain frozen values, no behaviour, no I/O.
+
+Tickets, invoices and contacts are per-entity snapshots (the newest state folded by ingestion); their own
+timestamps let the scorer rewind them to an earlier ``as_of`` where that is possible.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Literal, TypeAlias
+
+Tier = Literal["strategic", "key", "standard"]
+TicketStatus = Literal["opened", "updated", "escalated", "reopened", "resolved", "closed"]
+TicketPriority = Literal["low", "normal", "high", "urgent"]
+InvoiceStatus = Literal["issued", "paid", "failed", "disputed", "refunded", "written_off"]
+ContactRole = Literal[
+    "executive_sponsor",
+    "champion",
+    "decision_maker",
+    "technical_evaluator",
+    "influencer",
+    "user",
+    "detractor",
+]
+EngagementKind = Literal["meeting", "business_review", "email", "event", "training", "nps_survey"]
+EngagementOutcome = Literal["attended", "declined", "no_show", "cancelled", "replied", "no_reply", "responded"]
+ComponentName = Literal["usage", "support", "payment", "relationship", "engagement"]
+Severity = Literal["info", "warning", "critical"]
+Level = Literal["low", "medium", "high", "critical"]
+EvidenceValue: TypeAlias = str | int | float | None
+
+COMPONENTS: tuple[ComponentName, ...] = ("usage", "support", "payment", "relationship", "engagement")
+
+
+@dataclass(frozen=True, slots=True)
+class AccountProfile:
+    account_id: str
+    tier: Tier
+    arr: Decimal
+    renewal_date: date | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UsageDay:
+    """Usage rolled up per UTC day."""
+
+    day: date
+    quantity: float
+    active_users: int
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    ticket_id: str
+    status: TicketStatus
+    priority: TicketPriority
+    opened_at: datetime | None
+    resolved_at: datetime | None
+    escalations: int
+    reopenings: int
+    csat: int | None
+    last_event_time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Invoice:
+    """``issued_at`` (optional) lets an invoice whose newest event is after ``as_of`` still count as issued."""
+
+    invoice_id: str
+    status: InvoiceStatus
+    amount: Decimal
+    due_date: date
+    paid_at: datetime | None
+    failed_count: int
+    last_event_time: datetime
+    issued_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    contact_id: str
+    role: ContactRole
+    active: bool
+    added_at: datetime | None
+    left_at: datetime | None
+    last_engaged_at: datetime | None
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Engagement:
+    time: datetime
+    kind: EngagementKind
+    outcome: EngagementOutcome
+    nps_score: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSignals:
+    profile: AccountProfile
+    usage: tuple[UsageDay, ...] = ()
+    tickets: tuple[Ticket, ...] = ()
+    invoices: tuple[Invoice, ...] = ()
+    contacts: tuple[Contact, ...] = ()
+    engagements: tuple[Engagement, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Driver:
+    """One reason for risk. ``points`` (0..100) is the risk this driver alone puts on its component; for
+    ``renewal.near``, the risk the renewal multiplier adds to the account."""
+
+    component: str
+    code: str
+    severity: Severity
+    points: float
+    evidence: dict[str, EvidenceValue]
+    since: datetime | None
+    message_en: str
+    message_fr: str
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentScore:
+    name: ComponentName
+    risk: float
+    weight: float
+    drivers: tuple[Driver, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class HealthScore:
+    account_id: str
+    as_of: datetime
+    risk: float
+    level: Level
+    components: tuple[ComponentScore, ...]
+    drivers: tuple[Driver, ...]
+    config_version: str

@@ -7,7 +7,7 @@ import logging
 import warnings
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -23,7 +23,7 @@ from ingestion.partitions import drop_partitions_before
 from schemas.events import event_json_schemas
 from schemas.tables import dead_letters
 from services.database import Database, driver_connection
-from services.pipeline import Pipeline
+from services.pipeline import Pipeline, utc_now
 from services.replay import replay_file
 from services.runtime import tune_gc
 from services.settings import Settings
@@ -139,6 +139,37 @@ def replay(
         )
 
     _run(main)
+
+
+@app.command()
+def demo(
+    reset: Annotated[bool, typer.Option(help="Start afresh: drop the demo data first.")] = False,
+    duration: Annotated[float | None, typer.Option(help="Stop after SECONDS of live stream (default: Ctrl-C).")] = None,
+    port: Annotated[int, typer.Option(help="API port (0 picks a free one).")] = 8000,
+) -> None:
+    """The whole system on the embedded database: a simulated portfolio, the API, a live stream."""
+    from services.demo import run_demo
+
+    _run(lambda settings: run_demo(settings, reset=reset, duration=duration, port=port, clock=utc_now))
+
+
+@app.command()
+def simulate(
+    out_dir: Annotated[Path, typer.Argument(file_okay=False, help="Where to write events.ndjson and outcomes.ndjson.")],
+    accounts: Annotated[int, typer.Option(help="Accounts in the portfolio.")] = 200,
+    kams: Annotated[int, typer.Option(help="Key Account Managers.")] = 10,
+    days: Annotated[int, typer.Option(help="Days of history.")] = 365,
+    seed: Annotated[int, typer.Option(help="Same seed, same bytes.")] = 1,
+    start: Annotated[str, typer.Option(help="First day of the history (YYYY-MM-DD).")] = "2025-01-01",
+) -> None:
+    """Write a realistic, deterministic portfolio history in the event contract, and its outcomes."""
+    from services.simulator import simulate_to_dir
+
+    summary = simulate_to_dir(out_dir, accounts, kams, days, seed, date.fromisoformat(start))
+    console.print(
+        f"{summary.events:,} events ({summary.outcomes} outcomes) for {summary.accounts} accounts and "
+        f"{summary.kams} KAMs, {summary.start} to {summary.end}, in {out_dir}"
+    )
 
 
 @dlq_app.command("list")

@@ -1,0 +1,371 @@
+"""``kamwatch demo``: a simulated portfolio history, the API, and a live stream of events on top of it.
+
+One process, one database (the embedded PostgreSQL unless ``KAMWATCH_DATABASE_URL`` is set): the first run
+simulates and replays the history (later runs reuse it), then the API is served while a few events arrive
+every half second, three accounts visibly deteriorating among them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import signal
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any, Final
+
+import orjson
+import uvicorn
+from sqlalchemy import text
+
+from ingestion.parsing import InboundRecord
+from ingestion.pipeline import BatchResult
+from services.api import build_app
+from services.database import Database
+from services.pipeline import Pipeline
+from services.replay import replay_file
+from services.settings import Settings
+from services.simulator import simulate_to_dir
+
+LIVE_SOURCE: Final = "kamwatch/demo"
+TICK_SECONDS: Final = 0.5
+_HOST: Final = "127.0.0.1"
+_BACKGROUND_EVENTS_PER_TICK: Final = 4
+_DECLINE_TICKS: Final = 20
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+async def run_demo(
+    settings: Settings,
+    *,
+    reset: bool,
+    duration: float | None,
+    port: int,
+    accounts: int = 300,
+    kams: int = 12,
+    days: int = 180,
+    seed: int = 7,
+    clock: Callable[[], datetime],
+) -> None:
+    """Simulate and replay a portfolio history (first run only), serve the API, stream live events.
+
+    CLI: ``kamwatch demo [--reset] [--duration SECONDS] [--port PORT]``. ``reset`` drops the whole schema
+    first; ``duration`` is how long to stream once the API is up (None: until SIGINT/SIGTERM); port 0 picks
+    a free port. ``clock`` gives "now" (aware): the history ends the day before, live events carry it."""
+    started = time.perf_counter()
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    handled = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):  # not the main thread
+            loop.add_signal_handler(sig, stop.set)
+            handled.append(sig)
+    db = await Database.open(settings)
+    try:
+        if reset:
+            await _drop_schema(db)
+            _say("demo: schema dropped (--reset)")
+        await db.migrate()
+        if stop.is_set():
+            return
+        if await _account_count(db):
+            _say("demo: reusing the portfolio already in the database (--reset starts afresh)")
+        else:
+            await _load_history(db, settings, stop, accounts=accounts, kams=kams, days=days, seed=seed, clock=clock)
+        if stop.is_set():
+            return
+        await _serve(db, settings, stop, port=port, duration=duration, seed=seed, clock=clock, started=started)
+    finally:
+        for sig in handled:
+            loop.remove_signal_handler(sig)
+        await db.close()
+
+
+async def _drop_schema(db: Database) -> None:
+    async with db.unit_of_work() as conn:
+        await conn.execute(text("DROP SCHEMA public CASCADE"))
+        await conn.execute(text("CREATE SCHEMA public"))
+
+
+async def _account_count(db: Database) -> int:
+    async with db.unit_of_work() as conn:
+        return int((await conn.execute(text("SELECT count(*) FROM accounts"))).scalar_one())
+
+
+async def _load_history(
+    db: Database,
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    accounts: int,
+    kams: int,
+    days: int,
+    seed: int,
+    clock: Callable[[], datetime],
+) -> None:
+    start = _today(clock) - timedelta(days=days)
+    out_dir = settings.data_dir / "demo"
+    _say(f"demo: simulating {accounts} accounts and {kams} KAMs over {days} days from {start} (seed {seed})")
+    summary = await asyncio.to_thread(simulate_to_dir, out_dir, accounts, kams, days, seed, start)
+    _say(
+        f"demo: {summary.events:,} events ({summary.outcomes} outcomes, {len(summary.deteriorating)} accounts "
+        f"deteriorating) written to {summary.events_path}"
+    )
+    if stop.is_set():
+        return
+    done = 0
+    next_report = 0.1
+
+    def progress(result: BatchResult) -> None:
+        nonlocal done, next_report
+        done += len(result.results)
+        if done >= summary.events * next_report or done == summary.events:
+            _say(f"demo: replayed {done:,}/{summary.events:,} events ({done / summary.events:.0%})")
+            while next_report <= done / summary.events:
+                next_report += 0.1
+
+    replay = asyncio.create_task(
+        replay_file(Pipeline(db), summary.events_path, batch_size=settings.ingest_batch_size, on_batch=progress)
+    )
+    interrupted = asyncio.create_task(stop.wait())
+    await asyncio.wait({replay, interrupted}, return_when=asyncio.FIRST_COMPLETED)
+    interrupted.cancel()
+    if not replay.done():
+        replay.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await replay
+        _say("demo: interrupted during the replay; run `kamwatch demo --reset` to load the whole history")
+        return
+    stats = replay.result()
+    _say(
+        f"demo: history loaded: {stats.accepted:,} accepted, {stats.duplicates:,} duplicates, {stats.rejected} rejected"
+    )
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: run_demo owns SIGINT/SIGTERM and shuts it down itself."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def _serve(
+    db: Database,
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    port: int,
+    duration: float | None,
+    seed: int,
+    clock: Callable[[], datetime],
+    started: float,
+) -> None:
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((_HOST, port))
+    except OSError as error:
+        listener.close()
+        raise OSError(error.errno, f"cannot listen on {_HOST}:{port} ({error.strerror}); try --port") from None
+    port = listener.getsockname()[1]
+    server = _Server(uvicorn.Config(build_app(settings, db), host=_HOST, port=port, log_level="warning"))
+    serving = asyncio.create_task(server.serve(sockets=[listener]))
+    live: asyncio.Task[None] | None = None
+    try:
+        await _wait_until_up(server, serving, port)
+        _say(f"time to first page: {time.perf_counter() - started:.1f} s")
+        stream = await LiveStream.prepare(db, seed=seed, clock=clock)
+        _announce(port, stream, clock)
+        live = asyncio.create_task(stream.run())
+        stopped = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait({stopped, serving, live}, timeout=duration, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        for task in done & {serving, live}:
+            task.result()  # a crash of the server or of the stream surfaces here
+            raise RuntimeError("the API server stopped unexpectedly")
+        _say(f"demo: stopping ({stream.accepted:,} live events sent)")
+    finally:
+        if live is not None:
+            live.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await live
+        server.should_exit = True
+        try:
+            await asyncio.wait_for(asyncio.shield(serving), timeout=5)
+        except TimeoutError:
+            server.force_exit = True
+            await serving
+        listener.close()
+
+
+async def _wait_until_up(server: uvicorn.Server, serving: asyncio.Task[None], port: int) -> None:
+    while True:
+        if serving.done():
+            serving.result()
+            raise RuntimeError("the API server stopped during start-up")
+        if server.started and await _healthz(port):
+            return
+        await asyncio.sleep(0.02)
+
+
+async def _healthz(port: int) -> bool:
+    """GET /healthz over a plain socket (httpx is a development dependency only)."""
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(_HOST, port), timeout=2)
+    except (OSError, TimeoutError):
+        return False
+    try:
+        writer.write(f"GET /healthz HTTP/1.1\r\nHost: {_HOST}:{port}\r\nConnection: close\r\n\r\n".encode())
+        await writer.drain()
+        status = await asyncio.wait_for(reader.readline(), timeout=2)
+        return status.split(b" ")[1:2] == [b"200"]
+    except (OSError, TimeoutError):
+        return False
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+
+
+def _announce(port: int, stream: LiveStream, clock: Callable[[], datetime]) -> None:
+    base = f"http://{_HOST}:{port}"
+    example = {
+        "specversion": "1.0",
+        "id": f"curl-{uuid.uuid4().hex[:8]}",
+        "source": "my-crm",
+        "type": "kamwatch.usage.v1",
+        "subject": stream.pool[0] if stream.pool else "acc-0001",
+        "time": clock().isoformat(timespec="seconds"),
+        "data": {"metric": "activity", "quantity": 3, "user_id": "u001"},
+    }
+    body = orjson.dumps(example).decode()
+    _say(f"\nkamwatch demo is up\n  API docs:  {base}/docs\n  liveness:  {base}/healthz")
+    _say(f"  post an event:\n    curl -sS -X POST {base}/v1/events -H 'content-type: application/json' -d '{body}'")
+    _say(
+        f"\nlive: a few events every {TICK_SECONDS} s; {', '.join(stream.victims) or 'nobody'} now deteriorating. "
+        "Ctrl-C stops.\n"
+    )
+
+
+def _today(clock: Callable[[], datetime]) -> date:
+    now = clock()
+    if now.tzinfo is None:
+        raise ValueError("the demo clock must return aware datetimes")
+    return now.date()
+
+
+@dataclass
+class LiveStream:
+    """Background usage across the portfolio, and three accounts going downhill for everyone to see."""
+
+    pipeline: Pipeline
+    clock: Callable[[], datetime]
+    rng: random.Random
+    pool: list[str]
+    victims: list[str]
+    champions: dict[str, str]
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    sent: int = 0
+    accepted: int = 0
+    tick: int = 0
+
+    @classmethod
+    async def prepare(cls, db: Database, *, seed: int, clock: Callable[[], datetime]) -> LiveStream:
+        async with db.unit_of_work() as conn:
+            pool = list(
+                (
+                    await conn.execute(
+                        text(
+                            "SELECT account_id FROM accounts a WHERE NOT EXISTS (SELECT FROM outcomes o "
+                            "WHERE o.account_id = a.account_id AND o.outcome = 'churned') ORDER BY 1"
+                        )
+                    )
+                ).scalars()
+            )
+            rows = await conn.execute(
+                text("SELECT account_id, min(contact_id) FROM contacts WHERE role = 'champion' AND active GROUP BY 1")
+            )
+            champions = {str(account): str(contact) for account, contact in rows}
+        rng = random.Random(seed)
+        with_champion = [account for account in pool if account in champions]
+        victims = rng.sample(with_champion if len(with_champion) >= 3 else pool, min(3, len(pool)))
+        return cls(Pipeline(db, clock=clock), clock, rng, pool, victims, champions)
+
+    def event(self, type_: str, subject: str, data: dict[str, Any]) -> bytes:
+        self.sent += 1
+        document = {
+            "specversion": "1.0",
+            "id": f"live-{self.run_id}-{self.sent}",
+            "source": LIVE_SOURCE,
+            "type": f"kamwatch.{type_}.v1",
+            "subject": subject,
+            "time": _aware(self.clock()).isoformat(),
+            "data": data,
+        }
+        return orjson.dumps(document)
+
+    def batch(self) -> list[bytes]:
+        """This tick's events: background usage, the victims' fading usage, and the next step of the story."""
+        rng, tick = self.rng, self.tick
+        lines = []
+        for _ in range(_BACKGROUND_EVENTS_PER_TICK if self.pool else 0):
+            usage = {"metric": "activity", "quantity": rng.randint(1, 15), "user_id": f"u{rng.randint(1, 12):03d}"}
+            lines.append(self.event("usage", rng.choice(self.pool), usage))
+        if tick < _DECLINE_TICKS:
+            for victim in self.victims:
+                quantity = max(1, round(12 * 0.85**tick))
+                lines.append(
+                    self.event("usage", victim, {"metric": "activity", "quantity": quantity, "user_id": "u001"})
+                )
+        for subject, type_, data, story in self.story():
+            _say(f"live: {subject}: {story}")
+            lines.append(self.event(type_, subject, data))
+        return lines
+
+    def story(self) -> list[tuple[str, str, dict[str, Any], str]]:
+        """The scripted step for this tick, if any: (account, event type, data, what to tell the viewer)."""
+        ticket = {"ticket_id": f"live-{self.run_id}-T1", "priority": "urgent", "category": "outage"}
+        steps: dict[int, tuple[int, str, dict[str, Any], str]] = {
+            2: (0, "support_ticket", ticket | {"status": "opened"}, "urgent ticket opened"),
+            4: (1, "contact_change", {"change": "left_company", "role": "champion"}, "champion left the company"),
+            6: (2, "engagement", {"kind": "nps_survey", "outcome": "responded", "nps_score": 2}, "NPS 2 (detractor)"),
+            8: (0, "support_ticket", ticket | {"status": "escalated"}, "urgent ticket escalated"),
+            10: (2, "engagement", {"kind": "business_review", "outcome": "declined"}, "business review declined"),
+        }
+        step = steps.get(self.tick)
+        if step is None or step[0] >= len(self.victims):
+            return []
+        index, type_, data, story = step
+        subject = self.victims[index]
+        if type_ == "contact_change":
+            data = data | {"contact_id": self.champions.get(subject, f"{subject}-champion")}
+        return [(subject, type_, data, story)]
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_tick = loop.time()
+        while True:
+            lines = self.batch()
+            if lines:
+                result = await self.pipeline.ingest([InboundRecord(line) for line in lines], ingress="http")
+                self.accepted += result.count("accepted")
+            self.tick += 1
+            if self.tick % 20 == 0:
+                _say(f"live: {self.accepted:,} events so far")
+            next_tick += TICK_SECONDS
+            await asyncio.sleep(max(0.0, next_tick - loop.time()))
+
+
+def _aware(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError("the demo clock must return aware datetimes")
+    return moment

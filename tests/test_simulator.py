@@ -1,0 +1,208 @@
+"""The portfolio simulator: deterministic, contract-valid, time-ordered, with churners and healthy noise."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+
+from ingestion.parsing import parse_event
+from schemas.events import (
+    EVENT_MODELS,
+    AccountEvent,
+    ContactChangeEvent,
+    Event,
+    KamEvent,
+    OutcomeEvent,
+    PaymentEvent,
+    SupportTicketEvent,
+    UsageEvent,
+)
+from services.simulator import SOURCE, Portfolio, plan_portfolio, simulate, simulate_to_dir
+
+START = date(2026, 1, 5)  # a Monday; 120 days end in early May, away from the August and December lulls
+SIZE = {"accounts": 60, "kams": 6, "days": 120, "seed": 11, "start": START}
+
+
+@dataclass(frozen=True)
+class History:
+    portfolio: Portfolio
+    lines: list[bytes]
+    events: list[Event]
+
+    def of(self, account_id: str) -> list[Event]:
+        return [e for e in self.events if e.subject == account_id]
+
+
+@pytest.fixture(scope="module")
+def history() -> History:
+    lines = list(simulate(**SIZE))  # type: ignore[arg-type]
+    portfolio = plan_portfolio(**SIZE)  # type: ignore[arg-type]
+    return History(portfolio, lines, [parse_event(line) for line in lines])
+
+
+def test_same_seed_gives_the_same_bytes_and_another_seed_does_not() -> None:
+    first = list(simulate(25, 3, 45, 3, START))
+    again = list(simulate(25, 3, 45, 3, START))
+    other = list(simulate(25, 3, 45, 4, START))
+
+    assert first == again
+    assert first != other
+    assert orjson.loads(first[0])["id"] == orjson.loads(again[0])["id"]
+    assert orjson.loads(first[0])["id"].startswith("sim-3-")
+    later = list(simulate(25, 3, 45, 3, START + timedelta(days=1)))
+    assert {orjson.loads(line)["id"] for line in first}.isdisjoint(orjson.loads(line)["id"] for line in later)
+
+
+def test_every_line_is_a_valid_event_in_time_order_with_unique_ids(history: History) -> None:
+    events = history.events
+    times = [e.time for e in events]
+
+    assert len(events) == len(history.lines) > 10_000
+    assert all(a <= b for a, b in itertools.pairwise(times))
+    assert len({e.id for e in events}) == len(events)
+    assert {e.source for e in events} == {SOURCE}
+    assert {e.type for e in events} == set(EVENT_MODELS)
+    assert min(times) >= datetime(2026, 1, 5, tzinfo=UTC)
+    assert max(times) < datetime(2026, 1, 5, tzinfo=UTC) + timedelta(days=120)
+    assert {e.time.utcoffset() for e in events} >= {timedelta(0), timedelta(hours=1)}
+
+
+def test_kams_come_first_then_accounts_then_contacts(history: History) -> None:
+    kinds = [type(e) for e in history.events[: 6 + 60]]
+    kams = [e for e in history.events if isinstance(e, KamEvent)]
+
+    assert kinds == [KamEvent] * 6 + [AccountEvent] * 60
+    assert isinstance(history.events[66], ContactChangeEvent)
+    assert any(k.data.manager_kam_id is None for k in kams)
+    assert any(k.data.manager_kam_id is not None for k in kams)
+    assert {k.data.locale for k in kams} == {"en", "fr"}
+    assert any(k.data.slack_user_id for k in kams)
+
+
+def test_portfolio_shape(history: History) -> None:
+    accounts = history.portfolio.accounts
+    tiers = Counter(a.tier for a in accounts)
+    contacts = [len(a.contacts) for a in accounts]
+    roles = [{c.role for c in a.contacts} for a in accounts]
+
+    assert tiers["strategic"] == 6
+    assert tiers["key"] == 18
+    assert min(contacts) >= 3
+    assert max(contacts) <= 8
+    assert sum("champion" in r for r in roles) > len(accounts) * 0.7
+    assert sum("executive_sponsor" in r for r in roles) > len(accounts) * 0.7
+    parents = {a.parent_account_id for a in accounts} - {None}
+    assert parents
+    assert parents <= {a.account_id for a in accounts}
+    renewals = [a.renewal_date for a in accounts]
+    assert min(renewals) < history.portfolio.end < max(renewals)
+
+
+def test_deteriorating_accounts_end_churned_or_downgraded_at_or_after_renewal(history: History) -> None:
+    portfolio = history.portfolio
+    deteriorating = [a for a in portfolio.accounts if a.deteriorating]
+    finished = [a for a in deteriorating if a.outcome_date is not None]
+
+    assert 0.15 * 60 <= len(deteriorating) <= 0.2 * 60
+    assert len(finished) >= len(deteriorating) // 2
+    for account in finished:
+        events = history.of(account.account_id)
+        outcomes = [e for e in events if isinstance(e, OutcomeEvent)]
+        assert [o.data.outcome for o in outcomes] in (["churned"], ["downgraded"]), account.account_id
+        assert outcomes[0].time.date() >= account.renewal_date
+        if outcomes[0].data.outcome == "churned":
+            assert events[-1] is outcomes[0]  # nothing after a churn
+    signals = Counter(signal for a in deteriorating for signal in a.signals)
+    assert len(signals) >= 6  # varied mixes, not one recipe
+    assert any(len(a.signals) < 4 for a in deteriorating)  # not every churner shows every signal
+
+
+def weekly_usage(events: list[Event], first: date, last: date) -> float:
+    total = sum(int(e.data.quantity) for e in events if isinstance(e, UsageEvent) and first <= e.time.date() < last)
+    return total / max(1, (last - first).days)
+
+
+def test_deteriorating_accounts_show_their_signals_in_the_events(history: History) -> None:
+    portfolio = history.portfolio
+    ratios: dict[bool, list[float]] = defaultdict(list)
+    for account in portfolio.accounts:
+        events = history.of(account.account_id)
+        end = account.outcome_date or portfolio.end
+        early = weekly_usage(events, START, START + timedelta(days=21))
+        late = weekly_usage(events, end - timedelta(days=14), end)
+        if account.deteriorating and "usage" in account.signals:
+            ratios[True].append(late / early)
+        elif not account.deteriorating:
+            ratios[False].append(late / early)
+        if "champion_left" in account.signals:
+            assert any(
+                isinstance(e, ContactChangeEvent) and e.data.change == "left_company" and e.data.role == "champion"
+                for e in events
+            ), account.account_id
+
+    declining = sorted(ratios[True])
+    steady = sorted(ratios[False])
+    assert declining[len(declining) // 2] < 0.75
+    assert steady[len(steady) // 2] > 0.85
+
+
+def test_healthy_accounts_carry_noise(history: History) -> None:
+    portfolio = history.portfolio
+    healthy = {a.account_id for a in portfolio.accounts if not a.deteriorating}
+    urgent_in_a_day: set[str] = set()
+    opened: dict[tuple[str, str], datetime] = {}
+    late: set[str] = set()
+    for event in history.events:
+        if isinstance(event, SupportTicketEvent) and event.data.priority == "urgent":
+            key = (event.subject, event.data.ticket_id)
+            if event.data.status == "opened":
+                opened[key] = event.time
+            elif event.data.status == "resolved" and event.time - opened[key] < timedelta(days=1):
+                urgent_in_a_day.add(event.subject)
+        if isinstance(event, PaymentEvent) and event.data.status == "paid":
+            assert event.data.paid_at is not None
+            if event.data.paid_at.date() > event.data.due_date:
+                late.add(event.subject)
+
+    assert urgent_in_a_day & healthy
+    assert late & healthy
+    renewals = Counter(a.outcome for a in portfolio.accounts if not a.deteriorating and a.outcome)
+    assert renewals["renewed"] + renewals["expanded"] > 0.8 * sum(renewals.values())
+
+
+def test_simulate_to_dir_writes_the_stream_and_the_outcomes(tmp_path: Path) -> None:
+    summary = simulate_to_dir(tmp_path / "out", accounts=30, kams=3, days=60, seed=5, start=START)
+    lines = (tmp_path / "out" / "events.ndjson").read_bytes().splitlines()
+    outcome_lines = (tmp_path / "out" / "outcomes.ndjson").read_bytes().splitlines()
+
+    assert lines == list(simulate(30, 3, 60, 5, START))
+    assert outcome_lines == [line for line in lines if b'"type":"kamwatch.outcome.v1"' in line]
+    assert all(isinstance(parse_event(line), OutcomeEvent) for line in outcome_lines)
+    assert summary.events == len(lines)
+    assert summary.outcomes == len(outcome_lines) > 0
+    assert sum(summary.by_type.values()) == len(lines)
+    assert summary.by_type["kamwatch.kam.v1"] == 3
+    assert summary.deteriorating == plan_portfolio(30, 3, 60, 5, START).deteriorating
+    assert (summary.start, summary.end) == (START, START + timedelta(days=60))
+
+
+def test_two_hundred_accounts_over_six_months_generate_in_seconds() -> None:
+    started = time.perf_counter()
+    count = sum(1 for _ in simulate(200, 10, 180, 1, date(2025, 7, 1)))
+    elapsed = time.perf_counter() - started
+
+    assert count > 100_000
+    assert elapsed < 8
+
+
+@pytest.mark.parametrize(("accounts", "kams", "days"), [(0, 1, 10), (5, 0, 10), (5, 1, 0)])
+def test_rejects_an_empty_portfolio(accounts: int, kams: int, days: int) -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        plan_portfolio(accounts, kams, days, 1, START)

@@ -6,10 +6,13 @@ caller decides what else shares the unit of work and when offsets may be committ
 
 from __future__ import annotations
 
+import json
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any, Literal, NamedTuple
 
 import asyncpg
@@ -51,17 +54,9 @@ class ParsedBatch:
     in_batch_duplicates: list[tuple[int, Event]]
 
     def months(self) -> set[date]:
-        """First day of each month (UTC) from the batch's earliest to its latest event: the raw-event
-        partitions it needs (a month in between costs nothing and will be needed anyway)."""
-        if not self.events:
-            return set()
-        times = [event.time for _, event in self.events]
-        month, last = month_of(min(times)), month_of(max(times))
-        months = {month}
-        while month < last:
-            month = date(month.year + month.month // 12, month.month % 12 + 1, 1)
-            months.add(month)
-        return months
+        """First day of each month (UTC) of the batch's events: the raw-event partitions it needs. Only
+        those: one event with a wild time (1970, 2099) must not create every month in between."""
+        return {month_of(event.time) for _, event in self.events}
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,12 +77,54 @@ def parse_record(record: InboundRecord) -> Event | EventRejected:
     try:
         if not record.payload.strip():
             raise EventRejected("empty message")
-        if b"\\u0000" in record.payload:
-            # PostgreSQL text and jsonb cannot hold NUL: refuse it here rather than fail the whole batch.
-            raise EventRejected("contains a NUL character (\\u0000), which cannot be stored")
+        _refuse_unstorable(record.payload)
         return parse_event(record.payload)
     except EventRejected as rejection:
         return rejection
+
+
+# PostgreSQL text and jsonb cannot hold NUL, and numeric (so a jsonb number) holds at most 131072 digits
+# before the point and 16383 after: such a record is refused here rather than fail the whole batch.
+# The pattern is a cheap superset of the candidates (an escaped NUL, a number with a long exponent, a long
+# run of digits); only a match costs a decoding of the document to check it.
+_MAYBE_UNSTORABLE = re.compile(rb"\\u0000|[:,\[]\s*-?[0-9]+(?:\.[0-9]+)?[eE][+-]?[0-9]{4,}|(?<![0-9])[0-9]{4000}")
+_NUL_REASON = "contains a NUL character (\\u0000), which cannot be stored"
+
+
+def _refuse_unstorable(payload: bytes) -> None:
+    if _MAYBE_UNSTORABLE.search(payload) is None:
+        return
+    try:
+        document = json.loads(payload, parse_float=Decimal, parse_int=Decimal)
+    except (ValueError, RecursionError):
+        return  # not JSON: the parser says why
+    pending: list[tuple[str, object]] = [("", document)]
+    while pending:
+        path, value = pending.pop()
+        if isinstance(value, str) and "\0" in value:
+            raise EventRejected(_NUL_REASON, _field(path))
+        if isinstance(value, Decimal) and not _fits_numeric(value):
+            raise EventRejected("a number too large or too precise to be stored", _field(path))
+        if isinstance(value, dict):
+            children = [(f"{path}.{key}" if path else key, item) for key, item in value.items()]
+            for child, _ in children:
+                if "\0" in child:
+                    raise EventRejected(_NUL_REASON, _field(child))
+        elif isinstance(value, list):
+            children = [(f"{path}.{index}" if path else str(index), item) for index, item in enumerate(value)]
+        else:
+            continue
+        pending.extend(reversed(children))
+
+
+def _fits_numeric(number: Decimal) -> bool:
+    exponent = number.as_tuple().exponent
+    return isinstance(exponent, int) and -exponent <= 16_383 and (not number or number.adjusted() <= 131_071)
+
+
+def _field(path: str) -> str | None:
+    """A dotted path, printable and storable."""
+    return path.replace("\0", "\\u0000") or None
 
 
 def assemble_batch(records: Sequence[InboundRecord], parsed: Sequence[Event | EventRejected]) -> ParsedBatch:

@@ -2,8 +2,9 @@
 
 Entities (tickets, invoices, contacts, account and KAM profiles) are merged so that the stored row is the
 same whatever the arrival order: attributes in ``latest`` take the value of the newest event (ordered by
-event time, then event id), ``sticky`` ones the newest non-null value, ``earliest``/``newest`` keep the
-min/max time seen, ``counters`` add up (each event is counted once: duplicates never reach this module).
+event time, then event id), ``sticky`` ones the newest non-null value (the greatest of those at the
+newest time), ``earliest``/``newest`` keep the min/max time seen, ``counters`` add up (each event is
+counted once: duplicates never reach this module).
 """
 
 from __future__ import annotations
@@ -69,10 +70,16 @@ class EntityProjection:
 
     def _build_sql(self) -> str:
         t = self.table
-        newer = f"(excluded.last_event_time, excluded.last_event_id) > ({t}.last_event_time, {t}.last_event_id)"
+        # Ids compare byte-wise ("C") as in ``fold``, whatever the database's default collation.
+        newer = (
+            f'(excluded.last_event_time, excluded.last_event_id COLLATE "C") '
+            f'> ({t}.last_event_time, {t}.last_event_id COLLATE "C")'
+        )
         sets = [f"{c} = CASE WHEN {newer} THEN excluded.{c} ELSE {t}.{c} END" for c in self.latest]
         for c in self.sticky:
-            take = f"excluded.{c}_at IS NOT NULL AND ({t}.{c}_at IS NULL OR excluded.{c}_at > {t}.{c}_at)"
+            collate = ' COLLATE "C"' if self._type_of(c) == "text" else ""
+            newest = f"(excluded.{c}_at, excluded.{c}{collate}) > ({t}.{c}_at, {t}.{c}{collate})"
+            take = f"excluded.{c}_at IS NOT NULL AND ({t}.{c}_at IS NULL OR {newest})"
             sets.append(f"{c} = CASE WHEN {take} THEN excluded.{c} ELSE {t}.{c} END")
             sets.append(f"{c}_at = greatest({t}.{c}_at, excluded.{c}_at)")
         sets += [f"{c} = least({t}.{c}, excluded.{c})" for c in self.earliest]
@@ -106,7 +113,8 @@ class EntityProjection:
                 row.update({c: values[c] for c in self.latest})
             for c in self.sticky:
                 at = row.get(f"{c}_at")
-                if values[c] is not None and (at is None or event.time > at):
+                # at equal times the greater value, so that arrival order never matters
+                if values[c] is not None and (at is None or (event.time, values[c]) > (at, row[c])):
                     row[c], row[f"{c}_at"] = values[c], event.time
             for c in self.earliest:
                 if values[c] is not None and (row.get(c) is None or values[c] < row[c]):

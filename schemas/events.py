@@ -6,15 +6,29 @@ export and the AsyncAPI document are all derived from them.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Final, Literal, TypeAlias
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
 
 NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=512)]
 CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 Money = Annotated[Decimal, Field(max_digits=20, decimal_places=4)]
+
+
+def _storable_time(moment: datetime) -> datetime:
+    """Events are stored by UTC day and month: that UTC time, and its month's end, must exist."""
+    try:
+        in_range = moment.astimezone(UTC).year <= 9998
+    except OverflowError:  # before 0001-01-01 or after 9999-12-31 once in UTC
+        in_range = False
+    if not in_range:
+        raise ValueError("time must be between 0001-01-01 and 9998-12-31 (UTC)")
+    return moment
+
+
+EventTime = Annotated[AwareDatetime, AfterValidator(_storable_time)]
 
 TicketStatus = Literal["opened", "updated", "escalated", "reopened", "resolved", "closed"]
 TicketPriority = Literal["low", "normal", "high", "urgent"]
@@ -120,7 +134,7 @@ class _Envelope(BaseModel):
     id: NonEmpty
     source: NonEmpty
     subject: NonEmpty = Field(description="The account id (for kamwatch.kam.v1, the KAM id).")
-    time: AwareDatetime = Field(description="When it happened, RFC 3339 with offset.")
+    time: EventTime = Field(description="When it happened, RFC 3339 with offset.")
     datacontenttype: Literal["application/json"] | None = None
 
 

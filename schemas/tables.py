@@ -225,3 +225,145 @@ rescore_queue = Table(
     Column("account_ids", ARRAY(Id), nullable=False),
     Column("latest_event_time", TZ, nullable=False),
 )
+
+# Current health of each account: the newest score (by as_of), its components and drivers.
+account_health = Table(
+    "account_health",
+    metadata,
+    Column("account_id", Id, primary_key=True),
+    Column("as_of", TZ, nullable=False),
+    Column("risk", Numeric(4, 1), nullable=False),
+    Column("level", Text, nullable=False),
+    Column("level_since", TZ, nullable=False, comment="as_of at which the account entered its current level"),
+    Column("components", JSONB, nullable=False),
+    Column("drivers", JSONB, nullable=False),
+    Column("config_version", Text, nullable=False),
+    Index("ix_account_health_level", "level"),
+)
+
+# A row per account per change of score or level, and at least one per UTC day the account was scored.
+account_health_history = Table(
+    "account_health_history",
+    metadata,
+    Column("account_id", Id, nullable=False),
+    Column("as_of", TZ, nullable=False),
+    Column("risk", Numeric(4, 1), nullable=False),
+    Column("level", Text, nullable=False),
+    Column("components", JSONB, nullable=False, comment="component name -> risk"),
+    Column("driver_codes", ARRAY(Text), nullable=False),
+    Column("config_version", Text, nullable=False),
+    Column("trigger", Text, nullable=False, comment="event or sweep"),
+    PrimaryKeyConstraint("account_id", "as_of"),
+)
+
+# Manual level pins by a KAM or manager: every override is kept for audit; the active one is the newest
+# whose window contains the as-of time and that was not revoked.
+health_overrides = Table(
+    "health_overrides",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("account_id", Id, nullable=False),
+    Column("level", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("created_by", Text, nullable=False),
+    Column("created_at", TZ, nullable=False),
+    Column("expires_at", TZ, nullable=False),
+    Column("revoked_at", TZ),
+    Column("revoked_by", Text),
+    Index("ix_health_overrides_account_id", "account_id", "created_at"),
+)
+
+# One row per (sweep time, shard) done: a shard of a scheduled sweep is taken by exactly one worker.
+sweep_runs = Table(
+    "sweep_runs",
+    metadata,
+    Column("as_of", TZ, nullable=False),
+    Column("shard", SmallInteger, nullable=False),
+    Column("accounts", Integer, nullable=False),
+    Column("worker", Text, nullable=False),
+    PrimaryKeyConstraint("as_of", "shard"),
+)
+
+# Alerts: one open (not resolved) alert per dedup key; every state change is kept in alert_transitions.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("dedup_key", Id, nullable=False),
+    Column("account_id", Id, nullable=False),
+    Column("rule", Text, nullable=False),
+    Column("subject", Text),
+    Column("severity", Text, nullable=False),
+    Column("state", Text, nullable=False, comment="firing, acknowledged or resolved"),
+    Column("fired_at", TZ, nullable=False, comment="event time at which the condition became true"),
+    Column("updated_at", TZ, nullable=False),
+    Column("resolved_at", TZ),
+    Column("acknowledged_at", TZ),
+    Column("snoozed_until", TZ),
+    Column("escalated_at", TZ),
+    Column("last_notified_at", TZ),
+    Column("delivery", Text, comment="immediate, digest or folded"),
+    Column("folded_into", BigInteger),
+    Column("title_en", Text, nullable=False),
+    Column("title_fr", Text, nullable=False),
+    Column("drivers", JSONB, nullable=False),
+    Index("uq_alerts_open_dedup_key", "dedup_key", unique=True, postgresql_where=text("state <> 'resolved'")),
+    Index("ix_alerts_account_id", "account_id", "fired_at"),
+)
+
+alert_transitions = Table(
+    "alert_transitions",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("alert_id", BigInteger, nullable=False),
+    Column("at", TZ, nullable=False),
+    Column("from_state", Text),
+    Column("to_state", Text, nullable=False),
+    Column("actor", Text, nullable=False, comment="a KAM id, an API key name, or kamwatch"),
+    Column("via", Text, nullable=False, comment="engine, api, slack, cli"),
+    Column("note", Text),
+    Index("ix_alert_transitions_alert_id", "alert_id", "at"),
+)
+
+alert_feedback = Table(
+    "alert_feedback",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("alert_id", BigInteger, nullable=False),
+    Column("at", TZ, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("verdict", Text, nullable=False, comment="useful or false_alarm"),
+    Column("comment", Text),
+    Index("ix_alert_feedback_alert_id", "alert_id"),
+)
+
+# Transactional outbox: written in the alert change's transaction, claimed by alerters (SKIP LOCKED).
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("kind", Text, nullable=False, comment="immediate, digest, escalation, reminder, resolved"),
+    Column("channel", Text, nullable=False, comment="slack, email, team_channel"),
+    Column("recipient", Text, nullable=False),
+    Column("kam_id", Id),
+    Column("alert_ids", ARRAY(BigInteger), nullable=False),
+    Column("payload", JSONB, nullable=False),
+    Column("status", Text, nullable=False, comment="pending, sent or failed"),
+    Column("created_at", TZ, nullable=False),
+    Column("send_after", TZ, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("last_error", Text),
+    Column("sent_at", TZ),
+    Index("ix_notifications_pending", "send_after", postgresql_where=text("status = 'pending'")),
+)
+
+notification_attempts = Table(
+    "notification_attempts",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("notification_id", BigInteger, nullable=False),
+    Column("at", TZ, nullable=False),
+    Column("ok", Boolean, nullable=False),
+    Column("error", Text),
+    Index("ix_notification_attempts_notification_id", "notification_id"),
+)

@@ -13,18 +13,23 @@ from typing import Annotated, Any, TypeVar
 
 import orjson
 import typer
+import yaml
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy import select, update
 
+from health_engine.config import ScoringConfigError, load_scoring_config
+from health_engine.repository import driver_json
 from ingestion.parsing import InboundRecord
 from ingestion.partitions import drop_partitions_before
+from ingestion.pipeline import BatchResult
 from schemas.events import event_json_schemas
-from schemas.tables import dead_letters
+from schemas.tables import account_health, dead_letters
 from services.database import Database, driver_connection
+from services.engine import HealthEngine
 from services.pipeline import Pipeline, utc_now
-from services.replay import replay_file
+from services.replay import replay_as_lived, replay_file
 from services.runtime import tune_gc
 from services.settings import Settings
 
@@ -37,6 +42,8 @@ retention_app = typer.Typer(help="Raw-event retention.")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(retention_app, name="retention")
+config_app = typer.Typer(help="The health scoring configuration.")
+app.add_typer(config_app, name="config")
 
 console = Console()
 T = TypeVar("T")
@@ -114,11 +121,20 @@ def worker() -> None:
 def replay(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="NDJSON file, optionally gzip.")],
     batch_size: Annotated[int | None, typer.Option(help="Events per transaction.")] = None,
+    as_of_clock: Annotated[
+        bool,
+        typer.Option(
+            "--as-of-clock",
+            help="Score on the events' own time: sweep at each midnight, as if the history were lived.",
+        ),
+    ] = False,
 ) -> None:
-    """Feed a file of events through the ingestion pipeline, in order, in batches."""
+    """Feed a file of events through the ingestion pipeline, in order, in batches, then rescore."""
 
     async def main(settings: Settings) -> None:
         async with opened(settings) as db:
+            engine = HealthEngine.from_settings(db, settings)
+            size = batch_size or settings.ingest_batch_size
             with Progress(
                 TextColumn("[bold]replay"),
                 BarColumn(),
@@ -127,12 +143,15 @@ def replay(
                 console=console,
             ) as progress:
                 task = progress.add_task("replay", total=None)
-                stats = await replay_file(
-                    Pipeline(db),
-                    file,
-                    batch_size=batch_size or settings.ingest_batch_size,
-                    on_batch=lambda result: progress.advance(task, len(result.results)),
-                )
+
+                def advance(result: BatchResult) -> None:
+                    progress.advance(task, len(result.results))
+
+                if as_of_clock:
+                    stats = await replay_as_lived(Pipeline(db), engine, file, batch_size=size, on_batch=advance)
+                else:
+                    stats = await replay_file(Pipeline(db), file, batch_size=size, on_batch=advance)
+                    await engine.rescore_pending(utc_now())
         console.print(
             f"{stats.lines:,} events: {stats.accepted:,} accepted, {stats.duplicates:,} duplicates, "
             f"{stats.rejected:,} rejected (see `kamwatch dlq list`)"
@@ -170,6 +189,155 @@ def simulate(
         f"{summary.events:,} events ({summary.outcomes} outcomes) for {summary.accounts} accounts and "
         f"{summary.kams} KAMs, {summary.start} to {summary.end}, in {out_dir}"
     )
+
+
+def _parse_time(value: str | None) -> datetime:
+    """An aware time from the command line (a date means its UTC midnight); default now."""
+    if value is None:
+        return utc_now()
+    moment = datetime.fromisoformat(value)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@app.command()
+def score(
+    account_id: Annotated[str, typer.Argument(help="Account id.")],
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Rescore at this time (ISO 8601) instead of showing the stored one.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
+) -> None:
+    """Print an account's score, components and drivers (stored, or computed at --as-of without saving)."""
+
+    async def main(settings: Settings) -> dict[str, Any] | None:
+        async with opened(settings) as db:
+            if as_of is None:
+                async with db.unit_of_work() as conn:
+                    row = (
+                        await conn.execute(select(account_health).where(account_health.c.account_id == account_id))
+                    ).first()
+                if row is None:
+                    return None
+                return {
+                    "account_id": row.account_id,
+                    "as_of": row.as_of.isoformat(),
+                    "risk": float(row.risk),
+                    "level": row.level,
+                    "components": row.components,
+                    "drivers": row.drivers,
+                    "config_version": row.config_version,
+                }
+            engine = HealthEngine.from_settings(db, settings)
+            scores = await engine.compute([account_id], _parse_time(as_of))
+            if not scores:
+                return None
+            result = scores[0]
+            return {
+                "account_id": result.account_id,
+                "as_of": result.as_of.isoformat(),
+                "risk": result.risk,
+                "level": result.level,
+                "components": [{"name": c.name, "risk": c.risk, "weight": c.weight} for c in result.components],
+                "drivers": driver_json(result),
+                "config_version": result.config_version,
+            }
+
+    found = _run(main)
+    if found is None:
+        console.print(f"no score for {account_id} (unknown account, or no account.v1 profile yet)")
+        raise typer.Exit(1)
+    if as_json:
+        typer.echo(orjson.dumps(found, option=orjson.OPT_INDENT_2).decode())
+        return
+    console.print(
+        f"[bold]{found['account_id']}[/]  risk {found['risk']:.1f}  level {found['level']}  as of {found['as_of']}"
+    )
+    components = Table("component", "risk", "weight")
+    for c in found["components"]:
+        components.add_row(c["name"], f"{c['risk']:.1f}", f"{c['weight']:.2f}")
+    console.print(components)
+    drivers = Table("code", "severity", "points", "since", "message")
+    for d in found["drivers"]:
+        drivers.add_row(d["code"], d["severity"], f"{d['points']:.1f}", d["since"] or "", d["message_en"])
+    console.print(drivers)
+
+
+@config_app.command("show")
+def config_show(
+    path: Annotated[
+        Path | None, typer.Argument(help="A scoring YAML (default KAMWATCH_SCORING_CONFIG or built-in).")
+    ] = None,
+) -> None:
+    """Print the effective scoring configuration (validated)."""
+    try:
+        config = load_scoring_config(path or Settings().scoring_config)
+    except ScoringConfigError as error:
+        console.print(f"[red]{error}[/]")
+        raise typer.Exit(2) from None
+    typer.echo(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, allow_unicode=True))
+
+
+@config_app.command("validate")
+def config_validate(
+    path: Annotated[
+        Path | None, typer.Argument(help="A scoring YAML (default KAMWATCH_SCORING_CONFIG or built-in).")
+    ] = None,
+) -> None:
+    """Check a scoring configuration; exit 2 with the offending field when it is invalid."""
+    try:
+        config = load_scoring_config(path or Settings().scoring_config)
+    except ScoringConfigError as error:
+        console.print(f"[red]{error}[/]")
+        raise typer.Exit(2) from None
+    console.print(f"valid scoring config, version {config.version}")
+
+
+@app.command()
+def backtest(
+    events: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="History (NDJSON, optionally gzip).")],
+    outcomes: Annotated[
+        Path | None, typer.Option(exists=True, dir_okay=False, help="Outcome events (default: those in EVENTS).")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="Scoring YAML (default KAMWATCH_SCORING_CONFIG or built-in).")
+    ] = None,
+    compare: Annotated[Path | None, typer.Option(help="A candidate scoring YAML run in shadow beside it.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
+) -> None:
+    """Replay EVENTS as lived into a scratch database and report recall, precision, lead time and AUC."""
+    from services.backtest import dumps, run_backtest
+
+    try:
+        current = load_scoring_config(config or Settings().scoring_config)
+        candidate = load_scoring_config(compare) if compare else None
+    except ScoringConfigError as error:
+        console.print(f"[red]{error}[/]")
+        raise typer.Exit(2) from None
+    results = _run(
+        lambda settings: run_backtest(settings, events, config=current, candidate=candidate, outcomes=outcomes)
+    )
+    if as_json:
+        typer.echo(dumps(results))
+        return
+    table = Table("config", "horizon", "recall", "precision", "median lead (d)", "ROC AUC", "losses", "flagged")
+    for result in results:
+        for h in result.reports:
+            table.add_row(
+                result.config_version,
+                f"{h.horizon_days} d",
+                _fmt(h.recall),
+                _fmt(h.precision),
+                _fmt(h.median_lead_days, 0),
+                _fmt(h.auc),
+                str(h.losses),
+                str(h.flagged),
+            )
+    console.print(table)
+    console.print(f"{results[0].replay.lines:,} events replayed, {results[0].accounts:,} accounts scored")
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
 
 
 @dlq_app.command("list")

@@ -11,6 +11,7 @@ from ingestion.parsing import EventRejected, InboundRecord
 from ingestion.pipeline import BatchResult, Ingress, ParsedBatch, assemble_batch, parse_record, write_batch
 from schemas.events import Event
 from services.database import Database, driver_connection
+from services.engine import HealthEngine
 
 _PARSE_SLICE = 250
 
@@ -21,12 +22,22 @@ def utc_now() -> datetime:
 
 @dataclass
 class Pipeline:
+    """``clock`` stamps arrivals and, live, is the time accounts are rescored at; ``engine`` (when set)
+    rescores the accounts a batch touched once the batch is stored."""
+
     db: Database
     clock: Callable[[], datetime] = field(default=utc_now)
+    engine: HealthEngine | None = None
 
-    async def ingest(self, records: Sequence[InboundRecord], *, ingress: Ingress) -> BatchResult:
-        """Parse, dedup and store one batch in one transaction; returns a result per record, in order."""
-        return await self.store(await self.parse(records), ingress=ingress)
+    async def ingest(
+        self, records: Sequence[InboundRecord], *, ingress: Ingress, as_of: datetime | None = None
+    ) -> BatchResult:
+        """Parse, dedup and store one batch in one transaction, then rescore what it touched (at ``as_of``,
+        default now); returns a result per record, in order."""
+        result = await self.store(await self.parse(records), ingress=ingress)
+        if self.engine is not None and result.touched_accounts:
+            await self.engine.rescore_pending(as_of or self.clock())
+        return result
 
     async def parse(self, records: Sequence[InboundRecord]) -> ParsedBatch:
         """Validate in slices, yielding in between so that a write already in flight keeps going."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import platformdirs
-from pydantic import Field, PositiveInt
+from pydantic import Field, PositiveInt, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_TOPICS: dict[str, str] = {
@@ -49,6 +49,23 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     http_max_body_bytes: PositiveInt = 16 * 1024 * 1024
+    public_url: str = Field(
+        default="http://127.0.0.1:8000", description="Base URL of the API as KAMs reach it (links in alerts)."
+    )
+    cors_origins: list[str] = Field(default_factory=list, description="CRM origins allowed to call the API.")
+    frame_ancestors: list[str] = Field(
+        default_factory=lambda: ["'self'"], description="CSP frame-ancestors: CRM origins that may embed widgets."
+    )
+    widget_token_secret: SecretStr | None = Field(
+        default=None, description="Key signing widget tokens. Unset: one is generated and kept in the database."
+    )
+
+    scoring_config: Path | None = Field(default=None, description="Scoring YAML. Unset: the shipped default.")
+    sweep_interval_s: PositiveInt = Field(default=900, description="Time-driven evaluation period (worker).")
+    sweep_shards: PositiveInt = Field(default=16, description="Shards a sweep is split in, shared by workers.")
+    alert_rules: Path | None = Field(default=None, description="Alert rules YAML. Unset: the shipped default.")
+    metrics_host: str = "0.0.0.0"
+    metrics_port: int = Field(default=9108, description="Port of /metrics for the worker and the alerter.")
 
     @property
     def pgdata(self) -> Path:

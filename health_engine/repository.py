@@ -1,0 +1,376 @@
+"""The health engine's database adapter: load scoring inputs, save scores and history, drain the queue.
+
+Thin functions over an asyncpg connection owned by the caller (inside its transaction; nothing here
+commits). Only the windows the scorer looks at are loaded, so a sweep's cost does not grow with history.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import orjson
+
+from health_engine.config import ScoringConfig
+from health_engine.model import (
+    AccountProfile,
+    AccountSignals,
+    Contact,
+    Engagement,
+    HealthScore,
+    Invoice,
+    Ticket,
+    UsageDay,
+)
+
+_DECISION_ROLES = ["executive_sponsor", "decision_maker"]
+
+
+@dataclass(frozen=True, slots=True)
+class Windows:
+    """How far back each kind of signal matters at ``as_of`` (derived from the scoring config)."""
+
+    usage_days: int
+    ticket_days: int
+    invoice_days: int
+    engagement_days: int
+
+    @classmethod
+    def of(cls, config: ScoringConfig) -> Windows:
+        support, payment, engagement = config.support, config.payment, config.engagement
+        return cls(
+            usage_days=7 * (config.usage.baseline_weeks + 1) + 1,
+            ticket_days=max(support.recent_days + support.baseline_days, support.lookback_days) + 1,
+            invoice_days=max(payment.written_off_lookback_days, payment.failed_lookback_days, 400),
+            engagement_days=max(engagement.lookback_days, engagement.nps_max_age_days, 1) + 1,
+        )
+
+
+_PROFILES_SQL = """
+SELECT account_id, tier, arr, renewal_date FROM accounts WHERE account_id = ANY($1::text[])
+"""
+
+# The window's days, plus each account's last active day before it (how long it has been silent).
+_USAGE_SQL = """
+SELECT account_id, day, sum(quantity)::float8 AS quantity, max(cardinality(users)) AS users
+FROM usage_daily
+WHERE account_id = ANY($1::text[]) AND day BETWEEN $2 AND $3
+GROUP BY account_id, day
+UNION ALL
+SELECT a.account_id, last.day, last.quantity::float8, cardinality(last.users)
+FROM unnest($1::text[]) AS a(account_id)
+CROSS JOIN LATERAL (
+    SELECT day, quantity, users FROM usage_daily u
+    WHERE u.account_id = a.account_id AND u.day < $2 AND (u.quantity > 0 OR cardinality(u.users) > 0)
+    ORDER BY u.day DESC LIMIT 1
+) AS last
+"""
+
+_TICKETS_SQL = """
+SELECT account_id, ticket_id, status, priority, opened_at, resolved_at, escalations, reopenings, csat,
+       last_event_time
+FROM tickets
+WHERE account_id = ANY($1::text[])
+  AND (status NOT IN ('resolved', 'closed') OR last_event_time >= $2 OR coalesce(opened_at, first_seen_at) >= $2)
+"""
+
+_INVOICES_SQL = """
+SELECT account_id, invoice_id, status, amount, due_date, paid_at, failures, last_event_time, issued_at
+FROM invoices
+WHERE account_id = ANY($1::text[]) AND (status IN ('issued', 'failed') OR last_event_time >= $2 OR due_date >= $3)
+"""
+
+# A decision-level contact counts as engaged from the first meeting or review attended after they arrived.
+_CONTACTS_SQL = """
+SELECT c.account_id, c.contact_id, c.role, c.active, c.added_at, c.left_at, c.name,
+       CASE WHEN c.role = ANY($2::text[]) AND c.added_at IS NOT NULL THEN (
+           SELECT min(e.event_time) FROM engagements e
+           WHERE e.account_id = c.account_id AND e.event_time >= c.added_at
+             AND e.kind IN ('meeting', 'business_review') AND e.outcome = 'attended'
+       ) END AS last_engaged_at
+FROM contacts c
+WHERE c.account_id = ANY($1::text[])
+"""
+
+# The window, plus the last business review attended before it (time since the last review).
+_ENGAGEMENTS_SQL = """
+SELECT account_id, event_time, kind, outcome, nps_score FROM engagements
+WHERE account_id = ANY($1::text[]) AND event_time >= $2 AND event_time <= $3
+UNION ALL
+SELECT a.account_id, last.event_time, last.kind, last.outcome, last.nps_score
+FROM unnest($1::text[]) AS a(account_id)
+CROSS JOIN LATERAL (
+    SELECT event_time, kind, outcome, nps_score FROM engagements e
+    WHERE e.account_id = a.account_id AND e.event_time < $2 AND e.kind = 'business_review'
+      AND e.outcome = 'attended'
+    ORDER BY e.event_time DESC LIMIT 1
+) AS last
+"""
+
+
+async def load_signals(
+    conn: asyncpg.Connection, account_ids: Sequence[str], as_of: datetime, windows: Windows
+) -> dict[str, AccountSignals]:
+    """Scoring inputs of the accounts that have a CRM profile (the others cannot be weighted yet)."""
+    ids = sorted(set(account_ids))
+    profiles = {
+        row["account_id"]: AccountProfile(row["account_id"], row["tier"], row["arr"], row["renewal_date"])
+        for row in await conn.fetch(_PROFILES_SQL, ids)
+    }
+    if not profiles:
+        return {}
+    ids = sorted(profiles)
+    today = as_of.astimezone(UTC).date()
+    usage: dict[str, list[UsageDay]] = defaultdict(list)
+    for row in await conn.fetch(_USAGE_SQL, ids, today - timedelta(days=windows.usage_days), today):
+        usage[row["account_id"]].append(UsageDay(row["day"], row["quantity"], row["users"]))
+    tickets: dict[str, list[Ticket]] = defaultdict(list)
+    for row in await conn.fetch(_TICKETS_SQL, ids, as_of - timedelta(days=windows.ticket_days)):
+        tickets[row["account_id"]].append(
+            Ticket(
+                row["ticket_id"],
+                row["status"],
+                row["priority"],
+                row["opened_at"],
+                row["resolved_at"],
+                row["escalations"],
+                row["reopenings"],
+                row["csat"],
+                row["last_event_time"],
+            )
+        )
+    invoices: dict[str, list[Invoice]] = defaultdict(list)
+    since = as_of - timedelta(days=windows.invoice_days)
+    for row in await conn.fetch(_INVOICES_SQL, ids, since, since.date()):
+        invoices[row["account_id"]].append(
+            Invoice(
+                row["invoice_id"],
+                row["status"],
+                row["amount"],
+                row["due_date"],
+                row["paid_at"],
+                row["failures"],
+                row["last_event_time"],
+                row["issued_at"],
+            )
+        )
+    contacts: dict[str, list[Contact]] = defaultdict(list)
+    for row in await conn.fetch(_CONTACTS_SQL, ids, _DECISION_ROLES):
+        contacts[row["account_id"]].append(
+            Contact(
+                row["contact_id"],
+                row["role"],
+                row["active"],
+                row["added_at"],
+                row["left_at"],
+                row["last_engaged_at"],
+                row["name"],
+            )
+        )
+    engagements: dict[str, list[Engagement]] = defaultdict(list)
+    for row in await conn.fetch(_ENGAGEMENTS_SQL, ids, as_of - timedelta(days=windows.engagement_days), as_of):
+        engagements[row["account_id"]].append(
+            Engagement(row["event_time"], row["kind"], row["outcome"], row["nps_score"])
+        )
+    return {
+        account_id: AccountSignals(
+            profile=profile,
+            usage=tuple(usage.get(account_id, ())),
+            tickets=tuple(tickets.get(account_id, ())),
+            invoices=tuple(invoices.get(account_id, ())),
+            contacts=tuple(contacts.get(account_id, ())),
+            engagements=tuple(engagements.get(account_id, ())),
+        )
+        for account_id, profile in profiles.items()
+    }
+
+
+# --- scores --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StoredHealth:
+    """What is kept of the current score to decide whether a new one deserves a history row."""
+
+    as_of: datetime
+    risk: float
+    level: str
+    components: Mapping[str, float]
+
+
+def component_risks(score: HealthScore) -> dict[str, float]:
+    return {c.name: c.risk for c in score.components}
+
+
+def needs_history(previous: StoredHealth | None, score: HealthScore) -> bool:
+    """A history row when the score changed, and at least one per UTC day the account is scored."""
+    if previous is None:
+        return True
+    if score.as_of < previous.as_of:
+        return False  # an older evaluation arriving late: the current row already says more
+    return (
+        previous.as_of.astimezone(UTC).date() != score.as_of.astimezone(UTC).date()
+        or round(previous.risk, 1) != score.risk
+        or previous.level != score.level
+        or {k: round(v, 1) for k, v in previous.components.items()} != component_risks(score)
+    )
+
+
+def driver_json(score: HealthScore) -> list[dict[str, Any]]:
+    return [
+        {
+            "component": d.component,
+            "code": d.code,
+            "severity": d.severity,
+            "points": d.points,
+            "evidence": d.evidence,
+            "since": d.since.isoformat() if d.since else None,
+            "message_en": d.message_en,
+            "message_fr": d.message_fr,
+        }
+        for d in score.drivers
+    ]
+
+
+_CURRENT_SQL = """
+SELECT account_id, as_of, risk::float8 AS risk, level, components FROM account_health
+WHERE account_id = ANY($1::text[])
+"""
+
+# A score older than the stored one never replaces it (a slow evaluation finishing after a newer one).
+_UPSERT_HEALTH_SQL = """
+INSERT INTO account_health AS h (account_id, as_of, risk, level, level_since, components, drivers, config_version)
+SELECT account_id, as_of, risk, level, as_of, components, drivers, config_version
+FROM json_to_recordset($1::json) AS r(account_id text, as_of timestamptz, risk numeric, level text,
+                                      components jsonb, drivers jsonb, config_version text)
+ORDER BY account_id
+ON CONFLICT (account_id) DO UPDATE SET
+    as_of = excluded.as_of,
+    risk = excluded.risk,
+    level = excluded.level,
+    level_since = CASE WHEN h.level = excluded.level THEN h.level_since ELSE excluded.as_of END,
+    components = excluded.components,
+    drivers = excluded.drivers,
+    config_version = excluded.config_version
+WHERE excluded.as_of >= h.as_of
+"""
+
+_INSERT_HISTORY_SQL = """
+INSERT INTO account_health_history AS h
+    (account_id, as_of, risk, level, components, driver_codes, config_version, trigger)
+SELECT account_id, as_of, risk, level, components, driver_codes, config_version, trigger
+FROM json_to_recordset($1::json) AS r(account_id text, as_of timestamptz, risk numeric, level text,
+                                      components jsonb, driver_codes text[], config_version text, trigger text)
+ORDER BY account_id
+ON CONFLICT (account_id, as_of) DO UPDATE SET
+    risk = excluded.risk, level = excluded.level, components = excluded.components,
+    driver_codes = excluded.driver_codes, config_version = excluded.config_version
+"""
+
+
+async def current_health(conn: asyncpg.Connection, account_ids: Sequence[str]) -> dict[str, StoredHealth]:
+    return {
+        row["account_id"]: StoredHealth(row["as_of"], row["risk"], row["level"], _component_map(row["components"]))
+        for row in await conn.fetch(_CURRENT_SQL, list(account_ids))
+    }
+
+
+def _component_map(raw: str | list[dict[str, Any]]) -> dict[str, float]:
+    items = orjson.loads(raw) if isinstance(raw, str) else raw
+    return {item["name"]: float(item["risk"]) for item in items}
+
+
+async def save_scores(conn: asyncpg.Connection, scores: Iterable[HealthScore], *, trigger: str) -> int:
+    """Upsert the current health and append history where it changed; returns the history rows written."""
+    scores = list(scores)
+    if not scores:
+        return 0
+    previous = await current_health(conn, [s.account_id for s in scores])
+    health_rows, history_rows = [], []
+    for score in scores:
+        components = [{"name": c.name, "risk": c.risk, "weight": c.weight} for c in score.components]
+        health_rows.append(
+            {
+                "account_id": score.account_id,
+                "as_of": score.as_of,
+                "risk": score.risk,
+                "level": score.level,
+                "components": components,
+                "drivers": driver_json(score),
+                "config_version": score.config_version,
+            }
+        )
+        if needs_history(previous.get(score.account_id), score):
+            history_rows.append(
+                {
+                    "account_id": score.account_id,
+                    "as_of": score.as_of,
+                    "risk": score.risk,
+                    "level": score.level,
+                    "components": component_risks(score),
+                    "driver_codes": [d.code for d in score.drivers],
+                    "config_version": score.config_version,
+                    "trigger": trigger,
+                }
+            )
+    await conn.execute(_UPSERT_HEALTH_SQL, _json(health_rows))
+    if history_rows:
+        await conn.execute(_INSERT_HISTORY_SQL, _json(history_rows))
+    return len(history_rows)
+
+
+def _json(rows: list[dict[str, Any]]) -> str:
+    return orjson.dumps(rows).decode()
+
+
+# --- what to score --------------------------------------------------------------------------------------------
+
+_DRAIN_SQL = """
+DELETE FROM rescore_queue WHERE id IN (
+    SELECT id FROM rescore_queue ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
+)
+RETURNING account_ids
+"""
+
+
+async def drain_rescore_queue(conn: asyncpg.Connection, limit: int = 1000) -> list[str]:
+    """Claim and remove queued batches (other drainers skip them); the touched accounts, once each."""
+    touched: set[str] = set()
+    for row in await conn.fetch(_DRAIN_SQL, limit):
+        touched.update(row["account_ids"])
+    return sorted(touched)
+
+
+# Shards by a stable hash of the id, so every worker agrees on which accounts a shard holds.
+_SHARD_SQL = """
+SELECT account_id FROM accounts
+WHERE mod(hashtext(account_id)::bigint + 2147483648, $1) = $2 AND account_id > $3
+ORDER BY account_id LIMIT $4
+"""
+
+
+async def shard_accounts(conn: asyncpg.Connection, *, shards: int, shard: int, after: str, limit: int) -> list[str]:
+    """One page of a shard's accounts, in id order after ``after``."""
+    return [row["account_id"] for row in await conn.fetch(_SHARD_SQL, shards, shard, after, limit)]
+
+
+_CLAIM_SHARD_SQL = """
+INSERT INTO sweep_runs (as_of, shard, accounts, worker) VALUES ($1, $2, 0, $3)
+ON CONFLICT DO NOTHING RETURNING shard
+"""
+
+
+async def claim_shard(conn: asyncpg.Connection, tick: datetime, shard: int, worker: str) -> bool:
+    """Take one shard of the sweep at ``tick`` for this transaction: false if another worker has (or had) it.
+
+    A claim held by a transaction still running blocks here until that one ends; a worker that dies
+    mid-shard rolls its claim back, so the shard is taken over rather than missed."""
+    return await conn.fetchval(_CLAIM_SHARD_SQL, tick, shard, worker) is not None
+
+
+async def finish_shard(conn: asyncpg.Connection, tick: datetime, shard: int, accounts: int) -> None:
+    await conn.execute("UPDATE sweep_runs SET accounts = $3 WHERE as_of = $1 AND shard = $2", tick, shard, accounts)

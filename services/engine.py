@@ -1,0 +1,130 @@
+"""The health engine at the service edge: rescoring touched accounts and the time-driven sweep.
+
+Every evaluation takes an explicit ``as_of``; only the callers (live services, replay) decide what time it
+is. Each unit of work loads the inputs of a chunk of accounts, scores them with the pure core and saves
+the scores and history in one transaction; ``on_scores`` (the alerting) runs inside that transaction too.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import asyncpg
+
+from health_engine.config import ScoringConfig, load_scoring_config
+from health_engine.model import HealthScore
+from health_engine.repository import (
+    Windows,
+    claim_shard,
+    drain_rescore_queue,
+    finish_shard,
+    load_signals,
+    save_scores,
+    shard_accounts,
+)
+from health_engine.scoring import score_account
+from services.database import Database, driver_connection
+from services.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ScoresHook = Callable[[asyncpg.Connection, Sequence[HealthScore], datetime], Awaitable[None]]
+
+CHUNK = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class SweepReport:
+    as_of: datetime
+    shards: int
+    accounts: int
+    seconds: float
+
+
+@dataclass
+class HealthEngine:
+    db: Database
+    config: ScoringConfig
+    on_scores: ScoresHook | None = None
+    worker_name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    chunk: int = CHUNK
+
+    @classmethod
+    def from_settings(cls, db: Database, settings: Settings, on_scores: ScoresHook | None = None) -> HealthEngine:
+        return cls(db, load_scoring_config(settings.scoring_config), on_scores)
+
+    @property
+    def windows(self) -> Windows:
+        return Windows.of(self.config)
+
+    async def score_chunk(
+        self, conn: asyncpg.Connection, account_ids: Sequence[str], as_of: datetime, *, trigger: str
+    ) -> list[HealthScore]:
+        """Score and save ``account_ids`` at ``as_of`` inside the caller's transaction."""
+        signals = await load_signals(conn, account_ids, as_of, self.windows)
+        scores = [score_account(signals[a], as_of, self.config) for a in sorted(signals)]
+        await save_scores(conn, scores, trigger=trigger)
+        if self.on_scores is not None and scores:
+            await self.on_scores(conn, scores, as_of)
+        return scores
+
+    async def rescore_pending(self, as_of: datetime) -> int:
+        """Drain the rescore queue (accounts touched by ingestion), each account scored once; returns how many."""
+        total = 0
+        while True:
+            async with self.db.unit_of_work() as sa_conn:
+                conn = await driver_connection(sa_conn)
+                touched = await drain_rescore_queue(conn)
+                for start in range(0, len(touched), self.chunk):
+                    total += len(
+                        await self.score_chunk(conn, touched[start : start + self.chunk], as_of, trigger="event")
+                    )
+            if not touched:
+                return total
+
+    async def compute(self, account_ids: Sequence[str], as_of: datetime) -> list[HealthScore]:
+        """Score without saving (what-if at another time, shadow configs)."""
+        async with self.db.unit_of_work() as sa_conn:
+            signals = await load_signals(await driver_connection(sa_conn), account_ids, as_of, self.windows)
+        return [score_account(signals[a], as_of, self.config) for a in sorted(signals)]
+
+    async def rescore(
+        self, account_ids: Sequence[str], as_of: datetime, *, trigger: str = "manual"
+    ) -> list[HealthScore]:
+        async with self.db.unit_of_work() as sa_conn:
+            return await self.score_chunk(await driver_connection(sa_conn), account_ids, as_of, trigger=trigger)
+
+    async def sweep(
+        self, as_of: datetime, *, shards: int, tick: datetime | None = None, absorb_queue: bool = False
+    ) -> SweepReport:
+        """Rescore every account at ``as_of``, shard by shard; a shard already taken for ``tick`` (default
+        ``as_of``) by another worker is skipped, so workers running the same sweep share it.
+
+        ``absorb_queue`` (single-process replay): the accounts queued for rescoring before the sweep are
+        dropped from the queue, since the sweep scores them all anyway."""
+        started = time.perf_counter()
+        tick = tick or as_of
+        if absorb_queue:
+            async with self.db.unit_of_work() as sa_conn:
+                await (await driver_connection(sa_conn)).execute("DELETE FROM rescore_queue")
+        swept = taken = 0
+        for shard in range(shards):
+            async with self.db.unit_of_work() as sa_conn:
+                conn = await driver_connection(sa_conn)
+                if not await claim_shard(conn, tick, shard, self.worker_name):
+                    continue
+                taken += 1
+                count, after = 0, ""
+                while page := await shard_accounts(conn, shards=shards, shard=shard, after=after, limit=self.chunk):
+                    await self.score_chunk(conn, page, as_of, trigger="sweep")
+                    count += len(page)
+                    after = page[-1]
+                await finish_shard(conn, tick, shard, count)
+                swept += count
+        return SweepReport(as_of, taken, swept, time.perf_counter() - started)

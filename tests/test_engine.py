@@ -1,0 +1,194 @@
+"""The health engine on a real PostgreSQL: event-driven rescoring, the time-driven sweep and its sharding,
+history rows, replay with the as-of clock against a live run, idempotency."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+
+from health_engine.config import load_scoring_config
+from ingestion.parsing import parse_event
+from services.database import Database
+from services.engine import HealthEngine
+from services.pipeline import Pipeline
+from services.replay import next_midnight, replay_as_lived
+from services.settings import Settings
+from services.simulator import simulate_to_dir
+from tests.dbutil import cloned_database
+from tests.events import event, records
+
+CONFIG = load_scoring_config(None)
+START = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
+
+
+def engine_of(db: Database) -> HealthEngine:
+    return HealthEngine(db, CONFIG)
+
+
+async def rows(db: Database, query: str) -> list[tuple[Any, ...]]:
+    async with db.unit_of_work() as conn:
+        return [tuple(row) for row in await conn.execute(text(query))]
+
+
+def account(subject: str, moment: datetime, tier: str = "strategic") -> dict[str, Any]:
+    data = {"name": subject.title(), "owner_kam_id": "kam-1", "arr": "100000", "currency": "EUR", "tier": tier}
+    return event("account", subject, moment, data)
+
+
+def busy_history(subject: str, days: int) -> list[dict[str, Any]]:
+    """A regular account: a profile, a champion and a sponsor, 30 units of usage by 3 users every day."""
+    history = [
+        account(subject, START),
+        event("contact_change", subject, START, {"contact_id": "c1", "change": "added", "role": "champion"}),
+        event("contact_change", subject, START, {"contact_id": "c2", "change": "added", "role": "executive_sponsor"}),
+        event("contact_change", subject, START, {"contact_id": "c3", "change": "added", "role": "decision_maker"}),
+    ]
+    for day in range(days):
+        for user in range(3):
+            moment = START + timedelta(days=day, hours=9 + user)
+            history.append(event("usage", subject, moment, {"quantity": 10, "user_id": f"u{user}"}))
+    return history
+
+
+async def test_an_ingested_batch_rescores_the_accounts_it_touched(db: Database) -> None:
+    pipeline = Pipeline(db, engine=engine_of(db))
+    as_of = START + timedelta(days=70)
+    await pipeline.ingest(records(*busy_history("acme", 70)), ingress="http", as_of=as_of)
+    [(risk, level, stored_as_of)] = await rows(db, "SELECT risk, level, as_of FROM account_health")
+    assert (level, stored_as_of) == ("low", as_of)
+
+    departure = {"contact_id": "c1", "change": "left_company", "role": "champion", "name": "Claire Martin"}
+    result = await pipeline.ingest(
+        records(event("contact_change", "acme", as_of, departure)), ingress="http", as_of=as_of + timedelta(minutes=1)
+    )
+    assert result.touched_accounts == {"acme"}
+    [(new_risk, new_level, drivers)] = await rows(db, "SELECT risk, level, drivers FROM account_health")
+    assert new_level in ("high", "critical")
+    assert new_risk > risk
+    champion = next(d for d in drivers if d["code"] == "relationship.champion_left")
+    assert "Claire Martin" in champion["message_en"]
+    assert "Claire Martin" in champion["message_fr"]
+    history = await rows(db, "SELECT level, trigger FROM account_health_history ORDER BY as_of")
+    assert history == [("low", "event"), (new_level, "event")]
+    assert await rows(db, "SELECT count(*) FROM rescore_queue") == [(0,)]
+
+
+async def test_events_for_an_account_without_profile_wait_for_it(db: Database) -> None:
+    pipeline = Pipeline(db, engine=engine_of(db))
+    usage = event("usage", "newco", START, {"quantity": 1})
+    await pipeline.ingest(records(usage), ingress="http", as_of=START)
+    assert await rows(db, "SELECT count(*) FROM account_health") == [(0,)]
+    await pipeline.ingest(records(account("newco", START)), ingress="http", as_of=START)
+    assert await rows(db, "SELECT account_id FROM account_health") == [("newco",)]
+
+
+async def test_the_sweep_notices_silence_that_no_event_announces(db: Database) -> None:
+    engine = engine_of(db)
+    last_activity = START + timedelta(days=69)
+    await Pipeline(db, engine=engine).ingest(records(*busy_history("acme", 70)), ingress="http", as_of=last_activity)
+    assert await rows(db, "SELECT level FROM account_health") == [("low",)]
+
+    report = await engine.sweep(last_activity + timedelta(days=25), shards=4)
+    assert (report.accounts, report.shards) == (1, 4)
+    [(level, drivers)] = await rows(db, "SELECT level, drivers FROM account_health")
+    silent = next(d for d in drivers if d["code"] == "usage.silent")
+    assert silent["evidence"]["days_since_activity"] == 25
+    assert level != "low"
+    assert await rows(db, "SELECT trigger FROM account_health_history ORDER BY as_of") == [("event",), ("sweep",)]
+
+
+async def test_a_sweep_tick_is_shared_by_workers_without_overlap(db: Database, settings: Settings) -> None:
+    history = [e for n in range(40) for e in busy_history(f"acc-{n:02d}", 3)]
+    await Pipeline(db).ingest(records(*history), ingress="http")
+    other = await Database.open(settings)
+    try:
+        first, second = engine_of(db), HealthEngine(other, CONFIG, worker_name="second")
+        tick = START + timedelta(days=10)
+        reports = await asyncio.gather(first.sweep(tick, shards=8), second.sweep(tick, shards=8))
+    finally:
+        await other.close()
+    assert sum(r.accounts for r in reports) == 40
+    assert sum(r.shards for r in reports) == 8
+    assert await rows(db, "SELECT count(*), count(DISTINCT account_id) FROM account_health_history") == [(40, 40)]
+    assert await rows(db, "SELECT count(*), sum(accounts) FROM sweep_runs") == [(8, 40)]
+    again = await first.sweep(tick, shards=8)  # the same tick once more: already done
+    assert (again.shards, again.accounts) == (0, 0)
+
+
+async def test_history_keeps_one_row_per_change_and_one_per_day(db: Database) -> None:
+    engine = engine_of(db)
+    await Pipeline(db).ingest(records(*busy_history("acme", 70)), ingress="http")
+    day = START + timedelta(days=70)
+    for hours in (0, 6, 12):  # same day, nothing changes
+        await engine.rescore(["acme"], day + timedelta(hours=hours))
+    await engine.rescore(["acme"], day + timedelta(days=1))  # a new day: a row even without change
+    await engine.rescore(["acme"], day - timedelta(days=3))  # older than the current score: ignored
+    history = await rows(db, "SELECT as_of FROM account_health_history ORDER BY as_of")
+    assert history == [(day,), (day + timedelta(days=1),)]
+    assert await rows(db, "SELECT as_of FROM account_health") == [(day + timedelta(days=1),)]
+
+
+def sim_history(tmp_path: Path) -> Path:
+    summary = simulate_to_dir(tmp_path / "sim", 12, 2, 75, 11, date(2026, 1, 1))
+    return summary.events_path
+
+
+async def test_replay_as_lived_gives_the_history_of_a_live_run(server_url: str, tmp_path: Path) -> None:
+    path = sim_history(tmp_path)
+    lines = [line for line in path.read_bytes().splitlines() if line]
+    query = (
+        "SELECT account_id, as_of, risk, level, components, driver_codes FROM account_health_history "
+        "WHERE trigger = 'sweep' ORDER BY 1, 2"
+    )
+    async with cloned_database(server_url) as url:
+        replayed = await Database.open(Settings(database_url=url))
+        try:
+            engine = engine_of(replayed)
+            await replay_as_lived(Pipeline(replayed), engine, path, batch_size=700)
+            replay_history = await rows(replayed, query)
+            replay_current = await rows(replayed, "SELECT * FROM account_health ORDER BY 1")
+            # Replaying the same file again changes nothing: every event is a duplicate.
+            again = await replay_as_lived(Pipeline(replayed), engine, path, batch_size=700)
+            assert again.accepted == 0
+            assert again.duplicates == len(lines)
+            assert await rows(replayed, query) == replay_history
+        finally:
+            await replayed.close()
+
+    async with cloned_database(server_url) as url:
+        live = await Database.open(Settings(database_url=url))
+        try:
+            # Live: events arrive one hour-slice at a time, each rescored at its arrival; the worker's
+            # sweep runs at midnight.
+            engine = engine_of(live)
+            pipeline = Pipeline(live, engine=engine)
+            times = [parse_event(line).time for line in lines]
+            midnight = next_midnight(times[0])
+            pending: list[bytes] = []
+            for line, moment in zip(lines, times, strict=True):
+                while moment >= midnight:
+                    await pipeline.ingest([*records(*pending)], ingress="kafka", as_of=midnight - timedelta(seconds=1))
+                    pending = []
+                    await engine.sweep(midnight, shards=3)
+                    midnight += timedelta(days=1)
+                pending.append(line)
+            await pipeline.ingest([*records(*pending)], ingress="kafka", as_of=max(times))
+            assert await rows(live, query) == replay_history
+            live_current = await rows(live, "SELECT * FROM account_health ORDER BY 1")
+        finally:
+            await live.close()
+    assert [r[0] for r in live_current] == [r[0] for r in replay_current]
+    assert len(replay_history) >= 12 * 70
+    levels = {r[3] for r in replay_history}
+    assert "low" in levels
+    assert levels & {"medium", "high", "critical"}
+
+
+def test_next_midnight_is_utc() -> None:
+    assert next_midnight(datetime(2026, 3, 1, 23, 30, tzinfo=UTC)) == datetime(2026, 3, 2, tzinfo=UTC)
+    paris = datetime.fromisoformat("2026-03-02T00:30:00+01:00")  # still March 1st in UTC
+    assert next_midnight(paris) == datetime(2026, 3, 2, tzinfo=UTC)

@@ -27,8 +27,9 @@ from ingestion.parsing import InboundRecord
 from ingestion.pipeline import BatchResult
 from services.api import build_app
 from services.database import Database
+from services.engine import HealthEngine
 from services.pipeline import Pipeline
-from services.replay import replay_file
+from services.replay import replay_as_lived
 from services.settings import Settings
 from services.simulator import simulate_to_dir
 
@@ -132,8 +133,12 @@ async def _load_history(
             while next_report <= done / summary.events:
                 next_report += 0.1
 
+    # As lived: the history is scored day by day, so every account has its daily risk series.
+    engine = HealthEngine.from_settings(db, settings)
     replay = asyncio.create_task(
-        replay_file(Pipeline(db), summary.events_path, batch_size=settings.ingest_batch_size, on_batch=progress)
+        replay_as_lived(
+            Pipeline(db), engine, summary.events_path, batch_size=settings.ingest_batch_size, on_batch=progress
+        )
     )
     interrupted = asyncio.create_task(stop.wait())
     await asyncio.wait({replay, interrupted}, return_when=asyncio.FIRST_COMPLETED)
@@ -145,6 +150,7 @@ async def _load_history(
         _say("demo: interrupted during the replay; run `kamwatch demo --reset` to load the whole history")
         return
     stats = replay.result()
+    await engine.sweep(clock(), shards=1)  # from the end of the history to now
     _say(
         f"demo: history loaded: {stats.accepted:,} accepted, {stats.duplicates:,} duplicates, {stats.rejected} rejected"
     )
@@ -183,7 +189,7 @@ async def _serve(
     try:
         await _wait_until_up(server, serving, port)
         _say(f"time to first page: {time.perf_counter() - started:.1f} s")
-        stream = await LiveStream.prepare(db, seed=seed, clock=clock)
+        stream = await LiveStream.prepare(db, HealthEngine.from_settings(db, settings), seed=seed, clock=clock)
         _announce(port, stream, clock)
         live = asyncio.create_task(stream.run())
         stopped = asyncio.create_task(stop.wait())
@@ -279,7 +285,9 @@ class LiveStream:
     tick: int = 0
 
     @classmethod
-    async def prepare(cls, db: Database, *, seed: int, clock: Callable[[], datetime]) -> LiveStream:
+    async def prepare(
+        cls, db: Database, engine: HealthEngine, *, seed: int, clock: Callable[[], datetime]
+    ) -> LiveStream:
         async with db.unit_of_work() as conn:
             pool = list(
                 (
@@ -298,7 +306,7 @@ class LiveStream:
         rng = random.Random(seed)
         with_champion = [account for account in pool if account in champions]
         victims = rng.sample(with_champion if len(with_champion) >= 3 else pool, min(3, len(pool)))
-        return cls(Pipeline(db, clock=clock), clock, rng, pool, victims, champions)
+        return cls(Pipeline(db, clock=clock, engine=engine), clock, rng, pool, victims, champions)
 
     def event(self, type_: str, subject: str, data: dict[str, Any]) -> bytes:
         self.sent += 1

@@ -7,13 +7,14 @@ the scores and history in one transaction; ``on_scores`` (the alerting) runs ins
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 import asyncpg
 
@@ -128,3 +129,27 @@ class HealthEngine:
                 await finish_shard(conn, tick, shard, count)
                 swept += count
         return SweepReport(as_of, taken, swept, time.perf_counter() - started)
+
+
+def sweep_tick(now: datetime, interval_s: int) -> datetime:
+    """The scheduled sweep ``now`` belongs to: every worker computes the same one."""
+    stamp = int(now.timestamp()) // interval_s * interval_s
+    return datetime.fromtimestamp(stamp, tz=UTC)
+
+
+async def sweep_forever(engine: HealthEngine, *, interval_s: int, shards: int, clock: Callable[[], datetime]) -> None:
+    """The live time-driven evaluation: at each tick, sweep at the current time; the shards of a tick are
+    shared by every worker running this loop (see ``HealthEngine.sweep``)."""
+    while True:
+        now = clock()
+        tick = sweep_tick(now, interval_s)
+        try:
+            report = await engine.sweep(now, shards=shards, tick=tick)
+            if report.shards:
+                log.info(
+                    "sweep %s: %d accounts in %d shards, %.1f s", tick, report.accounts, report.shards, report.seconds
+                )
+        except Exception:
+            log.exception("sweep %s failed; the next tick retries", tick)
+        next_tick = tick.timestamp() + interval_s
+        await asyncio.sleep(max(1.0, next_tick - clock().timestamp()))

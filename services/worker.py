@@ -20,7 +20,8 @@ from prometheus_client import CollectorRegistry
 from ingestion.parsing import InboundRecord
 from ingestion.pipeline import BatchResult, EventResult
 from services.database import Database
-from services.pipeline import Pipeline
+from services.engine import HealthEngine, sweep_forever
+from services.pipeline import Pipeline, utc_now
 from services.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -112,11 +113,20 @@ async def publish_dead_letters(
 
 
 async def run_worker(settings: Settings, registry: CollectorRegistry | None = None) -> None:
-    """Consume until stopped (SIGINT/SIGTERM); the database opens first and closes last."""
+    """Consume until stopped (SIGINT/SIGTERM), rescoring touched accounts after each batch and sweeping on
+    schedule; the database opens first and closes last."""
     db = await Database.open(settings)
+    sweeper: asyncio.Task[None] | None = None
     try:
         await db.migrate()
-        app = FastStream(build_broker(settings, partial(Pipeline(db).ingest, ingress="kafka"), registry))
+        engine = HealthEngine.from_settings(db, settings)
+        pipeline = Pipeline(db, engine=engine)
+        app = FastStream(build_broker(settings, partial(pipeline.ingest, ingress="kafka"), registry))
+        sweeper = asyncio.create_task(
+            sweep_forever(engine, interval_s=settings.sweep_interval_s, shards=settings.sweep_shards, clock=utc_now)
+        )
         await app.run()
     finally:
+        if sweeper is not None:
+            sweeper.cancel()
         await db.close()

@@ -1,0 +1,146 @@
+"""Alerting configuration: pydantic models loaded from YAML (the shipped default is ``default_rules.yaml``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Self
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from alerts.model import Level, Severity, Tier
+
+DEFAULT_CONFIG_PATH = Path(__file__).with_name("default_rules.yaml")
+
+Points = Annotated[float, Field(ge=0, le=100)]
+ALL_TIERS: tuple[Tier, ...] = ("strategic", "key", "standard")
+
+
+class AlertConfigError(ValueError):
+    """Invalid alerting configuration; ``field`` is the dotted path of the first offending field, if known."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SeverityCuts(_Strict):
+    """Severity from a driver's points: ``warning`` from this many points, ``critical`` from that many, else info."""
+
+    warning: Points
+    critical: Points
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.critical < self.warning:
+            raise ValueError("critical must be at least warning")
+        return self
+
+    def of(self, points: float) -> Severity:
+        if points >= self.critical:
+            return "critical"
+        return "warning" if points >= self.warning else "info"
+
+
+class _Rule(_Strict):
+    enabled: bool = True
+    tiers: tuple[Tier, ...] = Field(default=ALL_TIERS, min_length=1)
+    """Tiers the rule applies to (to silence a rule everywhere, set ``enabled: false``)."""
+
+    @field_validator("tiers")
+    @classmethod
+    def _distinct(cls, tiers: tuple[Tier, ...]) -> tuple[Tier, ...]:
+        if len(set(tiers)) != len(tiers):
+            raise ValueError("tiers must not repeat")
+        return tiers
+
+    def applies_to(self, tier: Tier) -> bool:
+        return self.enabled and tier in self.tiers
+
+
+class DriverRule(_Rule):
+    """Fires on the health engine's drivers of the rule's codes with at least ``min_points`` points."""
+
+    min_points: Points = 0.0
+    severity: Severity | SeverityCuts
+
+    def severity_of(self, points: float) -> Severity:
+        return self.severity.of(points) if isinstance(self.severity, SeverityCuts) else self.severity
+
+
+class LevelRule(_Rule):
+    """Fires while the account's level is one of the keys of ``severity``, with that severity."""
+
+    severity: dict[Level, Severity] = Field(min_length=1)
+
+
+class JumpRule(_Rule):
+    """Fires when the risk rose by at least ``min_jump`` points over the last 7 days."""
+
+    min_jump: float = Field(gt=0, le=100)
+    severity: Severity
+
+
+class RenewalRule(_Rule):
+    """Fires when the renewal is at most ``within_days`` away and the level is one of the keys of ``severity``."""
+
+    within_days: int = Field(gt=0)
+    severity: dict[Level, Severity] = Field(min_length=1)
+
+
+class RulesConfig(_Strict):
+    risk_level: LevelRule
+    risk_jump: JumpRule
+    usage_drop: DriverRule
+    ticket_surge: DriverRule
+    urgent_ticket_open: DriverRule
+    payment_late: DriverRule
+    payment_failed: DriverRule
+    champion_left: DriverRule
+    sponsor_left: DriverRule
+    decision_maker_left: DriverRule
+    new_executive_unengaged: DriverRule
+    single_threaded: DriverRule
+    business_review_missed: DriverRule
+    nps_detractor: DriverRule
+    renewal_at_risk: RenewalRule
+
+
+class PolicyConfig(_Strict):
+    digest_hour: int = Field(default=9, ge=0, le=23)
+    """Local hour (KAM's timezone) at which the daily digest goes out."""
+    immediate_budget_per_day: int = Field(default=3, ge=0)
+    """Immediate notifications per KAM and local day; beyond it, alerts wait for the digest."""
+    escalation_delay_hours: float = Field(default=24.0, gt=0)
+    """A critical alert still unacknowledged this long after it was notified goes to the KAM's manager."""
+    team_channel: str | None = Field(default=None, min_length=1)
+    """Slack channel that also receives strategic accounts' critical alerts (none: not sent)."""
+
+
+class AlertsConfig(_Strict):
+    version: str = Field(min_length=1)
+    rules: RulesConfig
+    policy: PolicyConfig = PolicyConfig()
+
+
+def load_rules_config(path: Path | None = None) -> AlertsConfig:
+    """Load and validate a YAML alerting config (``None``: the shipped default)."""
+    source = path if path is not None else DEFAULT_CONFIG_PATH
+    try:
+        raw = yaml.safe_load(source.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise AlertConfigError(f"{source}: cannot read alerting config: {exc.strerror or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise AlertConfigError(f"{source}: invalid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise AlertConfigError(f"{source}: the alerting config must be a mapping")
+    try:
+        return AlertsConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = [(".".join(str(part) for part in err["loc"]) or "<root>", err["msg"]) for err in exc.errors()]
+        detail = "; ".join(f"{field}: {msg}" for field, msg in problems)
+        raise AlertConfigError(f"{source}: invalid alerting config: {detail}", field=problems[0][0]) from exc

@@ -1,0 +1,101 @@
+"""Inputs and outputs of the alerting core: plain frozen values, no behaviour, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Literal, TypeAlias
+
+Tier = Literal["strategic", "key", "standard"]
+Level = Literal["low", "medium", "high", "critical"]
+Severity = Literal["info", "warning", "critical"]
+AlertState = Literal["firing", "acknowledged"]
+Locale = Literal["en", "fr"]
+EvidenceValue: TypeAlias = str | int | float | None
+
+LEVEL_RANK: dict[Level, int] = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+SEVERITY_RANK: dict[Severity, int] = {"info": 0, "warning": 1, "critical": 2}
+
+
+@dataclass(frozen=True, slots=True)
+class SignalDriver:
+    """One reason for risk, as the health engine explains it (``code`` such as ``usage.drop``)."""
+
+    code: str
+    component: str
+    severity: Severity
+    points: float
+    evidence: dict[str, EvidenceValue]
+    since: datetime | None
+    message_en: str
+    message_fr: str
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSnapshot:
+    """An account's profile and latest health at ``as_of``; ``risk_7d_ago`` feeds the jump rule and the trend."""
+
+    account_id: str
+    name: str
+    tier: Tier
+    arr: Decimal
+    currency: str
+    renewal_date: date | None
+    owner_kam_id: str | None
+    risk: float
+    level: Level
+    risk_7d_ago: float | None
+    level_since: datetime | None
+    drivers: tuple[SignalDriver, ...]
+    as_of: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OpenAlert:
+    """An alert not yet resolved, as stored."""
+
+    alert_id: int
+    dedup_key: str
+    account_id: str
+    rule: str
+    subject: str | None
+    severity: Severity
+    state: AlertState
+    fired_at: datetime
+    snoozed_until: datetime | None = None
+    acknowledged_at: datetime | None = None
+    last_notified_at: datetime | None = None
+    escalated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Kam:
+    kam_id: str
+    name: str
+    email: str
+    slack_user_id: str | None
+    manager_kam_id: str | None
+    locale: Locale
+    timezone: str
+    """IANA name, e.g. ``Europe/Paris``."""
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredAlert:
+    """An alert whose condition holds at ``as_of``; ``condition_since`` is when it became true."""
+
+    dedup_key: str
+    account_id: str
+    rule: str
+    subject: str | None
+    severity: Severity
+    condition_since: datetime
+    drivers: tuple[SignalDriver, ...]
+    title_en: str
+    title_fr: str
+
+
+def dedup_key(account_id: str, rule: str, subject: str | None = None) -> str:
+    """One open alert per key: the account and rule, plus the subject (a contact) where it matters."""
+    return f"{account_id}:{rule}" if subject is None else f"{account_id}:{rule}:{subject}"

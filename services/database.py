@@ -79,6 +79,15 @@ class Database:
         async with self.engine.connect() as conn:
             yield await conn.execution_options(isolation_level="AUTOCOMMIT")
 
+    async def ping(self) -> bool:
+        """Whether the database answers (readiness)."""
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception:  # any failure means not ready
+            return False
+        return True
+
     async def ensure_partitions(self, months: Iterable[date]) -> None:
         missing = set(months) - self._partitions
         if not missing:

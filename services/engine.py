@@ -31,6 +31,7 @@ from health_engine.repository import (
 )
 from health_engine.scoring import score_account
 from services.database import Database, driver_connection
+from services.metrics import Metrics
 from services.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -55,10 +56,17 @@ class HealthEngine:
     on_scores: ScoresHook | None = None
     worker_name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     chunk: int = CHUNK
+    metrics: Metrics | None = None
 
     @classmethod
-    def from_settings(cls, db: Database, settings: Settings, on_scores: ScoresHook | None = None) -> HealthEngine:
-        return cls(db, load_scoring_config(settings.scoring_config), on_scores)
+    def from_settings(
+        cls,
+        db: Database,
+        settings: Settings,
+        on_scores: ScoresHook | None = None,
+        metrics: Metrics | None = None,
+    ) -> HealthEngine:
+        return cls(db, load_scoring_config(settings.scoring_config), on_scores, metrics=metrics)
 
     @property
     def windows(self) -> Windows:
@@ -77,7 +85,7 @@ class HealthEngine:
 
     async def rescore_pending(self, as_of: datetime) -> int:
         """Drain the rescore queue (accounts touched by ingestion), each account scored once; returns how many."""
-        total = 0
+        started, total = time.perf_counter(), 0
         while True:
             async with self.db.unit_of_work() as sa_conn:
                 conn = await driver_connection(sa_conn)
@@ -87,6 +95,9 @@ class HealthEngine:
                         await self.score_chunk(conn, touched[start : start + self.chunk], as_of, trigger="event")
                     )
             if not touched:
+                if self.metrics is not None and total:
+                    self.metrics.rescore_seconds.observe(time.perf_counter() - started)
+                    self.metrics.rescored_accounts_total.labels(trigger="event").inc(total)
                 return total
 
     async def compute(self, account_ids: Sequence[str], as_of: datetime) -> list[HealthScore]:
@@ -128,7 +139,13 @@ class HealthEngine:
                     after = page[-1]
                 await finish_shard(conn, tick, shard, count)
                 swept += count
-        return SweepReport(as_of, taken, swept, time.perf_counter() - started)
+        report = SweepReport(as_of, taken, swept, time.perf_counter() - started)
+        if self.metrics is not None and taken:
+            self.metrics.sweep_seconds.observe(report.seconds)
+            self.metrics.sweep_accounts_total.inc(swept)
+            self.metrics.rescored_accounts_total.labels(trigger="sweep").inc(swept)
+            self.metrics.sweep_last_success_timestamp_seconds.set(as_of.timestamp())
+        return report
 
 
 def sweep_tick(now: datetime, interval_s: int) -> datetime:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -12,6 +13,8 @@ from ingestion.pipeline import BatchResult, Ingress, ParsedBatch, assemble_batch
 from schemas.events import Event
 from services.database import Database, driver_connection
 from services.engine import HealthEngine
+from services.metrics import Metrics
+from services.observability import record_batch
 
 _PARSE_SLICE = 250
 
@@ -28,6 +31,7 @@ class Pipeline:
     db: Database
     clock: Callable[[], datetime] = field(default=utc_now)
     engine: HealthEngine | None = None
+    metrics: Metrics | None = None
 
     async def ingest(
         self, records: Sequence[InboundRecord], *, ingress: Ingress, as_of: datetime | None = None
@@ -48,12 +52,19 @@ class Pipeline:
         return assemble_batch(records, outcomes)
 
     async def store(self, batch: ParsedBatch, *, ingress: Ingress, dead_letter: bool = True) -> BatchResult:
+        started = time.perf_counter()
         await self.db.ensure_partitions(batch.months())
         async with self.db.unit_of_work() as conn:
-            return await write_batch(
+            result = await write_batch(
                 await driver_connection(conn),
                 batch,
                 ingress=ingress,
                 received_at=self.clock(),
                 dead_letter=dead_letter,
             )
+        if self.metrics is not None:
+            seconds = time.perf_counter() - started
+            record_batch(
+                self.metrics, batch.records, result, ingress=ingress, seconds=seconds, committed_at=self.clock()
+            )
+        return result

@@ -8,19 +8,20 @@ from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any
 
-from aiokafka import ConsumerRecord
+from aiokafka import ConsumerRecord, TopicPartition
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.kafka.publisher.usecase import DefaultPublisher
 from faststream.message import StreamMessage
-from prometheus_client import CollectorRegistry
 
 from ingestion.parsing import InboundRecord
 from ingestion.pipeline import BatchResult, EventResult
 from services.database import Database
-from services.engine import HealthEngine, sweep_forever
+from services.engine import HealthEngine, ScoresHook, sweep_forever
+from services.metrics import Metrics, MetricsServer, serve_metrics
+from services.observability import sample_forever
 from services.pipeline import Pipeline, utc_now
 from services.settings import Settings
 
@@ -61,10 +62,10 @@ def dead_letter_headers(record: ConsumerRecord[Any, Any], outcome: EventResult) 
 IngestBatch = Callable[[Sequence[InboundRecord]], Awaitable[BatchResult]]
 
 
-def build_broker(settings: Settings, ingest: IngestBatch, registry: CollectorRegistry | None = None) -> KafkaBroker:
+def build_broker(settings: Settings, ingest: IngestBatch, metrics: Metrics | None = None) -> KafkaBroker:
     """A broker with one batch subscriber on every event topic, handing each batch to ``ingest``
     (the pipeline); nothing connects until it starts."""
-    middlewares = (KafkaPrometheusMiddleware(registry=registry),) if registry is not None else ()
+    middlewares = (KafkaPrometheusMiddleware(registry=metrics.instrument_registry),) if metrics is not None else ()
     broker = KafkaBroker(settings.kafka_bootstrap_servers, middlewares=middlewares)
     dead_letters: DefaultPublisher = broker.publisher(
         settings.kafka_dlq_topic,
@@ -98,8 +99,24 @@ def build_broker(settings: Settings, ingest: IngestBatch, registry: CollectorReg
             await asyncio.sleep(settings.kafka_retry_backoff_s)
             raise
         await publish_dead_letters(dead_letters, records, result)
+        if metrics is not None:
+            record_lag(metrics, message.consumer, records)
 
     return broker
+
+
+def record_lag(metrics: Metrics, consumer: Any, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
+    """Consumer lag per partition of the batch: the partition's high watermark minus the next offset."""
+    highwater = getattr(consumer, "highwater", None)
+    if highwater is None:  # an in-memory test consumer keeps no watermarks
+        return
+    last: dict[tuple[str, int], int] = {}
+    for record in records:
+        last[(record.topic, record.partition)] = max(record.offset, last.get((record.topic, record.partition), -1))
+    for (topic, partition), offset in last.items():
+        mark = highwater(TopicPartition(topic, partition))
+        if mark is not None:
+            metrics.consumer_lag.labels(topic=topic, partition=str(partition)).set(max(0, mark - offset - 1))
 
 
 async def publish_dead_letters(
@@ -112,21 +129,35 @@ async def publish_dead_letters(
             )
 
 
-async def run_worker(settings: Settings, registry: CollectorRegistry | None = None) -> None:
+async def run_worker(settings: Settings, on_scores: ScoresHook | None = None) -> None:
     """Consume until stopped (SIGINT/SIGTERM), rescoring touched accounts after each batch and sweeping on
-    schedule; the database opens first and closes last."""
+    schedule, with /metrics, /healthz and /readyz on KAMWATCH_METRICS_PORT; the database opens first and
+    closes last."""
+    metrics = Metrics.create()
     db = await Database.open(settings)
-    sweeper: asyncio.Task[None] | None = None
+    background: list[asyncio.Task[None]] = []
+    server: MetricsServer | None = None
     try:
         await db.migrate()
-        engine = HealthEngine.from_settings(db, settings)
-        pipeline = Pipeline(db, engine=engine)
-        app = FastStream(build_broker(settings, partial(pipeline.ingest, ingress="kafka"), registry))
-        sweeper = asyncio.create_task(
-            sweep_forever(engine, interval_s=settings.sweep_interval_s, shards=settings.sweep_shards, clock=utc_now)
-        )
-        await app.run()
+        engine = HealthEngine.from_settings(db, settings, on_scores, metrics=metrics)
+        pipeline = Pipeline(db, engine=engine, metrics=metrics)
+        broker = build_broker(settings, partial(pipeline.ingest, ingress="kafka"), metrics)
+
+        async def ready() -> bool:
+            return await db.ping() and await broker.ping(timeout=2.0)
+
+        server = await serve_metrics(metrics.registry, settings.metrics_host, settings.metrics_port, ready=ready)
+        background = [
+            asyncio.create_task(
+                sweep_forever(engine, interval_s=settings.sweep_interval_s, shards=settings.sweep_shards, clock=utc_now)
+            ),
+            asyncio.create_task(sample_forever(db, metrics, utc_now)),
+        ]
+        await FastStream(broker).run()
     finally:
-        if sweeper is not None:
-            sweeper.cancel()
+        for task in background:
+            task.cancel()
+        if server is not None:
+            await server.aclose()
+        metrics.close()
         await db.close()

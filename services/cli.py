@@ -262,6 +262,23 @@ def score(
     console.print(drivers)
 
 
+@app.command()
+def sweep(
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Evaluate at this time (ISO 8601; default now).")] = None,
+    shards: Annotated[int | None, typer.Option(help="Shards (default KAMWATCH_SWEEP_SHARDS).")] = None,
+) -> None:
+    """Run the time-driven evaluation once: every account rescored at --as-of. Several processes running
+    the same sweep share its shards; each account is evaluated once."""
+
+    async def main(settings: Settings) -> None:
+        async with opened(settings) as db:
+            engine = HealthEngine.from_settings(db, settings)
+            report = await engine.sweep(_parse_time(as_of), shards=shards or settings.sweep_shards)
+        console.print(f"swept {report.accounts:,} accounts in {report.shards} shards ({report.seconds:.1f} s)")
+
+    _run(main)
+
+
 @config_app.command("show")
 def config_show(
     path: Annotated[

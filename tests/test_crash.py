@@ -10,7 +10,9 @@ from pathlib import Path
 
 import asyncpg
 
+from health_engine.config import load_scoring_config
 from services.database import Database
+from services.engine import HealthEngine
 from services.pipeline import Pipeline
 from services.replay import replay_file
 from services.settings import Settings
@@ -65,6 +67,7 @@ async def test_sigkill_mid_stream_then_restart_equals_clean_run(server_url: str,
     async with cloned_database(server_url) as clean_url, cloned_database(server_url) as crashed_url:
         clean = await Database.open(Settings(database_url=clean_url))
         await replay_file(Pipeline(clean), stream, batch_size=500)
+        await HealthEngine(clean, load_scoring_config(None)).rescore_pending(at(28))  # as `kamwatch replay` does
         expected = await snapshot(clean)
         await clean.close()
 

@@ -22,14 +22,42 @@ from pathlib import Path
 
 import orjson
 
+from health_engine.config import load_scoring_config
 from ingestion.pipeline import BatchResult, Ingress, ParsedBatch
 from services.database import Database, driver_connection
+from services.engine import HealthEngine
 from services.pipeline import Pipeline
 from services.replay import read_batches, replay_file
 from services.runtime import tune_gc
 from services.settings import Settings
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
+END = START + timedelta(days=366)
+
+
+def profile_events(accounts: int) -> list[bytes]:
+    """One CRM profile per account, so that every account can be scored."""
+    tiers = ("strategic", "key", "standard", "standard")
+    return [
+        orjson.dumps(
+            {
+                "specversion": "1.0",
+                "id": f"profile-{a}",
+                "source": "bench/crm",
+                "type": "kamwatch.account.v1",
+                "subject": f"acc-{a:05d}",
+                "time": START.isoformat(),
+                "data": {
+                    "name": f"Account {a}",
+                    "owner_kam_id": f"kam-{a % 50}",
+                    "arr": str(10_000 + a),
+                    "currency": "EUR",
+                    "tier": tiers[a % 4],
+                },
+            }
+        )
+        for a in range(accounts)
+    ]
 
 
 def generate(events: int, accounts: int, seed: int) -> Iterator[bytes]:
@@ -113,7 +141,30 @@ async def run(args: argparse.Namespace) -> None:
     await db.migrate()
     pipeline = TimedPipeline(db)
     started = time.perf_counter()
-    stats = await replay_file(pipeline, stream, batch_size=args.batch_size)
+    if args.rescore:
+        # Seed the profiles (rescoring skips accounts without one), then rescore touched accounts while
+        # ingesting, as the worker does after each batch: a drainer running beside the replay.
+        engine = HealthEngine(db, load_scoring_config(None))
+        profiles = workdir / "profiles.ndjson"
+        profiles.write_bytes(b"\n".join(profile_events(args.accounts)) + b"\n")
+        await replay_file(pipeline, profiles, batch_size=args.batch_size)
+        pipeline.latencies.clear()
+        started = time.perf_counter()
+        done = asyncio.Event()
+
+        async def drain() -> int:
+            rescored = 0
+            while not done.is_set():
+                rescored += await engine.rescore_pending(END)
+                await asyncio.sleep(0.05)
+            return rescored + await engine.rescore_pending(END)
+
+        drainer = asyncio.create_task(drain())
+        stats = await replay_file(pipeline, stream, batch_size=args.batch_size)
+        done.set()
+        rescored = await drainer
+    else:
+        stats = await replay_file(pipeline, stream, batch_size=args.batch_size)
     elapsed = time.perf_counter() - started
     latencies = pipeline.latencies
     accepted = stats.accepted
@@ -152,6 +203,8 @@ async def run(args: argparse.Namespace) -> None:
     print(f"events                 {args.events:,} across {args.accounts:,} accounts (batch {args.batch_size})")
     print(f"accepted               {accepted:,}")
     print(f"pipeline               {rate:,.0f} events/s ({elapsed:.1f} s)")
+    if args.rescore:
+        print(f"rescored               {rescored:,} account evaluations while ingesting")
     print(f"batch commit latency   p50 {cuts[49] * 1000:.1f} ms, p99 {cuts[98] * 1000:.1f} ms")
     print(f"peak RSS               {peak_rss_mb():.0f} MB")
     print(f"COPY baseline          {copy_rate:,.0f} rows/s (unique key (source, id))")
@@ -165,6 +218,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--database-url", default=None)
+    parser.add_argument("--rescore", action="store_true", help="Rescore touched accounts while ingesting.")
     tune_gc()
     asyncio.run(run(parser.parse_args()))
 

@@ -1,0 +1,157 @@
+"""Sweep benchmark: the time-driven evaluation of every account, as the worker runs it on schedule.
+
+    .venv/bin/python bench/sweep.py --accounts 200000 [--processes 2]
+
+Seeds the per-account state directly in SQL (a profile, 9 weeks of daily usage, contacts, invoices,
+tickets and meetings for each account; some accounts silent, late or losing their champion), then times
+one sweep at a fixed as-of time, split in shards shared by ``--processes`` worker processes exactly as
+live workers share it. Prints accounts/s and the peak RSS of each sweeping process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import resource
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from services.database import Database, driver_connection
+from services.engine import HealthEngine
+from services.runtime import tune_gc
+from services.settings import Settings
+
+AS_OF = datetime(2026, 6, 1, 6, 0, tzinfo=UTC)
+
+SEED_SQL = """
+INSERT INTO kams (kam_id, name, email, locale, timezone, last_event_time, last_event_id)
+SELECT 'kam-' || k, 'KAM ' || k, 'kam' || k || '@example.com', 'fr', 'Europe/Paris', $2::timestamptz, 'seed'
+FROM generate_series(1, least($1, 100)) AS k;
+
+INSERT INTO accounts (account_id, name, owner_kam_id, arr, currency, tier, renewal_date, last_event_time,
+                      last_event_id)
+SELECT format('acc-%s', lpad(a::text, 6, '0')), 'Account ' || a, 'kam-' || (a % 100 + 1), 10000 + a % 500 * 1000,
+       'EUR', (ARRAY['strategic', 'key', 'standard', 'standard', 'standard'])[a % 5 + 1],
+       ($2::timestamptz)::date + (a % 400), $2::timestamptz, 'seed'
+FROM generate_series(1, $1) AS a;
+
+INSERT INTO usage_daily (account_id, day, metric, quantity, events, users)
+SELECT format('acc-%s', lpad(a::text, 6, '0')), ($2::timestamptz)::date - d, 'activity',
+       CASE WHEN a % 10 = 0 AND d < 10 THEN 0 ELSE 20 + (a + d) % 30 END, 5,
+       ARRAY['u1', 'u2', 'u3']
+FROM generate_series(1, $1) AS a, generate_series(1, 64) AS d
+WHERE NOT (a % 10 = 0 AND d < 10);
+
+INSERT INTO contacts (account_id, contact_id, role, last_change, active, added_at, left_at, last_event_time,
+                      last_event_id)
+SELECT format('acc-%s', lpad(a::text, 6, '0')), 'c' || c,
+       (ARRAY['champion', 'executive_sponsor', 'decision_maker'])[c], 'added',
+       NOT (a % 17 = 0 AND c = 1), $2::timestamptz - interval '400 days',
+       CASE WHEN a % 17 = 0 AND c = 1 THEN $2::timestamptz - interval '20 days' END, $2::timestamptz - interval '20 days', 'seed'
+FROM generate_series(1, $1) AS a, generate_series(1, 3) AS c;
+
+INSERT INTO invoices (account_id, invoice_id, status, amount, currency, due_date, issued_at, paid_at, failures,
+                      last_event_time, last_event_id)
+SELECT format('acc-%s', lpad(a::text, 6, '0')), 'inv-' || m,
+       CASE WHEN m = 1 AND a % 13 = 0 THEN 'issued' ELSE 'paid' END, 1000, 'EUR',
+       ($2::timestamptz)::date - 30 * m, $2::timestamptz - make_interval(days => 30 * m + 30),
+       CASE WHEN m = 1 AND a % 13 = 0 THEN NULL ELSE $2::timestamptz - make_interval(days => 30 * m - 2) END, 0,
+       $2::timestamptz - make_interval(days => 30 * m - 2), 'seed'
+FROM generate_series(1, $1) AS a, generate_series(1, 6) AS m;
+
+INSERT INTO tickets (account_id, ticket_id, status, priority, first_seen_at, opened_at, resolved_at, escalations,
+                     reopenings, last_event_time, last_event_id)
+SELECT format('acc-%s', lpad(a::text, 6, '0')), 't-1', CASE WHEN a % 7 = 0 THEN 'opened' ELSE 'closed' END,
+       CASE WHEN a % 7 = 0 THEN 'urgent' ELSE 'normal' END, $2::timestamptz - interval '12 days', $2::timestamptz - interval '12 days',
+       CASE WHEN a % 7 = 0 THEN NULL ELSE $2::timestamptz - interval '10 days' END, 0, 0, $2::timestamptz - interval '10 days', 'seed'
+FROM generate_series(1, $1) AS a;
+
+INSERT INTO engagements (account_id, event_time, source, event_id, kind, outcome)
+SELECT format('acc-%s', lpad(a::text, 6, '0')), $2::timestamptz - make_interval(days => 20 * e), 'seed', a || '-' || e,
+       CASE WHEN e = 2 THEN 'business_review' ELSE 'meeting' END,
+       CASE WHEN a % 11 = 0 THEN 'declined' ELSE 'attended' END
+FROM generate_series(1, $1) AS a, generate_series(1, 4) AS e;
+ANALYZE;
+"""
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def seed(url: str, accounts: int) -> None:
+    db = await Database.open(Settings(database_url=url))
+    try:
+        await db.migrate()
+        async with db.unit_of_work() as conn:
+            driver = await driver_connection(conn)
+            for statement in SEED_SQL.split(";\n"):
+                if statement.strip():
+                    await driver.execute(statement, *([accounts, AS_OF] if "$" in statement else []))
+    finally:
+        await db.close()
+
+
+def sweep_process(url: str, shards: int, name: str, out: multiprocessing.Queue[tuple[str, int, float, float]]) -> None:
+    tune_gc()
+
+    async def run() -> tuple[int, float]:
+        db = await Database.open(Settings(database_url=url, db_pool_size=2))
+        try:
+            engine = HealthEngine.from_settings(db, Settings(database_url=url))
+            engine.worker_name = name
+            report = await engine.sweep(AS_OF, shards=shards)
+            return report.accounts, report.seconds
+        finally:
+            await db.close()
+
+    accounts, seconds = asyncio.run(run())
+    out.put((name, accounts, seconds, peak_rss_mb()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--accounts", type=int, default=200_000)
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--shards", type=int, default=32)
+    parser.add_argument("--database-url", default=None)
+    args = parser.parse_args()
+
+    server = None
+    url = args.database_url
+    if url is None:
+        from services.database import start_embedded
+
+        url, server = start_embedded(Path(tempfile.mkdtemp(prefix="kamwatch-sweep-")) / "pgdata")
+    seeded = time.perf_counter()
+    asyncio.run(seed(url, args.accounts))
+    print(f"seeded                 {args.accounts:,} accounts in {time.perf_counter() - seeded:.0f} s")
+
+    context = multiprocessing.get_context("spawn")
+    results: multiprocessing.Queue[tuple[str, int, float, float]] = context.Queue()
+    started = time.perf_counter()
+    workers = [
+        context.Process(target=sweep_process, args=(url, args.shards, f"sweeper-{n}", results))
+        for n in range(args.processes)
+    ]
+    for worker in workers:
+        worker.start()
+    reports = [results.get() for _ in workers]
+    for worker in workers:
+        worker.join()
+    elapsed = time.perf_counter() - started
+    swept = sum(accounts for _, accounts, _, _ in reports)
+    sweeping = max(seconds for _, _, seconds, _ in reports)
+    print(f"sweep                  {swept:,} accounts in {sweeping:.1f} s with {args.processes} process(es)")
+    print(f"throughput             {swept / sweeping:,.0f} accounts/s ({elapsed:.1f} s with process start-up)")
+    for name, accounts, seconds, rss in sorted(reports):
+        print(f"  {name:<20} {accounts:,} accounts, {seconds:.1f} s, peak RSS {rss:.0f} MB")
+    if server is not None:
+        server.cleanup()
+
+
+if __name__ == "__main__":
+    main()

@@ -86,12 +86,13 @@ WHERE account_id = ANY($1::text[]) AND (status IN ('issued', 'failed') OR last_e
 
 # A decision-level contact counts as engaged from the first meeting or review attended after they arrived.
 _CONTACTS_SQL = """
-SELECT c.account_id, c.contact_id, c.role, c.active, c.added_at, c.left_at, c.name,
+SELECT c.account_id, c.contact_id, c.role, c.active, c.added_at, c.left_at,
        CASE WHEN c.role = ANY($2::text[]) AND c.added_at IS NOT NULL THEN (
            SELECT min(e.event_time) FROM engagements e
            WHERE e.account_id = c.account_id AND e.event_time >= c.added_at
              AND e.kind IN ('meeting', 'business_review') AND e.outcome = 'attended'
-       ) END AS last_engaged_at
+       ) END AS last_engaged_at,
+       c.name
 FROM contacts c
 WHERE c.account_id = ANY($1::text[])
 """
@@ -127,55 +128,21 @@ async def load_signals(
     today = as_of.astimezone(UTC).date()
     usage: dict[str, list[UsageDay]] = defaultdict(list)
     for row in await conn.fetch(_USAGE_SQL, ids, today - timedelta(days=windows.usage_days), today):
-        usage[row["account_id"]].append(UsageDay(row["day"], row["quantity"], row["users"]))
+        usage[row[0]].append(UsageDay(*row[1:]))
     tickets: dict[str, list[Ticket]] = defaultdict(list)
+    # Columns are selected in the dataclasses' field order: rows unpack straight into them.
     for row in await conn.fetch(_TICKETS_SQL, ids, as_of - timedelta(days=windows.ticket_days)):
-        tickets[row["account_id"]].append(
-            Ticket(
-                row["ticket_id"],
-                row["status"],
-                row["priority"],
-                row["opened_at"],
-                row["resolved_at"],
-                row["escalations"],
-                row["reopenings"],
-                row["csat"],
-                row["last_event_time"],
-            )
-        )
+        tickets[row[0]].append(Ticket(*row[1:]))
     invoices: dict[str, list[Invoice]] = defaultdict(list)
     since = as_of - timedelta(days=windows.invoice_days)
     for row in await conn.fetch(_INVOICES_SQL, ids, since, since.date()):
-        invoices[row["account_id"]].append(
-            Invoice(
-                row["invoice_id"],
-                row["status"],
-                row["amount"],
-                row["due_date"],
-                row["paid_at"],
-                row["failures"],
-                row["last_event_time"],
-                row["issued_at"],
-            )
-        )
+        invoices[row[0]].append(Invoice(*row[1:]))
     contacts: dict[str, list[Contact]] = defaultdict(list)
     for row in await conn.fetch(_CONTACTS_SQL, ids, _DECISION_ROLES):
-        contacts[row["account_id"]].append(
-            Contact(
-                row["contact_id"],
-                row["role"],
-                row["active"],
-                row["added_at"],
-                row["left_at"],
-                row["last_engaged_at"],
-                row["name"],
-            )
-        )
+        contacts[row[0]].append(Contact(*row[1:]))
     engagements: dict[str, list[Engagement]] = defaultdict(list)
     for row in await conn.fetch(_ENGAGEMENTS_SQL, ids, as_of - timedelta(days=windows.engagement_days), as_of):
-        engagements[row["account_id"]].append(
-            Engagement(row["event_time"], row["kind"], row["outcome"], row["nps_score"])
-        )
+        engagements[row[0]].append(Engagement(*row[1:]))
     return {
         account_id: AccountSignals(
             profile=profile,

@@ -64,6 +64,35 @@ class Settings(BaseSettings):
     sweep_interval_s: PositiveInt = Field(default=900, description="Time-driven evaluation period (worker).")
     sweep_shards: PositiveInt = Field(default=16, description="Shards a sweep is split in, shared by workers.")
     alert_rules: Path | None = Field(default=None, description="Alert rules YAML. Unset: the shipped default.")
+
+    # alert delivery (kamwatch alerter) and Slack interactions
+    slack_bot_token: SecretStr | None = Field(
+        default=None, description="Bot token for chat.postMessage (KAM DMs, team channel); preferred to the webhook."
+    )
+    slack_api_base_url: str = Field(default="https://slack.com/api/", description="Slack Web API base URL (tests).")
+    slack_webhook_url: SecretStr | None = Field(
+        default=None, description="Incoming webhook: every Slack message goes to its channel (when no bot token)."
+    )
+    slack_signing_secret: SecretStr | None = Field(
+        default=None, description="Verifies POST /v1/slack/interactions. Unset: interactions are refused."
+    )
+    slack_team_channel: str | None = Field(
+        default=None, description="Team channel for strategic critical alerts; overrides the rules' policy."
+    )
+    smtp_host: str | None = Field(default=None, description="SMTP server. Unset: email notifications are not queued.")
+    smtp_port: PositiveInt = 587
+    smtp_starttls: bool = Field(default=False, description="Upgrade the connection with STARTTLS.")
+    smtp_tls: bool = Field(default=False, description="Implicit TLS (usually port 465).")
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = "kamwatch <kamwatch@localhost>"
+    smtp_timeout_s: float = Field(default=30.0, gt=0)
+    alerter_poll_interval_s: float = Field(default=5.0, gt=0, description="Pause when the outbox has nothing due.")
+    alerter_max_attempts: PositiveInt = Field(default=8, description="Attempts before a notification is failed.")
+    alerter_backoff_base_s: float = Field(default=30.0, gt=0, description="First retry delay, doubled each time.")
+    alerter_backoff_cap_s: float = Field(default=3600.0, gt=0, description="Longest retry delay.")
+    alerter_concurrency: PositiveInt = Field(default=4, description="Notifications sent at once by one alerter.")
+    alerter_escalation_interval_s: float = Field(default=300.0, gt=0, description="Period of the escalation check.")
     metrics_host: str = "0.0.0.0"
     metrics_port: int = Field(default=9108, description="Port of /metrics for the worker and the alerter.")
 

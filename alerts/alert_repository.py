@@ -1,0 +1,637 @@
+"""The alerting's database adapter: open alerts in, alert changes, transitions and outbox rows out.
+
+Thin functions over an asyncpg connection owned by the caller, inside its transaction (nothing here commits).
+Decisions stay in the pure core (rules, reconcile, policy); these only read and write rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+import asyncpg
+import orjson
+
+from alerts.messages import AlertItem
+from alerts.model import Kam, Locale, OpenAlert, SignalDriver, Tier
+from alerts.outbox import driver_from_json, driver_json
+from alerts.reconcile import Opened, Resolved, SeverityChanged
+
+ENGINE_ACTOR = "kamwatch"
+Delivery = Literal["immediate", "digest", "folded"]
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRow:
+    account_id: str
+    name: str
+    owner_kam_id: str | None
+    arr: Decimal
+    currency: str
+    tier: Tier
+    renewal_date: date | None
+
+
+@dataclass(frozen=True, slots=True)
+class HealthRow:
+    """The stored current health of an account (what the escalation check shows in its messages)."""
+
+    account_id: str
+    as_of: datetime
+    risk: float
+    level: str
+    level_since: datetime | None
+    drivers: tuple[SignalDriver, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryUpdate:
+    alert_id: int
+    delivery: Delivery
+    notified_at: datetime | None
+    folded_into: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    kind: str
+    channel: str
+    recipient: str
+    kam_id: str | None
+    alert_ids: tuple[int, ...]
+    payload: dict[str, Any]
+    send_after: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedNotification:
+    id: int
+    kind: str
+    channel: str
+    recipient: str
+    kam_id: str | None
+    alert_ids: tuple[int, ...]
+    payload: dict[str, Any]
+    send_after: datetime
+    attempts: int
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _loads(raw: Any) -> Any:
+    return orjson.loads(raw) if isinstance(raw, str | bytes) else raw
+
+
+# --- reading -------------------------------------------------------------------------------------------------
+
+
+async def load_accounts(conn: asyncpg.Connection, account_ids: Sequence[str]) -> dict[str, AccountRow]:
+    rows = await conn.fetch(
+        "SELECT account_id, name, owner_kam_id, arr, currency, tier, renewal_date FROM accounts "
+        "WHERE account_id = ANY($1::text[])",
+        list(account_ids),
+    )
+    return {
+        r["account_id"]: AccountRow(
+            r["account_id"], r["name"], r["owner_kam_id"], r["arr"], r["currency"], r["tier"], r["renewal_date"]
+        )
+        for r in rows
+    }
+
+
+async def load_health(conn: asyncpg.Connection, account_ids: Sequence[str]) -> dict[str, HealthRow]:
+    rows = await conn.fetch(
+        "SELECT account_id, as_of, risk::float8 AS risk, level, level_since, drivers FROM account_health "
+        "WHERE account_id = ANY($1::text[])",
+        list(account_ids),
+    )
+    return {
+        r["account_id"]: HealthRow(
+            r["account_id"],
+            r["as_of"],
+            r["risk"],
+            r["level"],
+            r["level_since"],
+            tuple(driver_from_json(d) for d in _loads(r["drivers"])),
+        )
+        for r in rows
+    }
+
+
+async def load_level_since(conn: asyncpg.Connection, account_ids: Sequence[str]) -> dict[str, datetime]:
+    rows = await conn.fetch(
+        "SELECT account_id, level_since FROM account_health WHERE account_id = ANY($1::text[])", list(account_ids)
+    )
+    return {r["account_id"]: r["level_since"] for r in rows}
+
+
+async def load_risk_at(conn: asyncpg.Connection, account_ids: Sequence[str], at: datetime) -> dict[str, float]:
+    """Each account's risk as it stood at ``at`` (its newest history row not after it), for the 7-day trend."""
+    rows = await conn.fetch(
+        """
+        SELECT a.account_id, h.risk::float8 AS risk
+        FROM unnest($1::text[]) AS a(account_id)
+        CROSS JOIN LATERAL (
+            SELECT risk FROM account_health_history
+            WHERE account_id = a.account_id AND as_of <= $2 ORDER BY as_of DESC LIMIT 1
+        ) h
+        """,
+        list(account_ids),
+        at,
+    )
+    return {r["account_id"]: r["risk"] for r in rows}
+
+
+async def load_kams(conn: asyncpg.Connection, kam_ids: Sequence[str]) -> dict[str, Kam]:
+    """The KAMs asked for and their managers (escalations go there)."""
+    rows = await conn.fetch(
+        """
+        SELECT kam_id, name, email, slack_user_id, manager_kam_id, locale, timezone FROM kams
+        WHERE kam_id = ANY($1::text[])
+           OR kam_id IN (SELECT manager_kam_id FROM kams WHERE kam_id = ANY($1::text[]))
+        """,
+        list(kam_ids),
+    )
+    return {
+        r["kam_id"]: Kam(
+            kam_id=r["kam_id"],
+            name=r["name"],
+            email=r["email"],
+            slack_user_id=r["slack_user_id"],
+            manager_kam_id=r["manager_kam_id"],
+            locale=_locale(r["locale"]),
+            timezone=r["timezone"],
+        )
+        for r in rows
+    }
+
+
+def _locale(value: str) -> Locale:
+    return "fr" if value == "fr" else "en"
+
+
+_OPEN_COLUMNS = """id, dedup_key, account_id, rule, subject, severity, state, fired_at, snoozed_until,
+    acknowledged_at, last_notified_at, escalated_at, title_en, title_fr"""
+
+
+def _open_alert(r: asyncpg.Record) -> tuple[OpenAlert, AlertItem]:
+    alert = OpenAlert(
+        alert_id=r["id"],
+        dedup_key=r["dedup_key"],
+        account_id=r["account_id"],
+        rule=r["rule"],
+        subject=r["subject"],
+        severity=r["severity"],
+        state=r["state"],
+        fired_at=r["fired_at"],
+        snoozed_until=r["snoozed_until"],
+        acknowledged_at=r["acknowledged_at"],
+        last_notified_at=r["last_notified_at"],
+        escalated_at=r["escalated_at"],
+    )
+    item = AlertItem(r["id"], r["dedup_key"], r["rule"], r["severity"], r["title_en"], r["title_fr"], r["fired_at"])
+    return alert, item
+
+
+async def load_open_alerts(
+    conn: asyncpg.Connection, account_ids: Sequence[str]
+) -> tuple[list[OpenAlert], dict[int, AlertItem]]:
+    """The open alerts of these accounts, locked (in id order, so concurrent callers cannot deadlock) until the
+    caller's transaction ends: the engine and the escalation check never act on the same alert at once."""
+    rows = await conn.fetch(
+        f"SELECT {_OPEN_COLUMNS} FROM alerts WHERE account_id = ANY($1::text[]) AND state <> 'resolved' "
+        "ORDER BY id FOR UPDATE",
+        list(account_ids),
+    )
+    pairs = [_open_alert(r) for r in rows]
+    return [a for a, _ in pairs], {i.alert_id: i for _, i in pairs}
+
+
+async def lock_escalation_candidates(
+    conn: asyncpg.Connection, before: datetime
+) -> tuple[list[OpenAlert], dict[int, AlertItem]]:
+    """Firing critical alerts never escalated, notified before ``before``; those another transaction holds
+    (the engine rescoring the account) are skipped: that transaction checks them itself."""
+    rows = await conn.fetch(
+        f"""
+        SELECT {_OPEN_COLUMNS} FROM alerts
+        WHERE state = 'firing' AND severity = 'critical' AND escalated_at IS NULL
+          AND last_notified_at IS NOT NULL AND last_notified_at <= $1
+        ORDER BY id FOR UPDATE SKIP LOCKED
+        """,
+        before,
+    )
+    pairs = [_open_alert(r) for r in rows]
+    return [a for a, _ in pairs], {i.alert_id: i for _, i in pairs}
+
+
+async def immediate_sent_today(
+    conn: asyncpg.Connection, windows: Mapping[str, tuple[datetime, datetime]]
+) -> dict[str, int]:
+    """Immediate messages each KAM got in their local day (``windows``: KAM -> [start, end)).
+
+    Counted from the alerts themselves (an immediate message stamps its alerts' ``last_notified_at`` with one
+    instant), so the budget holds the same whether notifications are sent, logged or not written at all."""
+    if not windows:
+        return {}
+    kam_ids = list(windows)
+    rows = await conn.fetch(
+        """
+        SELECT w.kam_id, count(DISTINCT (al.account_id, al.last_notified_at)) AS sent
+        FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS w(kam_id, day_start, day_end)
+        JOIN accounts ac ON ac.owner_kam_id = w.kam_id
+        JOIN alerts al ON al.account_id = ac.account_id
+        WHERE al.delivery = 'immediate' AND al.last_notified_at >= w.day_start AND al.last_notified_at < w.day_end
+        GROUP BY w.kam_id
+        """,
+        kam_ids,
+        [windows[k][0] for k in kam_ids],
+        [windows[k][1] for k in kam_ids],
+    )
+    return {r["kam_id"]: r["sent"] for r in rows}
+
+
+# --- writing alerts ------------------------------------------------------------------------------------------
+
+
+async def insert_alerts(conn: asyncpg.Connection, opened: Sequence[Opened], at: datetime) -> dict[str, int]:
+    """Open alerts (and their first transition); returns dedup key -> id. A key another transaction opened in
+    the meantime is skipped (one open alert per key), so it is neither returned nor notified twice."""
+    if not opened:
+        return {}
+    rows = [
+        {
+            "dedup_key": o.alert.dedup_key,
+            "account_id": o.alert.account_id,
+            "rule": o.alert.rule,
+            "subject": o.alert.subject,
+            "severity": o.alert.severity,
+            "fired_at": o.fired_at.isoformat(),
+            "title_en": o.alert.title_en,
+            "title_fr": o.alert.title_fr,
+            "drivers": [driver_json(d) for d in o.alert.drivers],
+        }
+        for o in opened
+    ]
+    inserted = await conn.fetch(
+        """
+        INSERT INTO alerts (dedup_key, account_id, rule, subject, severity, state, fired_at, updated_at,
+                            title_en, title_fr, drivers)
+        SELECT dedup_key, account_id, rule, subject, severity, 'firing', fired_at, $2, title_en, title_fr, drivers
+        FROM json_to_recordset($1::json) AS r(dedup_key text, account_id text, rule text, subject text,
+                                               severity text, fired_at timestamptz, title_en text, title_fr text,
+                                               drivers jsonb)
+        ORDER BY dedup_key
+        ON CONFLICT (dedup_key) WHERE state <> 'resolved' DO NOTHING
+        RETURNING id, dedup_key
+        """,
+        _json(rows),
+        at,
+    )
+    ids = {r["dedup_key"]: r["id"] for r in inserted}
+    await _transitions(conn, [(i, None, "firing", None) for i in ids.values()], at)
+    return ids
+
+
+async def update_severities(conn: asyncpg.Connection, changed: Sequence[SeverityChanged], at: datetime) -> None:
+    if not changed:
+        return
+    rows = [
+        {
+            "id": c.alert_id,
+            "severity": c.severity,
+            "title_en": c.alert.title_en,
+            "title_fr": c.alert.title_fr,
+            "drivers": [driver_json(d) for d in c.alert.drivers],
+        }
+        for c in changed
+    ]
+    await conn.execute(
+        """
+        UPDATE alerts a SET severity = r.severity, title_en = r.title_en, title_fr = r.title_fr,
+                            drivers = r.drivers, updated_at = $2
+        FROM json_to_recordset($1::json) AS r(id bigint, severity text, title_en text, title_fr text, drivers jsonb)
+        WHERE a.id = r.id
+        """,
+        _json(rows),
+        at,
+    )
+
+
+async def resolve_alerts(conn: asyncpg.Connection, resolved: Sequence[Resolved], at: datetime) -> None:
+    """Auto-resolve (the condition cleared), one transition each, by the engine."""
+    if not resolved:
+        return
+    notes = {r.alert_id: r.message_en for r in resolved}
+    before = await conn.fetch(
+        "SELECT id, state FROM alerts WHERE id = ANY($1::bigint[]) AND state <> 'resolved'", list(notes)
+    )
+    await conn.execute(
+        "UPDATE alerts SET state = 'resolved', resolved_at = $2, updated_at = $2, snoozed_until = NULL "
+        "WHERE id = ANY($1::bigint[]) AND state <> 'resolved'",
+        [r["id"] for r in before],
+        at,
+    )
+    await _transitions(conn, [(r["id"], r["state"], "resolved", notes[r["id"]]) for r in before], at)
+
+
+async def set_deliveries(conn: asyncpg.Connection, updates: Sequence[DeliveryUpdate]) -> None:
+    """How each alert reaches its KAM; ``notified_at`` (when given) is when it did or will."""
+    if not updates:
+        return
+    await conn.execute(
+        """
+        UPDATE alerts a SET delivery = u.delivery,
+                            last_notified_at = COALESCE(u.notified_at, a.last_notified_at),
+                            folded_into = u.folded_into
+        FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::bigint[])
+             AS u(id, delivery, notified_at, folded_into)
+        WHERE a.id = u.id
+        """,
+        [u.alert_id for u in updates],
+        [u.delivery for u in updates],
+        [u.notified_at for u in updates],
+        [u.folded_into for u in updates],
+    )
+
+
+async def mark_escalated(conn: asyncpg.Connection, escalated: Mapping[int, str], at: datetime) -> None:
+    """Stamp ``escalated_at`` (never twice) and record the escalation (alert id -> manager KAM id) in the
+    alert's history; the state does not change."""
+    if not escalated:
+        return
+    ids = list(escalated)
+    rows = await conn.fetch(
+        "UPDATE alerts SET escalated_at = $2 WHERE id = ANY($1::bigint[]) AND escalated_at IS NULL RETURNING id, state",
+        ids,
+        at,
+    )
+    await _transitions(
+        conn, [(r["id"], r["state"], r["state"], f"escalated to {escalated[r['id']]}") for r in rows], at
+    )
+
+
+async def reopen_ended_snoozes(
+    conn: asyncpg.Connection, at: datetime, account_ids: Sequence[str] | None = None
+) -> list[int]:
+    """Snoozes that ran out put their alert back to firing. ``snoozed_until`` is kept on purpose: the escalation
+    delay counts from the end of the snooze (see alerts.policy.due_escalations)."""
+    rows = await conn.fetch(
+        """
+        UPDATE alerts SET state = 'firing', updated_at = $1
+        WHERE state = 'acknowledged' AND snoozed_until IS NOT NULL AND snoozed_until <= $1
+          AND ($2::text[] IS NULL OR account_id = ANY($2::text[]))
+        RETURNING id
+        """,
+        at,
+        list(account_ids) if account_ids is not None else None,
+    )
+    ids = [r["id"] for r in rows]
+    await _transitions(conn, [(i, "acknowledged", "firing", "snooze ended") for i in ids], at)
+    return ids
+
+
+async def _transitions(
+    conn: asyncpg.Connection, rows: Sequence[tuple[int, str | None, str, str | None]], at: datetime
+) -> None:
+    if not rows:
+        return
+    await conn.execute(
+        """
+        INSERT INTO alert_transitions (alert_id, at, from_state, to_state, actor, via, note)
+        SELECT id, $5, from_state, to_state, $6, 'engine', note
+        FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) AS t(id, from_state, to_state, note)
+        """,
+        [r[0] for r in rows],
+        [r[1] for r in rows],
+        [r[2] for r in rows],
+        [r[3] for r in rows],
+        at,
+        ENGINE_ACTOR,
+    )
+
+
+# --- the outbox ----------------------------------------------------------------------------------------------
+
+
+async def enqueue(conn: asyncpg.Connection, rows: Sequence[OutboxRow], at: datetime) -> list[int]:
+    if not rows:
+        return []
+    records = [
+        {
+            "kind": r.kind,
+            "channel": r.channel,
+            "recipient": r.recipient,
+            "kam_id": r.kam_id,
+            "alert_ids": list(r.alert_ids),
+            "payload": r.payload,
+            "send_after": r.send_after.isoformat(),
+        }
+        for r in rows
+    ]
+    inserted = await conn.fetch(
+        """
+        INSERT INTO notifications (kind, channel, recipient, kam_id, alert_ids, payload, status, created_at,
+                                   send_after)
+        SELECT kind, channel, recipient, kam_id, alert_ids, payload, 'pending', $2, send_after
+        FROM json_to_recordset($1::json) AS r(kind text, channel text, recipient text, kam_id text,
+                                               alert_ids bigint[], payload jsonb, send_after timestamptz)
+        RETURNING id
+        """,
+        _json(records),
+        at,
+    )
+    return [r["id"] for r in inserted]
+
+
+_CLAIM_COLUMNS = "id, kind, channel, recipient, kam_id, alert_ids, payload, send_after, attempts"
+
+
+def _claimed(r: asyncpg.Record) -> ClaimedNotification:
+    return ClaimedNotification(
+        id=r["id"],
+        kind=r["kind"],
+        channel=r["channel"],
+        recipient=r["recipient"],
+        kam_id=r["kam_id"],
+        alert_ids=tuple(r["alert_ids"]),
+        payload=_loads(r["payload"]),
+        send_after=r["send_after"],
+        attempts=r["attempts"],
+    )
+
+
+async def claim_due(conn: asyncpg.Connection, now: datetime) -> ClaimedNotification | None:
+    """Lock the oldest due pending notification until the caller's transaction ends; rows another alerter
+    holds are skipped, so two alerters never send the same one, and a crashed alerter's claim rolls back."""
+    # A digest part other than the first of its digest is never claimed on its own: whoever holds the first
+    # part takes the others with it, so concurrent claims cannot split a digest.
+    row = await conn.fetchrow(
+        f"""
+        SELECT {_CLAIM_COLUMNS} FROM notifications n
+        WHERE status = 'pending' AND send_after <= $1
+          AND (payload->>'format' IS DISTINCT FROM 'digest' OR NOT EXISTS (
+                SELECT 1 FROM notifications o
+                WHERE o.status = 'pending' AND o.id < n.id AND o.channel = n.channel AND o.recipient = n.recipient
+                  AND o.send_after = n.send_after AND o.kam_id IS NOT DISTINCT FROM n.kam_id
+                  AND o.payload->>'format' = 'digest'))
+        ORDER BY send_after, id LIMIT 1 FOR UPDATE SKIP LOCKED
+        """,
+        now,
+    )
+    return _claimed(row) if row is not None else None
+
+
+async def claim_digest_parts(conn: asyncpg.Connection, first: ClaimedNotification) -> list[ClaimedNotification]:
+    """The other pending parts of the same digest (same recipient, channel and time), locked too."""
+    rows = await conn.fetch(
+        f"""
+        SELECT {_CLAIM_COLUMNS} FROM notifications
+        WHERE status = 'pending' AND channel = $1 AND recipient = $2 AND send_after = $3 AND id <> $4
+          AND payload->>'format' = 'digest' AND kam_id IS NOT DISTINCT FROM $5
+        ORDER BY id FOR UPDATE SKIP LOCKED
+        """,
+        first.channel,
+        first.recipient,
+        first.send_after,
+        first.id,
+        first.kam_id,
+    )
+    return [_claimed(r) for r in rows]
+
+
+async def record_attempt(
+    conn: asyncpg.Connection,
+    ids: Sequence[int],
+    at: datetime,
+    *,
+    error: str | None,
+    retry_at: datetime | None,
+    max_attempts: int,
+) -> list[str]:
+    """Record one attempt on these notifications: sent (no ``error``), retried at ``retry_at``, or failed
+    (no ``retry_at``, or the attempts are used up). Returns the resulting status of each."""
+    await conn.execute(
+        "INSERT INTO notification_attempts (notification_id, at, ok, error) "
+        "SELECT id, $2, $3, $4 FROM unnest($1::bigint[]) AS t(id)",
+        list(ids),
+        at,
+        error is None,
+        error,
+    )
+    rows = await conn.fetch(
+        """
+        UPDATE notifications SET
+            attempts = attempts + 1,
+            last_error = $3::text,
+            status = CASE WHEN $3::text IS NULL THEN 'sent'
+                          WHEN $4::timestamptz IS NULL OR attempts + 1 >= $5 THEN 'failed'
+                          ELSE 'pending' END,
+            sent_at = CASE WHEN $3::text IS NULL THEN $2::timestamptz ELSE NULL END,
+            send_after = COALESCE($4::timestamptz, send_after)
+        WHERE id = ANY($1::bigint[])
+        RETURNING status
+        """,
+        list(ids),
+        at,
+        error,
+        retry_at,
+        max_attempts,
+    )
+    return [r["status"] for r in rows]
+
+
+async def outbox_backlog(conn: asyncpg.Connection, now: datetime) -> tuple[int, float]:
+    """(pending notifications, age in seconds of the oldest due one)."""
+    row = await conn.fetchrow(
+        "SELECT count(*) AS pending, min(send_after) FILTER (WHERE send_after <= $1) AS oldest "
+        "FROM notifications WHERE status = 'pending'",
+        now,
+    )
+    assert row is not None
+    oldest: datetime | None = row["oldest"]
+    return row["pending"], max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0
+
+
+# --- the CLI's views -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AlertFilters:
+    account_id: str | None = None
+    rule: str | None = None
+    severity: str | None = None
+    state: str | None = None
+    delivery: str | None = None
+    fired_after: datetime | None = None
+    fired_before: datetime | None = None
+    limit: int | None = None
+
+
+async def list_alerts(conn: asyncpg.Connection, filters: AlertFilters) -> list[dict[str, Any]]:
+    """Alerts with their account name, newest first."""
+    rows = await conn.fetch(
+        """
+        SELECT al.id, al.account_id, ac.name AS account_name, ac.owner_kam_id, al.rule, al.subject, al.severity,
+               al.state, al.fired_at, al.delivery, al.folded_into, al.last_notified_at, al.acknowledged_at,
+               al.snoozed_until, al.escalated_at, al.resolved_at, al.title_en
+        FROM alerts al LEFT JOIN accounts ac ON ac.account_id = al.account_id
+        WHERE ($1::text IS NULL OR al.account_id = $1) AND ($2::text IS NULL OR al.rule = $2)
+          AND ($3::text IS NULL OR al.severity = $3) AND ($4::text IS NULL OR al.state = $4)
+          AND ($5::text IS NULL OR al.delivery = $5)
+          AND ($6::timestamptz IS NULL OR al.fired_at >= $6) AND ($7::timestamptz IS NULL OR al.fired_at < $7)
+        ORDER BY al.fired_at DESC, al.id DESC
+        LIMIT $8
+        """,
+        filters.account_id,
+        filters.rule,
+        filters.severity,
+        filters.state,
+        filters.delivery,
+        filters.fired_after,
+        filters.fired_before,
+        filters.limit,
+    )
+    return [dict(r) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class RulePrecision:
+    rule: str
+    alerts: int
+    judged: int
+    useful: int
+    false_alarms: int
+
+    @property
+    def precision(self) -> float | None:
+        return self.useful / self.judged if self.judged else None
+
+
+async def feedback_by_rule(conn: asyncpg.Connection) -> list[RulePrecision]:
+    """Per rule: alerts, and the KAMs' verdicts (each alert counted once, by its newest verdict)."""
+    rows = await conn.fetch(
+        """
+        WITH latest AS (
+            SELECT DISTINCT ON (alert_id) alert_id, verdict FROM alert_feedback ORDER BY alert_id, at DESC, id DESC
+        )
+        SELECT al.rule, count(*) AS alerts, count(l.verdict) AS judged,
+               count(*) FILTER (WHERE l.verdict = 'useful') AS useful,
+               count(*) FILTER (WHERE l.verdict = 'false_alarm') AS false_alarms
+        FROM alerts al LEFT JOIN latest l ON l.alert_id = al.id
+        GROUP BY al.rule ORDER BY al.rule
+        """
+    )
+    return [RulePrecision(r["rule"], r["alerts"], r["judged"], r["useful"], r["false_alarms"]) for r in rows]
+
+
+async def kam_by_slack_user(conn: asyncpg.Connection, slack_user_id: str) -> str | None:
+    kam_id: str | None = await conn.fetchval(
+        "SELECT kam_id FROM kams WHERE slack_user_id = $1 ORDER BY kam_id LIMIT 1", slack_user_id
+    )
+    return kam_id

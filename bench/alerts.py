@@ -1,0 +1,169 @@
+"""Alerting on a simulated portfolio: how many notifications KAMs would get, and how early churners are flagged.
+
+Simulates a portfolio, replays it as lived (sweep at every midnight) into a scratch embedded PostgreSQL with
+the alerting hook in ``notify="none"`` mode (alerts and their planned delivery are recorded, nothing is sent),
+then reports from the alerts table and the outcomes:
+
+- notifications per KAM per week: immediate messages (one per account and instant, whatever the number of
+  alerts it carries) and daily digests, and the alerts behind each;
+- share of churned accounts alerted at least 30 days before their churn (an alert opened within the lookback
+  window before that);
+- share of immediate alerts on accounts that later churned or downgraded.
+
+    .venv/bin/python -m bench.alerts --accounts 200 --kams 8 --days 240 --seed 7
+
+(``-m``: run as ``python bench/alerts.py``, this file would shadow the ``alerts`` package.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from health_engine.config import load_scoring_config
+from services.alerting import build_alerting
+from services.database import Database, driver_connection, start_embedded
+from services.engine import HealthEngine
+from services.pipeline import Pipeline
+from services.replay import replay_as_lived
+from services.settings import Settings
+from services.simulator import simulate_to_dir
+
+# When each alert was opened: its first transition (fired_at may be earlier, when the condition began).
+_OPENED = "(SELECT min(t.at) FROM alert_transitions t WHERE t.alert_id = al.id AND t.from_state IS NULL)"
+
+_VOLUME_SQL = """
+SELECT
+    count(DISTINCT (ac.owner_kam_id, al.account_id, al.last_notified_at)) FILTER (WHERE al.delivery = 'immediate')
+        AS immediate_messages,
+    count(*) FILTER (WHERE al.delivery = 'immediate') AS immediate_alerts,
+    count(DISTINCT (ac.owner_kam_id, al.last_notified_at)) FILTER (WHERE al.delivery = 'digest') AS digests,
+    count(*) FILTER (WHERE al.delivery = 'digest') AS digest_alerts,
+    count(*) FILTER (WHERE al.delivery = 'folded') AS folded_alerts,
+    count(*) AS alerts
+FROM alerts al JOIN accounts ac USING (account_id)
+"""
+
+_CHURN_SQL = f"""
+WITH churn AS (
+    SELECT account_id, min(event_time) AS at FROM outcomes WHERE outcome = 'churned' GROUP BY account_id
+)
+SELECT count(*) AS churners,
+       count(*) FILTER (WHERE EXISTS (
+           SELECT 1 FROM alerts al
+           WHERE al.account_id = c.account_id AND al.delivery IS NOT NULL
+             AND {_OPENED} <= c.at - make_interval(days => $1)
+             AND {_OPENED} >= c.at - make_interval(days => $2)
+       )) AS alerted_early
+FROM churn c
+"""
+
+_PRECISION_SQL = f"""
+SELECT count(*) AS immediate,
+       count(*) FILTER (WHERE EXISTS (
+           SELECT 1 FROM outcomes o
+           WHERE o.account_id = al.account_id AND o.outcome IN ('churned', 'downgraded') AND o.event_time > {_OPENED}
+       )) AS on_losses
+FROM alerts al WHERE al.delivery = 'immediate'
+"""
+
+_BY_RULE_SQL = """
+SELECT rule, count(*) AS alerts, count(*) FILTER (WHERE delivery = 'immediate') AS immediate
+FROM alerts GROUP BY rule ORDER BY alerts DESC
+"""
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    workdir = Path(tempfile.mkdtemp(prefix="bench-alerts-"))
+    try:
+        started = time.perf_counter()
+        summary = simulate_to_dir(workdir / "sim", args.accounts, args.kams, args.days, args.seed, args.start)
+        url, server = start_embedded(workdir / "pgdata")
+        settings = Settings(database_url=url, data_dir=workdir)
+        db = await Database.open(settings)
+        try:
+            await db.migrate()
+            hook = build_alerting(settings, notify="none")
+            engine = HealthEngine(db, load_scoring_config(settings.scoring_config), on_scores=hook)
+            simulated = time.perf_counter()
+            stats = await replay_as_lived(Pipeline(db), engine, summary.events_path, batch_size=5000)
+            replayed = time.perf_counter()
+            async with db.unit_of_work() as sa_conn:
+                conn = await driver_connection(sa_conn)
+                first, last = await conn.fetchrow("SELECT min(event_time), max(event_time) FROM event_keys")
+                kams = await conn.fetchval("SELECT count(DISTINCT owner_kam_id) FROM accounts")
+                volume = dict(await conn.fetchrow(_VOLUME_SQL))
+                churn = dict(await conn.fetchrow(_CHURN_SQL, args.lead_days, args.lookback_days))
+                precision = dict(await conn.fetchrow(_PRECISION_SQL))
+                by_rule = [dict(r) for r in await conn.fetch(_BY_RULE_SQL)]
+        finally:
+            await db.close()
+            server.cleanup()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    weeks = max((last - first).total_seconds() / (7 * 86400), 1e-9)
+    per_kam_week = max(kams, 1) * weeks
+    return {
+        "events": stats.lines,
+        "kams": kams,
+        "weeks": round(weeks, 1),
+        "simulate_s": round(simulated - started, 1),
+        "replay_s": round(replayed - simulated, 1),
+        "immediate_messages_per_kam_week": volume["immediate_messages"] / per_kam_week,
+        "immediate_alerts_per_kam_week": volume["immediate_alerts"] / per_kam_week,
+        "digests_per_kam_week": volume["digests"] / per_kam_week,
+        "digest_alerts_per_kam_week": volume["digest_alerts"] / per_kam_week,
+        "folded_alerts": volume["folded_alerts"],
+        "alerts": volume["alerts"],
+        "churners": churn["churners"],
+        "churners_alerted_early": churn["alerted_early"],
+        "churners_alerted_early_share": churn["alerted_early"] / churn["churners"] if churn["churners"] else None,
+        "immediate_alerts": precision["immediate"],
+        "immediate_on_later_losses_share": (
+            precision["on_losses"] / precision["immediate"] if precision["immediate"] else None
+        ),
+        "by_rule": by_rule,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--accounts", type=int, default=2000)
+    parser.add_argument("--kams", type=int, default=40)
+    parser.add_argument("--days", type=int, default=540)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--start", type=date.fromisoformat, default=date(2025, 1, 6))
+    parser.add_argument("--lead-days", type=int, default=30, help="How early a churner must be alerted.")
+    parser.add_argument("--lookback-days", type=int, default=180, help="Older alerts do not count for a churn.")
+    args = parser.parse_args()
+    r = asyncio.run(run(args))
+    print(f"{args.accounts} accounts, {r['kams']} KAMs, {args.days} days ({r['weeks']} weeks), {r['events']} events")
+    print(f"simulate {r['simulate_s']} s, replay with alerting {r['replay_s']} s")
+    print("per KAM per week:")
+    immediate, immediate_alerts = r["immediate_messages_per_kam_week"], r["immediate_alerts_per_kam_week"]
+    print(f"  immediate messages  {immediate:.2f}  ({immediate_alerts:.2f} alerts)")
+    print(f"  digests             {r['digests_per_kam_week']:.2f}  ({r['digest_alerts_per_kam_week']:.2f} alerts)")
+    print(f"  alerts in all: {r['alerts']}, of which folded into a critical one: {r['folded_alerts']}")
+    share = r["churners_alerted_early_share"]
+    print(
+        f"churners alerted >= {args.lead_days} days ahead (alert within {args.lookback_days} days before the churn): "
+        f"{r['churners_alerted_early']}/{r['churners']}" + (f" = {share:.2f}" if share is not None else "")
+    )
+    losses = r["immediate_on_later_losses_share"]
+    print(
+        "immediate alerts on accounts that later churned or downgraded: "
+        + (f"{losses:.2f} of {r['immediate_alerts']}" if losses is not None else "no immediate alert")
+    )
+    print("alerts by rule (all / immediate):")
+    for row in r["by_rule"]:
+        print(f"  {row['rule']:<24} {row['alerts']:>6} {row['immediate']:>6}")
+
+
+if __name__ == "__main__":
+    main()

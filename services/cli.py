@@ -26,6 +26,9 @@ from ingestion.partitions import drop_partitions_before
 from ingestion.pipeline import BatchResult
 from schemas.events import event_json_schemas
 from schemas.tables import account_health, dead_letters
+from services.alerting import NotifyMode, build_alerting
+from services.cli_access import register as register_access_commands
+from services.cli_alerts import register as register_alert_commands
 from services.database import Database, driver_connection
 from services.engine import HealthEngine
 from services.pipeline import Pipeline, utc_now
@@ -44,6 +47,8 @@ app.add_typer(schemas_app, name="schemas")
 app.add_typer(retention_app, name="retention")
 config_app = typer.Typer(help="The health scoring configuration.")
 app.add_typer(config_app, name="config")
+register_access_commands(app)
+register_alert_commands(app)
 
 console = Console()
 T = TypeVar("T")
@@ -111,10 +116,12 @@ def api(
 
 @app.command()
 def worker() -> None:
-    """Consume the Kafka topics (KAMWATCH_KAFKA_BOOTSTRAP_SERVERS) into the pipeline until stopped."""
+    """Consume the Kafka topics (KAMWATCH_KAFKA_BOOTSTRAP_SERVERS) into the pipeline until stopped: rescore,
+    sweep on schedule, open and resolve alerts (queued for `kamwatch alerter`)."""
+    from services.alerting import build_alerting
     from services.worker import run_worker
 
-    _run(run_worker)
+    _run(lambda settings: run_worker(settings, on_scores=build_alerting(settings, notify="send")))
 
 
 @app.command()
@@ -128,12 +135,20 @@ def replay(
             help="Score on the events' own time: sweep at each midnight, as if the history were lived.",
         ),
     ] = False,
+    notify: Annotated[
+        NotifyMode,
+        typer.Option(help="Alerts are always recorded; none: notify nobody, log: log the messages, file: write them."),
+    ] = "none",
+    notify_file: Annotated[Path | None, typer.Option(help="Where --notify file writes (NDJSON).")] = None,
 ) -> None:
     """Feed a file of events through the ingestion pipeline, in order, in batches, then rescore."""
+    if notify == "file" and notify_file is None:
+        raise typer.BadParameter("--notify file needs --notify-file", param_hint="--notify-file")
 
     async def main(settings: Settings) -> None:
         async with opened(settings) as db:
-            engine = HealthEngine.from_settings(db, settings)
+            alerting = build_alerting(settings, notify=notify, file=notify_file)
+            engine = HealthEngine.from_settings(db, settings, alerting)
             size = batch_size or settings.ingest_batch_size
             with Progress(
                 TextColumn("[bold]replay"),
@@ -272,7 +287,7 @@ def sweep(
 
     async def main(settings: Settings) -> None:
         async with opened(settings) as db:
-            engine = HealthEngine.from_settings(db, settings)
+            engine = HealthEngine.from_settings(db, settings, build_alerting(settings, notify="send"))
             report = await engine.sweep(_parse_time(as_of), shards=shards or settings.sweep_shards)
         console.print(f"swept {report.accounts:,} accounts in {report.shards} shards ({report.seconds:.1f} s)")
 

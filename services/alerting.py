@@ -32,6 +32,7 @@ from alerts.policy import PlannedNotification, deliveries, local_day_bounds, pla
 from alerts.reconcile import Changes, reconcile
 from alerts.rules import evaluate
 from health_engine.model import HealthScore
+from services.metrics import Metrics
 from services.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,7 @@ class Alerting:
     """Channels notifications are queued for in ``send`` mode (one with no server configured is skipped)."""
     file: Path | None = None
     last: Outcome = field(default_factory=Outcome)
+    metrics: Metrics | None = None
 
     async def __call__(self, conn: asyncpg.Connection, scores: Sequence[HealthScore], as_of: datetime) -> None:
         self.last = await self.on_scores(conn, scores, as_of)
@@ -136,6 +138,7 @@ class Alerting:
         book.account_of = {a.alert_id: a.account_id for a in open_alerts}
         book.account_of |= {new_ids[o.alert.dedup_key]: o.alert.account_id for o in changes.opened}
         queued, escalated = await self._apply(conn, plan, book, snapshots, kams, as_of)
+        self._count(changes, open_alerts, plan)
         return Outcome(
             len(changes.opened), len(changes.severity_changed), len(changes.resolved), len(plan), queued, escalated
         )
@@ -159,7 +162,26 @@ class Alerting:
         book = _Book({a.dedup_key: a.alert_id for a in candidates}, {}, items, candidates, Changes())
         book.account_of = {a.alert_id: a.account_id for a in candidates}
         queued, escalated = await self._apply(conn, plan, book, snapshots, kams, as_of)
+        self._count(Changes(), candidates, plan)
         return Outcome(planned=len(plan), queued=queued, escalated=escalated)
+
+    def _count(self, changes: Changes, open_alerts: Sequence[OpenAlert], plan: Sequence[PlannedNotification]) -> None:
+        """Alerts opened, resolved and escalated, by rule and severity (recorded before the commit: a rolled
+        back evaluation is counted, and redone)."""
+        if self.metrics is None:
+            return
+        for opened in changes.opened:
+            self.metrics.alerts_opened_total.labels(rule=opened.alert.rule, severity=opened.alert.severity).inc()
+        by_id = {a.alert_id: a for a in open_alerts}
+        by_key = {a.dedup_key: a for a in open_alerts}
+        for resolved in changes.resolved:
+            severity = by_id[resolved.alert_id].severity if resolved.alert_id in by_id else "info"
+            self.metrics.alerts_resolved_total.labels(rule=resolved.rule, severity=severity).inc()
+        for planned in plan:
+            if planned.kind == "escalation":
+                for key in planned.alert_dedup_keys:
+                    if (alert := by_key.get(key)) is not None:
+                        self.metrics.alerts_escalated_total.labels(rule=alert.rule, severity=alert.severity).inc()
 
     # --- writing the plan --------------------------------------------------------------------------------
 
@@ -403,7 +425,12 @@ def stored_snapshot(account: repo.AccountRow, health: repo.HealthRow, risk_befor
 
 
 def build_alerting(
-    settings: Settings, *, notify: NotifyMode, file: Path | None = None, config: AlertsConfig | None = None
+    settings: Settings,
+    *,
+    notify: NotifyMode,
+    file: Path | None = None,
+    config: AlertsConfig | None = None,
+    metrics: Metrics | None = None,
 ) -> Alerting:
     """The engine's ``on_scores`` hook (``HealthEngine(db, cfg, on_scores=build_alerting(...))``).
 
@@ -426,4 +453,5 @@ def build_alerting(
         base_url=settings.public_url,
         channels=frozenset(channels),
         file=file,
+        metrics=metrics,
     )

@@ -118,10 +118,9 @@ def api(
 def worker() -> None:
     """Consume the Kafka topics (KAMWATCH_KAFKA_BOOTSTRAP_SERVERS) into the pipeline until stopped: rescore,
     sweep on schedule, open and resolve alerts (queued for `kamwatch alerter`)."""
-    from services.alerting import build_alerting
     from services.worker import run_worker
 
-    _run(lambda settings: run_worker(settings, on_scores=build_alerting(settings, notify="send")))
+    _run(run_worker)
 
 
 @app.command()

@@ -18,8 +18,9 @@ from faststream.message import StreamMessage
 
 from ingestion.parsing import InboundRecord
 from ingestion.pipeline import BatchResult, EventResult
+from services.alerting import NotifyMode, build_alerting
 from services.database import Database
-from services.engine import HealthEngine, ScoresHook, sweep_forever
+from services.engine import HealthEngine, sweep_forever
 from services.metrics import Metrics, MetricsServer, serve_metrics
 from services.observability import sample_forever
 from services.pipeline import Pipeline, utc_now
@@ -129,7 +130,7 @@ async def publish_dead_letters(
             )
 
 
-async def run_worker(settings: Settings, on_scores: ScoresHook | None = None) -> None:
+async def run_worker(settings: Settings, *, notify: NotifyMode = "send") -> None:
     """Consume until stopped (SIGINT/SIGTERM), rescoring touched accounts after each batch and sweeping on
     schedule, with /metrics, /healthz and /readyz on KAMWATCH_METRICS_PORT; the database opens first and
     closes last."""
@@ -139,7 +140,8 @@ async def run_worker(settings: Settings, on_scores: ScoresHook | None = None) ->
     server: MetricsServer | None = None
     try:
         await db.migrate()
-        engine = HealthEngine.from_settings(db, settings, on_scores, metrics=metrics)
+        alerting = build_alerting(settings, notify=notify, metrics=metrics)
+        engine = HealthEngine.from_settings(db, settings, alerting, metrics=metrics)
         pipeline = Pipeline(db, engine=engine, metrics=metrics)
         broker = build_broker(settings, partial(pipeline.ingest, ingress="kafka"), metrics)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Self
 
@@ -68,6 +69,21 @@ class Weights(_Strict):
         return float(getattr(self, component))
 
 
+class AcuteShares(_Strict):
+    """How much of each component's risk counts in the acute term (1: all of it). Below 1 for the components
+    whose risk is statistical (volumes against a baseline) rather than an event, so that alone they need to be
+    extreme to raise an account to high."""
+
+    usage: float = Field(default=1.0, ge=0, le=1)
+    support: float = Field(default=1.0, ge=0, le=1)
+    payment: float = Field(default=1.0, ge=0, le=1)
+    relationship: float = Field(default=1.0, ge=0, le=1)
+    engagement: float = Field(default=1.0, ge=0, le=1)
+
+    def of(self, component: ComponentName) -> float:
+        return float(getattr(self, component))
+
+
 class TierConfig(_Strict):
     weights: Weights
     acute_factor: float = Field(gt=0, le=1)
@@ -122,16 +138,40 @@ class RenewalConfig(_Strict):
     max_multiplier: float = Field(ge=1, le=3)
 
 
+class SeasonalPeriod(_Strict):
+    """Days of the year (``MM-DD``, both included; ``start`` after ``end`` wraps over New Year) when activity is
+    expected at ``factor`` times an ordinary day: the business calendar of the portfolio (summer, year-end)."""
+
+    start: str = Field(pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")
+    end: str = Field(pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")
+    factor: float = Field(gt=0, le=1)
+
+    def covers(self, day: date) -> bool:
+        key = f"{day.month:02d}-{day.day:02d}"
+        if self.start <= self.end:
+            return self.start <= key <= self.end
+        return key >= self.start or key <= self.end
+
+
 class UsageConfig(_Strict):
     baseline_weeks: int = Field(ge=2, le=52)
     min_weekly_volume: float = Field(ge=0)
     min_baseline_users: float = Field(ge=0)
+    seasonality: tuple[SeasonalPeriod, ...] = ()
+    """Expected lulls: a day's usage is divided by its factor (the lowest that applies) before any comparison."""
+    min_drop_z: float = Field(ge=0)
+    """A drop counts only when it exceeds this many times the account's own week-to-week variability."""
+    min_relative_spread: float = Field(ge=0, le=1)
+    """Week-to-week variability assumed at least, as a share of the baseline week."""
     drop: Ramp
     users_drop: Ramp
     single_week_factor: float = Field(gt=0, le=1)
     regular_min_active_days: int = Field(ge=0)
     silent: Ramp
     silent_irregular: Ramp
+
+    def seasonal_factor(self, day: date) -> float:
+        return min((p.factor for p in self.seasonality if p.covers(day)), default=1.0)
 
 
 class UrgentOpen(_Strict):
@@ -146,6 +186,10 @@ class SupportConfig(_Strict):
     baseline_floor: float = Field(gt=0)
     min_recent_tickets: int = Field(ge=1)
     min_recent_weight: float = Field(ge=0)
+    surge_min_z: float = Field(ge=0)
+    """A surge counts only when the recent weighted count exceeds the usual one by this many standard deviations
+    (Poisson, each ticket weighing ``surge_ticket_weight`` on average): a few tickets on a quiet account are luck."""
+    surge_ticket_weight: float = Field(gt=0)
     surge: Ramp
     urgent_open: UrgentOpen
     lookback_days: int = Field(gt=0)
@@ -153,8 +197,10 @@ class SupportConfig(_Strict):
     reopening_points: Points
     escalations_cap: Points
     low_csat_max: int = Field(ge=1, le=5)
-    low_csat_points: Points
-    low_csat_cap: Points
+    low_csat_min_tickets: int = Field(ge=1)
+    """Fewer low ratings than this in the lookback is the odd bad day, not a trend."""
+    low_csat_share: Ramp
+    """Points by the share of the rated tickets rated low in the lookback."""
 
     @model_validator(mode="after")
     def _all_priorities(self) -> Self:
@@ -190,6 +236,10 @@ class RelationshipConfig(_Strict):
     no_sponsor_points: Points
     new_executive_days: int = Field(gt=0)
     new_executive_grace_days: int = Field(ge=0)
+    initial_power_map_days: int = Field(ge=0)
+    """Contacts added within this many days of the first known contact are the initial power map, not newcomers."""
+    successor_factor: float = Field(ge=0, le=1)
+    """Share of a departure's points kept once a successor in the same role has been added after it."""
     new_executive_points: Points
     single_contact_points: Points
     no_decision_level_points: Points
@@ -214,6 +264,7 @@ class ScoringConfig(_Strict):
     levels: Levels
     severity: SeverityCuts
     tiers: Tiers
+    acute_shares: AcuteShares = AcuteShares()
     renewal: RenewalConfig
     usage: UsageConfig
     support: SupportConfig

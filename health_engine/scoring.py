@@ -7,6 +7,7 @@ are rewound through their own timestamps (opened/resolved/paid/issued/added/left
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -15,7 +16,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from statistics import median
 
-from health_engine.config import Ramp, ScoringConfig
+from health_engine.config import Ramp, ScoringConfig, UsageConfig
 from health_engine.model import (
     COMPONENTS,
     AccountProfile,
@@ -46,11 +47,12 @@ def score_account(signals: AccountSignals, as_of: datetime, config: ScoringConfi
     Combination over component risks ``r`` (0..1 here) with the tier's weights ``w`` (``W = Σ w``), with
     ``a ⊕ b = 1 − (1 − a)(1 − b)`` (noisy-OR)::
 
-        base = max(Σ w·r / W,  acute_factor · max_c (r_c ⊕ Σ_{k≠c} w_k·r_k / W))
+        base = max(Σ w·r / W,  acute_factor · max_c (s_c·r_c ⊕ Σ_{k≠c} w_k·r_k / W))
 
     The acute term keeps one severe component (a departed champion, a silent account) from being diluted
     by four healthy ones, and lets the others compound on it by their weights; taking the max over every
-    choice of ``c`` keeps the result monotonic in each component. Near renewal ``base`` is multiplied (at
+    choice of ``c`` keeps the result monotonic in each component; ``s_c`` (``acute_shares``, at most 1) is how
+    much of a component counts as acute. Near renewal ``base`` is multiplied (at
     most ``renewal.max_multiplier``) and capped at 1. Within a component, drivers combine by noisy-OR.
     """
     if as_of.tzinfo is None or as_of.utcoffset() is None:
@@ -75,7 +77,8 @@ def score_account(signals: AccountSignals, as_of: datetime, config: ScoringConfi
     )
     total_weight = sum(c.weight for c in components)
     weighted = [c.weight * c.risk / total_weight for c in components]
-    acute = max(_noisy_or((c.risk, sum(weighted) - w)) for c, w in zip(components, weighted, strict=True))
+    shares = config.acute_shares
+    acute = _noisy_or(shares.of(c.name) * c.risk for c in components)
     base = max(sum(weighted), tier.acute_factor * acute)
     multiplier, renewal = _renewal(signals.profile, ctx, base)
     risk = round(min(100.0, base * multiplier), 1)
@@ -169,13 +172,26 @@ def _fr(n: float, one: str, many: str) -> str:
 # --- usage -------------------------------------------------------------------------------------------------
 
 
-def _drop(recent: float, previous: float, baseline: float, guard: float, ramp: Ramp, damp: float) -> tuple[float, bool]:
-    """Points and whether the previous week confirms the drop; (0, False) under the minimum-volume guard."""
+def _spread(weeks: Sequence[float], baseline: float, floor: float) -> float:
+    """The account's own week-to-week variability: robust (MAD) standard deviation of the changes from one week
+    to the next (a steady trend does not count as noise), at least ``floor`` × the baseline."""
+    changes = [a - b for a, b in itertools.pairwise(weeks)]
+    centre = median(changes)
+    mad = median(abs(c - centre) for c in changes) * 1.4826 / math.sqrt(2)
+    return max(mad, floor * baseline)
+
+
+def _drop(weeks: Sequence[float], guard: float, ramp: Ramp, cfg: UsageConfig) -> tuple[float, bool, float]:
+    """Points, whether the previous week confirms the drop, and the baseline. No points under the minimum-volume
+    guard, nor for a drop within the account's usual week-to-week variability (``min_drop_z`` spreads)."""
+    recent, previous, baseline = weeks[0], weeks[1], median(weeks[1:])
     if baseline <= 0 or baseline < guard:
-        return 0.0, False
+        return 0.0, False, baseline
+    if baseline - recent < cfg.min_drop_z * _spread(weeks[1:], baseline, cfg.min_relative_spread):
+        return 0.0, False, baseline
     points = ramp.points(1.0 - recent / baseline)
     sustained = previous <= baseline * (1.0 - ramp.start)
-    return (points if sustained else points * damp), sustained
+    return (points if sustained else points * cfg.single_week_factor), sustained, baseline
 
 
 def _usage(days: Sequence[UsageDay], ctx: _Ctx) -> list[Driver]:
@@ -186,15 +202,15 @@ def _usage(days: Sequence[UsageDay], ctx: _Ctx) -> list[Driver]:
         if u.day <= today:
             quantity[u.day] += u.quantity
             users[u.day] = max(users[u.day], u.active_users)
-    # Full 7-day blocks ending yesterday (today is partial): every block holds each weekday once.
+    # Full 7-day blocks ending yesterday (today is partial): every block holds each weekday once. Each day is
+    # measured against what the business calendar expects of it, so a summer or year-end lull is no drop.
     weeks = [[today - timedelta(days=7 * (k + 1) - i) for i in range(7)] for k in range(cfg.baseline_weeks + 1)]
-    volume = [sum(quantity.get(d, 0.0) for d in week) for week in weeks]
-    daily_users = [sum(users.get(d, 0) for d in week) / 7 for week in weeks]
+    volume = [sum(quantity.get(d, 0.0) / cfg.seasonal_factor(d) for d in week) for week in weeks]
+    daily_users = [sum(users.get(d, 0) / cfg.seasonal_factor(d) for d in week) / 7 for week in weeks]
     n_weeks = cfg.baseline_weeks
     found = _Found(ctx, "usage")
 
-    base = median(volume[1:])
-    points, sustained = _drop(volume[0], volume[1], base, cfg.min_weekly_volume, cfg.drop, cfg.single_week_factor)
+    points, sustained, base = _drop(volume, cfg.min_weekly_volume, cfg.drop, cfg)
     if points > 0:
         pct = round(100 * (1 - volume[0] / base))
         found.add(
@@ -212,10 +228,7 @@ def _usage(days: Sequence[UsageDay], ctx: _Ctx) -> list[Driver]:
             + (", 2 semaines de suite" if sustained else ""),
         )
 
-    base_users = median(daily_users[1:])
-    points, sustained = _drop(
-        daily_users[0], daily_users[1], base_users, cfg.min_baseline_users, cfg.users_drop, cfg.single_week_factor
-    )
+    points, sustained, base_users = _drop(daily_users, cfg.min_baseline_users, cfg.users_drop, cfg)
     if points > 0:
         pct = round(100 * (1 - daily_users[0] / base_users))
         now_en, was_en = _num(daily_users[0], "en"), _num(base_users, "en")
@@ -288,8 +301,10 @@ def _support(tickets: Sequence[Ticket], ctx: _Ctx) -> list[Driver]:
     ]
     recent_w = sum(weight[t.priority] for t in recent)
     usual_w = sum(weight[t.priority] for t in earlier) * cfg.recent_days / cfg.baseline_days
-    ratio = recent_w / max(usual_w, cfg.baseline_floor)
-    enough = len(recent) >= cfg.min_recent_tickets and recent_w >= cfg.min_recent_weight
+    expected = max(usual_w, cfg.baseline_floor)
+    ratio = recent_w / expected
+    z = (recent_w - expected) / math.sqrt(expected * cfg.surge_ticket_weight)
+    enough = len(recent) >= cfg.min_recent_tickets and recent_w >= cfg.min_recent_weight and z >= cfg.surge_min_z
     if enough and (points := cfg.surge.points(ratio)) > 0:
         n, d = len(recent), cfg.recent_days
         found.add(
@@ -350,24 +365,26 @@ def _support(tickets: Sequence[Ticket], ctx: _Ctx) -> list[Driver]:
             f"sur les tickets récents ou ouverts ({lookback} jours)",
         )
 
-    unhappy = [
+    rated = [
         v.ticket
         for v in views
         if v.settled
         and v.ticket.csat is not None
-        and v.ticket.csat <= cfg.low_csat_max
         and ctx.within(v.ticket.resolved_at or v.ticket.last_event_time, lookback)
     ]
-    if unhappy:
+    unhappy = [t for t in rated if t.csat is not None and t.csat <= cfg.low_csat_max]
+    share = len(unhappy) / len(rated) if rated else 0.0
+    if len(unhappy) >= cfg.low_csat_min_tickets and (points := cfg.low_csat_share.points(share)) > 0:
         n, worst = len(unhappy), min(t.csat for t in unhappy if t.csat is not None)
         found.add(
             "support.low_csat",
-            min(cfg.low_csat_cap, n * cfg.low_csat_points),
-            {"tickets": n, "worst_csat": worst, "window_days": lookback},
+            points,
+            {"tickets": n, "rated": len(rated), "worst_csat": worst, "window_days": lookback},
             max(t.resolved_at or t.last_event_time for t in unhappy),
-            f"{_en(n, 'ticket', 'tickets')} rated {cfg.low_csat_max}/5 or less in {lookback} days (lowest {worst}/5)",
-            f"{_fr(n, 'ticket noté', 'tickets notés')} {cfg.low_csat_max}/5 ou moins en {lookback} jours "
-            f"(note la plus basse {worst}/5)",
+            f"{n} of {_en(len(rated), 'rated ticket', 'rated tickets')} rated {cfg.low_csat_max}/5 or less "
+            f"in {lookback} days (lowest {worst}/5)",
+            f"{n} sur {_fr(len(rated), 'ticket noté', 'tickets notés')} {cfg.low_csat_max}/5 ou moins "
+            f"en {lookback} jours (note la plus basse {worst}/5)",
         )
     return found
 
@@ -490,6 +507,22 @@ def _active_at(c: Contact, as_of: datetime) -> bool:
     return c.active
 
 
+def _successor_factor(gone: Contact, active: Sequence[Contact], ctx: _Ctx) -> float:
+    """``successor_factor`` when someone now active took the role after ``gone`` left (for a decision-level role,
+    once they have engaged), else 1: a replaced champion is a handover, not a lost relationship."""
+    for c in active:
+        if (
+            c.role == gone.role
+            and c.contact_id != gone.contact_id
+            and c.added_at is not None
+            and gone.left_at is not None
+            and c.added_at >= gone.left_at
+            and (c.role not in _DECISION_LEVEL or (c.last_engaged_at is not None and c.last_engaged_at <= ctx.as_of))
+        ):
+            return ctx.config.relationship.successor_factor
+    return 1.0
+
+
 def _relationship(contacts: Sequence[Contact], ctx: _Ctx) -> list[Driver]:
     cfg, as_of = ctx.config.relationship, ctx.as_of
     known = sorted(
@@ -505,7 +538,7 @@ def _relationship(contacts: Sequence[Contact], ctx: _Ctx) -> list[Driver]:
     for role, (code, en_role, fr_role) in _ROLE_NAMES.items():
         base = getattr(cfg.departure_points, role)
         gone = [
-            (c, c.left_at, base * (1 - ctx.days_since(c.left_at) / decay))
+            (c, c.left_at, base * (1 - ctx.days_since(c.left_at) / decay) * _successor_factor(c, active, ctx))
             for c in known
             if c.role == role and c.left_at is not None and ctx.within(c.left_at, decay)
         ]
@@ -540,11 +573,15 @@ def _relationship(contacts: Sequence[Contact], ctx: _Ctx) -> list[Driver]:
             departures = [c.left_at for c in known if c.role == role and c.left_at is not None and c.left_at <= as_of]
             found.add(code, points, {"role": role}, max(departures, default=None), en, fr)
 
+    # The contacts known from the start are the initial power map (an import), not executives who just arrived.
+    first_added = min((c.added_at for c in known if c.added_at is not None), default=None)
     fresh = [
         c
         for c in active
         if c.role in _DECISION_LEVEL
         and c.added_at is not None
+        and first_added is not None
+        and (c.added_at - first_added).total_seconds() > cfg.initial_power_map_days * 86400
         and cfg.new_executive_grace_days <= ctx.days_since(c.added_at) <= cfg.new_executive_days
         and (c.last_engaged_at is None or c.last_engaged_at > as_of)
     ]

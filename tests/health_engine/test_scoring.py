@@ -14,7 +14,13 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from health_engine.config import DEFAULT_CONFIG_PATH, ScoringConfig, ScoringConfigError, load_scoring_config
+from health_engine.config import (
+    DEFAULT_CONFIG_PATH,
+    ScoringConfig,
+    ScoringConfigError,
+    SeasonalPeriod,
+    load_scoring_config,
+)
 from health_engine.model import (
     AccountProfile,
     AccountSignals,
@@ -255,6 +261,38 @@ def test_one_day_dip_is_not_a_usage_drop() -> None:
     assert "usage.drop" not in drivers(score(healthy(usage=days)))
 
 
+def test_seasonal_lull_is_not_a_usage_drop() -> None:
+    as_of = datetime(2026, 9, 1, 12, tzinfo=UTC)
+    lull = tuple(
+        UsageDay(d, 60.0 if d.month == 8 else 100.0, 6 if d.month == 8 else 10)
+        for d in (as_of.date() - timedelta(days=n) for n in range(1, 71))
+    )
+    signals = healthy(usage=lull)
+    found = drivers(score(signals, as_of=as_of))
+    assert "usage.drop" not in found
+    assert "usage.users_drop" not in found
+    no_calendar = CONFIG.model_copy(update={"usage": CONFIG.usage.model_copy(update={"seasonality": ()})})
+    assert "usage.drop" in drivers(score(signals, no_calendar, as_of=as_of))
+
+
+def test_drop_within_the_accounts_own_variability_is_not_a_usage_drop() -> None:
+    # Weeks swing between 60 and 150 a day: a 35% lower week is ordinary for this account.
+    swings = (65.0, 65.0, 140.0, 70.0, 120.0, 95.0, 150.0, 60.0, 110.0, 100.0, 100.0)
+    days = [UsageDay(day_ago(n), swings[(n - 1) // 7], 10) for n in range(1, 71)]
+    assert "usage.drop" not in drivers(score(healthy(usage=tuple(days))))
+    steady = usage(recent=65, previous=65)
+    assert "usage.drop" in drivers(score(healthy(usage=steady)))
+
+
+def test_seasonal_period_wraps_over_new_year() -> None:
+    period = SeasonalPeriod(start="12-22", end="01-02", factor=0.4)
+    assert period.covers(date(2025, 12, 25))
+    assert period.covers(date(2026, 1, 2))
+    assert not period.covers(date(2026, 1, 3))
+    with pytest.raises(ValueError, match="should match pattern"):
+        SeasonalPeriod(start="13-01", end="01-02", factor=0.4)
+
+
 def test_users_drop() -> None:
     result = drivers(score(healthy(usage=usage(users=10, recent_users=4))))
     assert "usage.users_drop" in result
@@ -289,11 +327,18 @@ def test_long_silence_is_flagged_even_for_irregular_accounts() -> None:
 
 
 def test_support_surge_against_own_baseline() -> None:
-    surge = (*(ticket(f"T-{i}", 2 + i * 3) for i in range(8)), ticket("T-old", 60))
-    assert drivers(score(healthy(tickets=surge)))["support.surge"].evidence["tickets"] == 8
-    # The same 8 tickets a month is this account's normal rate: no surge.
-    usual = (*surge, *(ticket(f"T-b{i}", 31 + i * 3.7) for i in range(24)))
+    surge = (*(ticket(f"T-{i}", 2 + i * 2.8) for i in range(10)), ticket("T-old", 60))
+    assert drivers(score(healthy(tickets=surge)))["support.surge"].evidence["tickets"] == 10
+    # The same 10 tickets a month is this account's normal rate: no surge.
+    usual = (*surge, *(ticket(f"T-b{i}", 31 + i * 3) for i in range(30)))
     assert "support.surge" not in drivers(score(healthy(tickets=usual)))
+
+
+def test_a_few_tickets_on_a_quiet_account_are_not_a_surge() -> None:
+    # Three high-priority tickets in a month where there was one in the quarter before: 4x the rate, but three
+    # tickets on a quiet account happen by chance (fewer than 3 standard deviations above the expected count).
+    few = (*(ticket(f"T-{i}", 3 + i * 9, priority="high") for i in range(3)), ticket("T-old", 60))
+    assert "support.surge" not in drivers(score(healthy(tickets=few)))
 
 
 def test_urgent_open_ticket_grows_with_age() -> None:
@@ -314,8 +359,18 @@ def test_escalations_and_reopenings() -> None:
 
 
 def test_low_csat() -> None:
-    assert "support.low_csat" in drivers(score(healthy(tickets=(ticket("T-1", 12, csat=1),))))
+    unhappy = (ticket("T-1", 12, csat=1), ticket("T-2", 30, csat=2), ticket("T-3", 40, csat=4))
+    found = drivers(score(healthy(tickets=unhappy)))["support.low_csat"]
+    assert found.evidence["tickets"] == 2
+    assert found.evidence["rated"] == 3
     assert "support.low_csat" not in drivers(score(healthy(tickets=(ticket("T-1", 12, csat=4),))))
+
+
+def test_one_bad_rating_or_a_small_share_is_not_low_csat() -> None:
+    one = (ticket("T-1", 12, csat=1),)
+    small_share = (*one, ticket("T-2", 20, csat=2), *(ticket(f"T-h{i}", 5 + i * 5, csat=5) for i in range(8)))
+    for tickets in (one, small_share):
+        assert "support.low_csat" not in drivers(score(healthy(tickets=tickets)))
 
 
 # --- payment -------------------------------------------------------------------------------------------
@@ -412,6 +467,34 @@ def test_new_executive_not_yet_engaged() -> None:
         assert code not in drivers(score(with_contacts(other)))
 
 
+def test_initial_power_map_is_not_a_new_executive() -> None:
+    # Every contact arrived together (the CRM import when the account was set up): nobody is "new".
+    imported = (
+        contact("C-champion", "champion", added=20),
+        contact("C-sponsor", "executive_sponsor", added=20, engaged=None),
+        contact("C-dm", "decision_maker", added=19, engaged=None),
+    )
+    assert "relationship.new_executive_unengaged" not in drivers(score(healthy(contacts=imported)))
+
+
+def test_replaced_champion_weighs_less_than_a_lost_one() -> None:
+    code = "relationship.champion_left"
+    lost = drivers(score(with_contacts(contact("C-champion", "champion", left=20), drop="C-champion")))[code]
+    successor = contact("C-new", "champion", added=10)
+    replaced = drivers(score(with_contacts(contact("C-champion", "champion", left=20), successor, drop="C-champion")))[
+        code
+    ]
+    assert replaced.points == pytest.approx(lost.points * CONFIG.relationship.successor_factor, abs=0.1)
+    # A new executive sponsor counts as a successor only once engaged.
+    gone = contact("C-sponsor", "executive_sponsor", left=20)
+    unengaged = contact("C-new", "executive_sponsor", added=10, engaged=None)
+    engaged = contact("C-new", "executive_sponsor", added=10, engaged=5)
+    sponsor = "relationship.sponsor_left"
+    alone = drivers(score(with_contacts(gone, drop="C-sponsor")))[sponsor].points
+    assert drivers(score(with_contacts(gone, unengaged, drop="C-sponsor")))[sponsor].points == alone
+    assert drivers(score(with_contacts(gone, engaged, drop="C-sponsor")))[sponsor].points < alone
+
+
 def test_single_threaded() -> None:
     code = "relationship.single_threaded"
     alone = drivers(score(healthy(contacts=(contact("C-champion", "champion"),))))[code]
@@ -503,6 +586,7 @@ def worst_account() -> AccountSignals:
         tickets=(
             *(ticket(f"T-{i}", 1 + i * 2, status="opened", priority="urgent", escalations=1) for i in range(6)),
             ticket("T-c", 10, csat=1, reopenings=2),
+            ticket("T-d", 20, csat=2),
         ),
         invoices=(
             *paid_history(),

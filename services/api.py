@@ -1,22 +1,30 @@
-"""HTTP API (FastAPI): event ingestion and health probes; later issues add the CRM widget endpoints."""
+"""HTTP API (FastAPI): event ingestion, the /v1 account and alert endpoints, the widget and portfolio pages."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any, Literal
 
 import orjson
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from ingestion.parsing import InboundRecord
 from ingestion.pipeline import BatchResult
+from services import api_pages, api_v1
+from services.api_queries import open_read_pool
+from services.api_slack import slack_router
+from services.auth import KeyCache, Principal, require
 from services.database import Database
-from services.pipeline import Pipeline
-from services.problems import Problem, install_problem_handlers
+from services.pipeline import Pipeline, utc_now
+from services.problems import Problem, install_problem_handlers, problem_response
 from services.settings import Settings
 
 NDJSON_TYPES = ("application/x-ndjson", "application/jsonl", "application/json-seq", "application/ndjson")
@@ -54,7 +62,8 @@ _REQUEST_BODY: dict[str, Any] = {
     "description": "A CloudEvents 1.0 event (structured mode), a JSON array of them, or NDJSON (one per line).",
     "content": {
         "application/json": {
-            "schema": {"oneOf": [{"type": "object"}, {"type": "array", "items": {"type": "object"}}]},
+            # An array may hold anything: each item gets its own result, invalid ones `rejected` with the reason.
+            "schema": {"oneOf": [{"type": "object"}, {"type": "array", "items": {}}]},
             "example": _EXAMPLE_EVENT,
         },
         "application/x-ndjson": {"schema": {"type": "string"}},
@@ -76,17 +85,29 @@ def split_body(body: bytes, content_type: str) -> list[InboundRecord]:
     return [InboundRecord(body)]
 
 
-def build_app(settings: Settings, db: Database | None = None) -> FastAPI:
-    """The API application; it opens (and closes) its own database unless given one."""
+def build_app(
+    settings: Settings,
+    db: Database | None = None,
+    *,
+    clock: Callable[[], datetime] = utc_now,
+    key_cache_seconds: float = 5.0,
+) -> FastAPI:
+    """The API application; it opens (and closes) its own database unless given one.
+
+    ``key_cache_seconds``: how long a checked API key is trusted without asking the database again (a key
+    revoked from another process stops working after at most that long).
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database = db or await Database.open(settings)
         app.state.db = database
         app.state.pipeline = Pipeline(database)
+        app.state.read_pool = await open_read_pool(database, settings.db_pool_size)
         try:
             yield
         finally:
+            await app.state.read_pool.close()
             if db is None:
                 await database.close()
 
@@ -96,17 +117,47 @@ def build_app(settings: Settings, db: Database | None = None) -> FastAPI:
         summary="Key-account health: churn early warning for Key Account Managers.",
         lifespan=lifespan,
     )
+    app.state.settings = settings
+    app.state.clock = clock
+    app.state.key_cache = KeyCache(key_cache_seconds)
     install_problem_handlers(app)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # As problems.py, but keeping the headers the error carries (`Allow` on a 405, RFC 9110).
+        response = problem_response(exc.status_code, str(exc.detail), instance=request.url.path)
+        response.headers.update(exc.headers or {})
+        if exc.status_code == 405:
+            response.headers["Allow"] = allowed_methods(request)
+        return response
+
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "If-None-Match", "Accept-Language"],
+            expose_headers=["ETag"],
+            max_age=600,
+        )
+    app.include_router(api_v1.router)
+    app.include_router(api_pages.router)
+    # Slack buttons authenticate by Slack's request signature (settings.slack_signing_secret), not an API key.
+    app.include_router(slack_router(settings))
 
     @app.post(
         "/v1/events",
         response_model=IngestResponse,
         tags=["ingestion"],
         summary="Ingest events (one CloudEvent, a JSON array, or NDJSON)",
-        responses={422: {"description": "A single event, or the body, is invalid (problem+json, names the field)"}},
+        responses={
+            **api_v1.AUTH_ERRORS,
+            413: api_v1.problem_doc("The body is larger than KAMWATCH_HTTP_MAX_BODY_BYTES"),
+            422: api_v1.problem_doc("A single event, or the body, is invalid (problem+json, names the field)"),
+        },
         openapi_extra={"requestBody": _REQUEST_BODY},
     )
-    async def ingest_events(request: Request) -> IngestResponse:
+    async def ingest_events(request: Request, _: Principal = Depends(require("ingest"))) -> IngestResponse:
         body = await request.body()
         if len(body) > settings.http_max_body_bytes:
             raise Problem(413, "Content Too Large", f"body exceeds {settings.http_max_body_bytes} bytes")
@@ -136,6 +187,16 @@ def build_app(settings: Settings, db: Database | None = None) -> FastAPI:
         return JSONResponse({"status": "ok", "database": "ok"})
 
     return app
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method of every route on this path (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
 
 
 def _response(result: BatchResult) -> IngestResponse:

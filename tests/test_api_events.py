@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from services.api import build_app
+from services.auth import create_key
 from services.database import Database
 from services.settings import Settings
 from tests.events import at, encode, event
@@ -17,10 +18,13 @@ from tests.events import at, encode, event
 
 @pytest.fixture
 async def client(settings: Settings, db: Database) -> AsyncIterator[httpx.AsyncClient]:
+    async with db.unit_of_work() as conn:
+        key = await create_key(conn, name="ingest", scopes=["ingest"], kam_id=None, created_by="tests", at=at(1))
     app = build_app(settings.model_copy(update={"http_max_body_bytes": 64_000}), db)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://kamwatch.test") as http:
+        headers = {"Authorization": f"Bearer {key.key}"}
+        async with httpx.AsyncClient(transport=transport, base_url="http://kamwatch.test", headers=headers) as http:
             yield http
 
 
@@ -105,6 +109,12 @@ async def test_probes(client: httpx.AsyncClient) -> None:
     ready = await client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["database"] == "ok"
+
+
+async def test_events_need_an_ingest_key(client: httpx.AsyncClient) -> None:
+    anonymous = await client.post("/v1/events", content=encode(usage()), headers={"Authorization": ""})
+    assert anonymous.status_code == 401
+    assert anonymous.headers["content-type"] == "application/problem+json"
 
 
 async def test_openapi_documents_the_ingest_endpoint(client: httpx.AsyncClient) -> None:

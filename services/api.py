@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, Literal
@@ -10,7 +12,7 @@ from typing import Any, Literal
 import orjson
 from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -19,10 +21,14 @@ from starlette.routing import Match
 from ingestion.parsing import InboundRecord
 from ingestion.pipeline import BatchResult
 from services import api_pages, api_v1
+from services.alerting import build_alerting
 from services.api_queries import open_read_pool
 from services.api_slack import slack_router
 from services.auth import KeyCache, Principal, require
 from services.database import Database
+from services.engine import HealthEngine
+from services.metrics import Metrics
+from services.observability import sample_forever
 from services.pipeline import Pipeline, utc_now
 from services.problems import Problem, install_problem_handlers, problem_response
 from services.settings import Settings
@@ -91,22 +97,29 @@ def build_app(
     *,
     clock: Callable[[], datetime] = utc_now,
     key_cache_seconds: float = 5.0,
+    metrics: Metrics | None = None,
 ) -> FastAPI:
     """The API application; it opens (and closes) its own database unless given one.
 
     ``key_cache_seconds``: how long a checked API key is trusted without asking the database again (a key
-    revoked from another process stops working after at most that long).
+    revoked from another process stops working after at most that long). Ingested events are scored and
+    their alerts opened at once, as in the worker.
     """
+    metrics = metrics or Metrics.create()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database = db or await Database.open(settings)
         app.state.db = database
-        app.state.pipeline = Pipeline(database)
+        alerting = build_alerting(settings, notify="send", metrics=metrics)
+        engine = HealthEngine.from_settings(database, settings, alerting, metrics=metrics)
+        app.state.pipeline = Pipeline(database, clock=clock, engine=engine, metrics=metrics)
         app.state.read_pool = await open_read_pool(database, settings.db_pool_size)
+        sampler = asyncio.create_task(sample_forever(database, metrics, clock))
         try:
             yield
         finally:
+            sampler.cancel()
             await app.state.read_pool.close()
             if db is None:
                 await database.close()
@@ -119,6 +132,7 @@ def build_app(
     )
     app.state.settings = settings
     app.state.clock = clock
+    app.state.metrics = metrics
     app.state.key_cache = KeyCache(key_cache_seconds)
     install_problem_handlers(app)
 
@@ -171,6 +185,21 @@ def build_app(
             rejected = result.results[0]
             raise Problem(422, "Invalid event", rejected.reason, field=rejected.field)
         return _response(result)
+
+    @app.middleware("http")
+    async def count_requests(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        # The route template (bounded), never the raw path with its ids.
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        metrics.http_requests_total.labels(route=route, method=request.method, status=str(response.status_code)).inc()
+        metrics.http_request_seconds.labels(route=route, method=request.method).observe(time.perf_counter() - started)
+        return response
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=PlainTextResponse)
+    async def metrics_endpoint(request: Request) -> Response:
+        body, content_type = metrics.exposition(request.headers.get("accept"))
+        return Response(body, media_type=content_type)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness")
     async def healthz() -> dict[str, str]:

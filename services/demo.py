@@ -21,17 +21,24 @@ from typing import Any, Final
 
 import orjson
 import uvicorn
+from pydantic import SecretStr
 from sqlalchemy import text
 
 from ingestion.parsing import InboundRecord
 from ingestion.pipeline import BatchResult
+from services.alerter import Alerter
+from services.alerting import build_alerting
 from services.api import build_app
+from services.auth import create_key
 from services.database import Database
+from services.demo_inbox import Inbox, inbox_router, start_smtp_catcher
 from services.engine import HealthEngine
+from services.metrics import Metrics
 from services.pipeline import Pipeline
 from services.replay import replay_as_lived
 from services.settings import Settings
 from services.simulator import simulate_to_dir
+from services.widget import mint, signing_secret
 
 LIVE_SOURCE: Final = "kamwatch/demo"
 TICK_SECONDS: Final = 0.5
@@ -183,27 +190,57 @@ async def _serve(
         listener.close()
         raise OSError(error.errno, f"cannot listen on {_HOST}:{port} ({error.strerror}); try --port") from None
     port = listener.getsockname()[1]
-    server = _Server(uvicorn.Config(build_app(settings, db), host=_HOST, port=port, log_level="warning"))
+    base = f"http://{_HOST}:{port}"
+    # Notifications go to local stand-ins only (a demo never writes to a real Slack or mailbox): Slack's Web
+    # API is answered by the demo's own app, mail by an in-process SMTP server; both shown on /demo/inbox.
+    inbox = Inbox(clock)
+    smtp = start_smtp_catcher(inbox, _HOST)
+    demo_settings = settings.model_copy(
+        update={
+            "public_url": base,
+            "smtp_host": _HOST,
+            "smtp_port": smtp.port,
+            "smtp_starttls": False,
+            "smtp_tls": False,
+            "slack_bot_token": SecretStr("xoxb-kamwatch-demo"),
+            "slack_webhook_url": None,
+            "slack_api_base_url": f"{base}/demo/slack/api/",
+            "slack_team_channel": "#key-accounts",
+        }
+    )
+    metrics = Metrics.create()
+    app = build_app(demo_settings, db, clock=clock, metrics=metrics)
+    app.include_router(inbox_router(inbox))
+    server = _Server(uvicorn.Config(app, host=_HOST, port=port, log_level="warning"))
     serving = asyncio.create_task(server.serve(sockets=[listener]))
     live: asyncio.Task[None] | None = None
+    delivering: asyncio.Task[None] | None = None
     try:
         await _wait_until_up(server, serving, port)
         _say(f"time to first page: {time.perf_counter() - started:.1f} s")
-        stream = await LiveStream.prepare(db, HealthEngine.from_settings(db, settings), seed=seed, clock=clock)
-        _announce(port, stream, clock)
+        alerting = build_alerting(demo_settings, notify="send", metrics=metrics)
+        engine = HealthEngine.from_settings(db, demo_settings, alerting, metrics=metrics)
+        stream = await LiveStream.prepare(db, engine, seed=seed, clock=clock)
+        access = await _demo_access(db, demo_settings, stream, clock)
+        alerter = Alerter.from_settings(db, demo_settings, clock=clock, metrics=metrics)
+        delivering = asyncio.create_task(alerter.run_forever(poll_interval_s=1.0, escalation_interval_s=60.0))
+        _announce(port, stream, clock, access)
         live = asyncio.create_task(stream.run())
         stopped = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait({stopped, serving, live}, timeout=duration, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(
+            {stopped, serving, live, delivering}, timeout=duration, return_when=asyncio.FIRST_COMPLETED
+        )
         stopped.cancel()
-        for task in done & {serving, live}:
-            task.result()  # a crash of the server or of the stream surfaces here
+        for ended in done & {serving, live, delivering}:
+            ended.result()  # a crash of the server, the stream or the alerter surfaces here
             raise RuntimeError("the API server stopped unexpectedly")
-        _say(f"demo: stopping ({stream.accepted:,} live events sent)")
+        _say(f"demo: stopping ({stream.accepted:,} live events sent, {len(inbox.messages)} notifications delivered)")
     finally:
-        if live is not None:
-            live.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await live
+        for background in (live, delivering):
+            if background is not None:
+                background.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await background
         server.should_exit = True
         try:
             await asyncio.wait_for(asyncio.shield(serving), timeout=5)
@@ -211,6 +248,29 @@ async def _serve(
             server.force_exit = True
             await serving
         listener.close()
+        smtp.stop()
+
+
+@dataclass(frozen=True, slots=True)
+class DemoAccess:
+    api_key: str
+    widget_url: str | None
+
+
+async def _demo_access(
+    db: Database, settings: Settings, stream: LiveStream, clock: Callable[[], datetime]
+) -> DemoAccess:
+    """A fresh admin key for this run, and a day-long widget token for the first deteriorating account."""
+    now = clock()
+    async with db.unit_of_work() as conn:
+        key = await create_key(conn, name="demo", scopes=["admin"], kam_id=None, created_by="kamwatch demo", at=now)
+        widget_url = None
+        if stream.victims:
+            account = stream.victims[0]
+            secret = await signing_secret(conn, settings, now=now)
+            token = mint(secret, account, None, now + timedelta(days=1))
+            widget_url = f"{settings.public_url}/widget/accounts/{account}?token={token}"
+    return DemoAccess(key.key, widget_url)
 
 
 async def _wait_until_up(server: uvicorn.Server, serving: asyncio.Task[None], port: int) -> None:
@@ -242,7 +302,7 @@ async def _healthz(port: int) -> bool:
             await writer.wait_closed()
 
 
-def _announce(port: int, stream: LiveStream, clock: Callable[[], datetime]) -> None:
+def _announce(port: int, stream: LiveStream, clock: Callable[[], datetime], access: DemoAccess) -> None:
     base = f"http://{_HOST}:{port}"
     example = {
         "specversion": "1.0",
@@ -254,8 +314,20 @@ def _announce(port: int, stream: LiveStream, clock: Callable[[], datetime]) -> N
         "data": {"metric": "activity", "quantity": 3, "user_id": "u001"},
     }
     body = orjson.dumps(example).decode()
-    _say(f"\nkamwatch demo is up\n  API docs:  {base}/docs\n  liveness:  {base}/healthz")
-    _say(f"  post an event:\n    curl -sS -X POST {base}/v1/events -H 'content-type: application/json' -d '{body}'")
+    auth = f"Authorization: Bearer {access.api_key}"
+    _say(
+        f"\nkamwatch demo is up\n"
+        f"  API key (admin, this run):  {access.api_key}\n"
+        f"  portfolio page:  {base}/login  (paste the key)\n"
+        + (f"  account widget:  {access.widget_url}\n" if access.widget_url else "")
+        + f"  notifications sent (Slack stand-in, SMTP catcher):  {base}/demo/inbox\n"
+        f"  API docs:  {base}/docs\n  metrics:   {base}/metrics\n  liveness:  {base}/healthz"
+    )
+    _say(
+        f"  an account's health:\n    curl -sS {base}/v1/accounts/{example['subject']}/health -H '{auth}'\n"
+        f"  post an event:\n    curl -sS -X POST {base}/v1/events -H '{auth}' "
+        f"-H 'content-type: application/json' -d '{body}'"
+    )
     _say(
         f"\nlive: a few events every {TICK_SECONDS} s; {', '.join(stream.victims) or 'nobody'} now deteriorating. "
         "Ctrl-C stops.\n"

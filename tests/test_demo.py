@@ -86,6 +86,14 @@ async def test_first_run_loads_history_serves_the_api_and_streams_live_events(
     demo = start(run_demo(settings, reset=False, duration=3, port=port, **SMALL))
 
     health = await until_up(port, demo)
+    printed, key = "", None
+    for _ in range(200):  # the key is printed once the live stream is about to start
+        printed += capsys.readouterr().out
+        key = next((word for word in printed.split() if word.startswith("kw_")), None)
+        if key:
+            break
+        await asyncio.sleep(0.05)
+    assert key is not None
     async with httpx.AsyncClient() as client:
         posted = await client.post(
             f"http://127.0.0.1:{port}/v1/events",
@@ -99,8 +107,11 @@ async def test_first_run_loads_history_serves_the_api_and_streams_live_events(
                     "time": NOW.isoformat(),
                 }
             ),
-            headers={"content-type": "application/json"},
+            headers={"content-type": "application/json", "authorization": f"Bearer {key}"},
         )
+        inbox = await client.get(f"http://127.0.0.1:{port}/demo/inbox")
+        widget = await client.get(next(w for w in printed.split() if "/widget/accounts/" in w))
+        metrics = await client.get(f"http://127.0.0.1:{port}/metrics")
     await asyncio.wait_for(demo, timeout=30)
 
     assert health.status_code == 200
@@ -116,7 +127,13 @@ async def test_first_run_loads_history_serves_the_api_and_streams_live_events(
     live, live_first, live_last = state[LIVE_SOURCE]
     assert live >= 4 * 4  # a few events each half second, for about three seconds
     assert live_first == live_last == NOW
-    output = capsys.readouterr().out
+    output = printed + capsys.readouterr().out
+    assert inbox.status_code == 200
+    assert "Notifications sent by the demo" in inbox.text
+    assert widget.status_code == 200
+    assert "<svg" in widget.text
+    assert metrics.status_code == 200
+    assert "kamwatch_events_total" in metrics.text
     assert f"http://127.0.0.1:{port}/docs" in output
     assert f"http://127.0.0.1:{port}/healthz" in output
     assert f"curl -sS -X POST http://127.0.0.1:{port}/v1/events" in output

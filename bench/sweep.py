@@ -28,18 +28,18 @@ AS_OF = datetime(2026, 6, 1, 6, 0, tzinfo=UTC)
 
 SEED_SQL = """
 INSERT INTO kams (kam_id, name, email, locale, timezone, last_event_time, last_event_id)
-SELECT 'kam-' || k, 'KAM ' || k, 'kam' || k || '@example.com', 'fr', 'Europe/Paris', $2::timestamptz, 'seed'
+SELECT 'kam-' || k, 'KAM ' || k, 'kam' || k || '@example.com', 'fr', 'Europe/Paris', $2, 'seed'
 FROM generate_series(1, least($1, 100)) AS k;
 
 INSERT INTO accounts (account_id, name, owner_kam_id, arr, currency, tier, renewal_date, last_event_time,
                       last_event_id)
 SELECT format('acc-%s', lpad(a::text, 6, '0')), 'Account ' || a, 'kam-' || (a % 100 + 1), 10000 + a % 500 * 1000,
        'EUR', (ARRAY['strategic', 'key', 'standard', 'standard', 'standard'])[a % 5 + 1],
-       ($2::timestamptz)::date + (a % 400), $2::timestamptz, 'seed'
+       $2::date + (a % 400), $2, 'seed'
 FROM generate_series(1, $1) AS a;
 
 INSERT INTO usage_daily (account_id, day, metric, quantity, events, users)
-SELECT format('acc-%s', lpad(a::text, 6, '0')), ($2::timestamptz)::date - d, 'activity',
+SELECT format('acc-%s', lpad(a::text, 6, '0')), $2::date - d, 'activity',
        CASE WHEN a % 10 = 0 AND d < 10 THEN 0 ELSE 20 + (a + d) % 30 END, 5,
        ARRAY['u1', 'u2', 'u3']
 FROM generate_series(1, $1) AS a, generate_series(1, 64) AS d
@@ -49,28 +49,28 @@ INSERT INTO contacts (account_id, contact_id, role, last_change, active, added_a
                       last_event_id)
 SELECT format('acc-%s', lpad(a::text, 6, '0')), 'c' || c,
        (ARRAY['champion', 'executive_sponsor', 'decision_maker'])[c], 'added',
-       NOT (a % 17 = 0 AND c = 1), $2::timestamptz - interval '400 days',
-       CASE WHEN a % 17 = 0 AND c = 1 THEN $2::timestamptz - interval '20 days' END, $2::timestamptz - interval '20 days', 'seed'
+       NOT (a % 17 = 0 AND c = 1), $2 - interval '400 days',
+       CASE WHEN a % 17 = 0 AND c = 1 THEN $2 - interval '20 days' END, $2 - interval '20 days', 'seed'
 FROM generate_series(1, $1) AS a, generate_series(1, 3) AS c;
 
 INSERT INTO invoices (account_id, invoice_id, status, amount, currency, due_date, issued_at, paid_at, failures,
                       last_event_time, last_event_id)
 SELECT format('acc-%s', lpad(a::text, 6, '0')), 'inv-' || m,
        CASE WHEN m = 1 AND a % 13 = 0 THEN 'issued' ELSE 'paid' END, 1000, 'EUR',
-       ($2::timestamptz)::date - 30 * m, $2::timestamptz - make_interval(days => 30 * m + 30),
-       CASE WHEN m = 1 AND a % 13 = 0 THEN NULL ELSE $2::timestamptz - make_interval(days => 30 * m - 2) END, 0,
-       $2::timestamptz - make_interval(days => 30 * m - 2), 'seed'
+       $2::date - 30 * m, $2 - make_interval(days => 30 * m + 30),
+       CASE WHEN m = 1 AND a % 13 = 0 THEN NULL ELSE $2 - make_interval(days => 30 * m - 2) END, 0,
+       $2 - make_interval(days => 30 * m - 2), 'seed'
 FROM generate_series(1, $1) AS a, generate_series(1, 6) AS m;
 
 INSERT INTO tickets (account_id, ticket_id, status, priority, first_seen_at, opened_at, resolved_at, escalations,
                      reopenings, last_event_time, last_event_id)
 SELECT format('acc-%s', lpad(a::text, 6, '0')), 't-1', CASE WHEN a % 7 = 0 THEN 'opened' ELSE 'closed' END,
-       CASE WHEN a % 7 = 0 THEN 'urgent' ELSE 'normal' END, $2::timestamptz - interval '12 days', $2::timestamptz - interval '12 days',
-       CASE WHEN a % 7 = 0 THEN NULL ELSE $2::timestamptz - interval '10 days' END, 0, 0, $2::timestamptz - interval '10 days', 'seed'
+       CASE WHEN a % 7 = 0 THEN 'urgent' ELSE 'normal' END, $2 - interval '12 days', $2 - interval '12 days',
+       CASE WHEN a % 7 = 0 THEN NULL ELSE $2 - interval '10 days' END, 0, 0, $2 - interval '10 days', 'seed'
 FROM generate_series(1, $1) AS a;
 
 INSERT INTO engagements (account_id, event_time, source, event_id, kind, outcome)
-SELECT format('acc-%s', lpad(a::text, 6, '0')), $2::timestamptz - make_interval(days => 20 * e), 'seed', a || '-' || e,
+SELECT format('acc-%s', lpad(a::text, 6, '0')), $2 - make_interval(days => 20 * e), 'seed', a || '-' || e,
        CASE WHEN e = 2 THEN 'business_review' ELSE 'meeting' END,
        CASE WHEN a % 11 = 0 THEN 'declined' ELSE 'attended' END
 FROM generate_series(1, $1) AS a, generate_series(1, 4) AS e;
@@ -90,7 +90,10 @@ async def seed(url: str, accounts: int) -> None:
             driver = await driver_connection(conn)
             for statement in SEED_SQL.split(";\n"):
                 if statement.strip():
-                    await driver.execute(statement, *([accounts, AS_OF] if "$" in statement else []))
+                    # The as-of time inlined as a typed literal: a parameter's type would be guessed from
+                    # its first use (an interval, in `$2 - interval ...`).
+                    timed = statement.replace("$2", f"'{AS_OF.isoformat()}'::timestamptz")
+                    await driver.execute(timed, *([accounts] if "$1" in timed else []))
     finally:
         await db.close()
 

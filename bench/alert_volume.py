@@ -10,9 +10,8 @@ then reports from the alerts table and the outcomes:
   window before that);
 - share of immediate alerts on accounts that later churned or downgraded.
 
-    .venv/bin/python -m bench.alerts --accounts 200 --kams 8 --days 240 --seed 7
+    .venv/bin/python bench/alert_volume.py --accounts 200 --kams 8 --days 240 --seed 7
 
-(``-m``: run as ``python bench/alerts.py``, this file would shadow the ``alerts`` package.)
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy import select, update
 
-from health_engine.config import ScoringConfigError, load_scoring_config
+from health_engine.config import ScoringConfig, ScoringConfigError, load_scoring_config
 from health_engine.repository import driver_json
 from ingestion.parsing import InboundRecord
 from ingestion.partitions import drop_partitions_before
@@ -293,34 +293,31 @@ def sweep(
     _run(main)
 
 
-@config_app.command("show")
-def config_show(
-    path: Annotated[
-        Path | None, typer.Argument(help="A scoring YAML (default KAMWATCH_SCORING_CONFIG or built-in).")
-    ] = None,
-) -> None:
-    """Print the effective scoring configuration (validated)."""
+ScoringConfigPath = Annotated[
+    Path | None, typer.Argument(help="A scoring YAML (default KAMWATCH_SCORING_CONFIG or built-in).")
+]
+
+
+def _scoring_config(path: Path | None) -> ScoringConfig:
+    """The scoring config at ``path`` (default: the configured one); exit 2 naming the field when invalid."""
     try:
-        config = load_scoring_config(path or Settings().scoring_config)
+        return load_scoring_config(path or Settings().scoring_config)
     except ScoringConfigError as error:
         console.print(f"[red]{error}[/]")
         raise typer.Exit(2) from None
+
+
+@config_app.command("show")
+def config_show(path: ScoringConfigPath = None) -> None:
+    """Print the effective scoring configuration (validated)."""
+    config = _scoring_config(path)
     typer.echo(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, allow_unicode=True))
 
 
 @config_app.command("validate")
-def config_validate(
-    path: Annotated[
-        Path | None, typer.Argument(help="A scoring YAML (default KAMWATCH_SCORING_CONFIG or built-in).")
-    ] = None,
-) -> None:
+def config_validate(path: ScoringConfigPath = None) -> None:
     """Check a scoring configuration; exit 2 with the offending field when it is invalid."""
-    try:
-        config = load_scoring_config(path or Settings().scoring_config)
-    except ScoringConfigError as error:
-        console.print(f"[red]{error}[/]")
-        raise typer.Exit(2) from None
-    console.print(f"valid scoring config, version {config.version}")
+    console.print(f"valid scoring config, version {_scoring_config(path).version}")
 
 
 @app.command()
@@ -338,12 +335,8 @@ def backtest(
     """Replay EVENTS as lived into a scratch database and report recall, precision, lead time and AUC."""
     from services.backtest import dumps, run_backtest
 
-    try:
-        current = load_scoring_config(config or Settings().scoring_config)
-        candidate = load_scoring_config(compare) if compare else None
-    except ScoringConfigError as error:
-        console.print(f"[red]{error}[/]")
-        raise typer.Exit(2) from None
+    current = _scoring_config(config)
+    candidate = _scoring_config(compare) if compare else None
     results = _run(
         lambda settings: run_backtest(settings, events, config=current, candidate=candidate, outcomes=outcomes)
     )

@@ -56,7 +56,7 @@ T = TypeVar("T")
 
 def configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    for chatty in ("pgserver", "alembic.runtime.migration"):
+    for chatty in ("pgserver", "alembic.runtime.migration", "mail.log"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
 
 

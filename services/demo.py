@@ -59,7 +59,7 @@ async def run_demo(
     port: int,
     accounts: int = 300,
     kams: int = 12,
-    days: int = 180,
+    days: int = 120,
     seed: int = 7,
     clock: Callable[[], datetime],
 ) -> None:

@@ -31,6 +31,7 @@ from services.metrics import Metrics
 from services.observability import sample_forever
 from services.pipeline import Pipeline, utc_now
 from services.problems import Problem, install_problem_handlers, problem_response
+from services.runtime import tune_gc
 from services.settings import Settings
 
 NDJSON_TYPES = ("application/x-ndjson", "application/jsonl", "application/json-seq", "application/ndjson")
@@ -216,6 +217,12 @@ def build_app(
         return JSONResponse({"status": "ok", "database": "ok"})
 
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one `kamwatch api` server process, configured from the environment."""
+    tune_gc()
+    return build_app(Settings())
 
 
 def allowed_methods(request: Request) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import tempfile
 import warnings
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
@@ -93,25 +95,30 @@ def migrate() -> None:
 def api(
     host: Annotated[str | None, typer.Option(help="Bind address (default KAMWATCH_API_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default KAMWATCH_API_PORT).")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Server processes sharing the port.")] = 1,
 ) -> None:
-    """Serve the HTTP API."""
+    """Serve the HTTP API (and pages, /metrics, /healthz, /readyz)."""
     import uvicorn
-
-    from services.api import build_app
 
     configure_logging()
     settings = Settings()
-    tune_gc()
 
-    async def main() -> None:
+    async def migrate_first() -> None:
         async with opened(settings):
             pass
-        config = uvicorn.Config(
-            build_app(settings), host=host or settings.api_host, port=port or settings.api_port, log_level="info"
-        )
-        await uvicorn.Server(config).serve()
 
-    asyncio.run(main())
+    asyncio.run(migrate_first())
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Each process counts in files there and any of them answers /metrics for all (set before they start).
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="kamwatch-metrics-")
+    uvicorn.run(
+        "services.api:app_from_environment",
+        factory=True,
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        workers=workers,
+        log_level="info",
+    )
 
 
 @app.command()

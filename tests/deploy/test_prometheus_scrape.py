@@ -1,4 +1,5 @@
-"""A real Prometheus (Debian package) scrapes services.metrics' /metrics server and answers a query."""
+"""A real Prometheus (Debian package) scrapes kamwatch's /metrics (the standalone server, a running API) and
+answers queries."""
 
 from __future__ import annotations
 
@@ -8,14 +9,22 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 import yaml
 
+from services.api import build_app
+from services.auth import create_key
+from services.database import Database
 from services.metrics import Metrics, serve_metrics
+from services.settings import Settings
 
 HOST = "127.0.0.1"
 DEADLINE_S = 30.0
@@ -40,27 +49,22 @@ async def query(client: httpx.AsyncClient, promql: str) -> list[dict[str, Any]]:
     return result
 
 
-async def test_prometheus_scrapes_kamwatch_metrics(tmp_path: Path) -> None:
+@dataclass(frozen=True)
+class Prometheus:
+    client: httpx.AsyncClient
+    log: Path
+
+
+@contextlib.asynccontextmanager
+async def prometheus(tmp_path: Path, target: str, metrics_path: str = "/metrics") -> AsyncIterator[Prometheus]:
+    """A real Prometheus scraping ``target`` every second; a client on its HTTP API."""
     binary = shutil.which("prometheus")
     if binary is None:
         pytest.skip("prometheus not installed (Debian package prometheus; .ci/run installs it)")
-
-    metrics = Metrics.create()
-    metrics.events_total.labels(channel="kamwatch.usage", type="kamwatch.usage.v1", result="accepted").inc(3)
-    metrics.events_total.labels(channel="http", type="unknown", result="rejected").inc()
-    metrics.outbox_pending.set(2)
-    exporter = await serve_metrics(metrics.registry, HOST, 0)
-
     config = tmp_path / "prometheus.yml"
+    job = {"job_name": "kamwatch-test", "metrics_path": metrics_path, "static_configs": [{"targets": [target]}]}
     config.write_text(
-        yaml.safe_dump(
-            {
-                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                "scrape_configs": [
-                    {"job_name": "kamwatch-test", "static_configs": [{"targets": [f"{HOST}:{exporter.port}"]}]}
-                ],
-            }
-        )
+        yaml.safe_dump({"global": {"scrape_interval": "1s", "evaluation_interval": "1s"}, "scrape_configs": [job]})
     )
     prometheus_port = free_port()
     log = tmp_path / "prometheus.log"
@@ -76,21 +80,7 @@ async def test_prometheus_scrapes_kamwatch_metrics(tmp_path: Path) -> None:
         )
     try:
         async with httpx.AsyncClient(base_url=f"http://{HOST}:{prometheus_port}", timeout=2) as client:
-            accepted: list[dict[str, Any]] = []
-            started = time.monotonic()
-            while not accepted and time.monotonic() - started < DEADLINE_S and process.returncode is None:
-                accepted = await query(client, 'kamwatch_events_total{result="accepted"}')
-                if not accepted:
-                    await asyncio.sleep(0.5)
-            assert accepted, f"no sample within {DEADLINE_S}s; Prometheus log:\n{log.read_text()[-3000:]}"
-
-            (sample,) = accepted
-            assert sample["metric"]["job"] == "kamwatch-test"
-            assert sample["metric"]["channel"] == "kamwatch.usage"
-            assert sample["metric"]["type"] == "kamwatch.usage.v1"
-            assert float(sample["value"][1]) == 3
-            (outbox,) = await query(client, "kamwatch_outbox_pending")
-            assert float(outbox["value"][1]) == 2
+            yield Prometheus(client, log)
     finally:
         if process.returncode is None:
             process.terminate()
@@ -99,5 +89,73 @@ async def test_prometheus_scrapes_kamwatch_metrics(tmp_path: Path) -> None:
             except TimeoutError:
                 process.kill()
                 await process.wait()
-        with contextlib.suppress(Exception):
-            await exporter.aclose()
+
+
+async def first_result(prom: Prometheus, promql: str) -> list[dict[str, Any]]:
+    """Poll ``promql`` until it has a result (at most DEADLINE_S)."""
+    found: list[dict[str, Any]] = []
+    started = time.monotonic()
+    while not found and time.monotonic() - started < DEADLINE_S:
+        found = await query(prom.client, promql)
+        if not found:
+            await asyncio.sleep(0.5)
+    if not found:
+        log = await asyncio.to_thread(prom.log.read_text)
+        pytest.fail(f"no sample within {DEADLINE_S}s; Prometheus log:\n{log[-3000:]}")
+    return found
+
+
+async def test_prometheus_scrapes_kamwatch_metrics(tmp_path: Path) -> None:
+    metrics = Metrics.create()
+    metrics.events_total.labels(channel="kamwatch.usage", type="kamwatch.usage.v1", result="accepted").inc(3)
+    metrics.events_total.labels(channel="http", type="unknown", result="rejected").inc()
+    metrics.outbox_pending.set(2)
+    exporter = await serve_metrics(metrics.registry, HOST, 0)
+    try:
+        async with prometheus(tmp_path, f"{HOST}:{exporter.port}") as prom:
+            (sample,) = await first_result(prom, 'kamwatch_events_total{result="accepted"}')
+            assert sample["metric"]["job"] == "kamwatch-test"
+            assert sample["metric"]["channel"] == "kamwatch.usage"
+            assert sample["metric"]["type"] == "kamwatch.usage.v1"
+            assert float(sample["value"][1]) == 3
+            (outbox,) = await query(prom.client, "kamwatch_outbox_pending")
+            assert float(outbox["value"][1]) == 2
+    finally:
+        await exporter.aclose()
+
+
+async def test_prometheus_scrapes_a_running_api(tmp_path: Path, settings: Settings, db: Database) -> None:
+    """The real API served on a port: an event posted over HTTP shows in Prometheus, by route and channel."""
+    if shutil.which("prometheus") is None:
+        pytest.skip("prometheus not installed (Debian package prometheus; .ci/run installs it)")
+    async with db.unit_of_work() as conn:
+        key = await create_key(
+            conn, name="ops", scopes=["ingest"], kam_id=None, created_by="test", at=datetime.now(UTC)
+        )
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(build_app(settings, db), host=HOST, port=port, log_level="warning"))
+    serving = asyncio.create_task(server.serve())
+    try:
+        for _ in range(500):
+            if server.started:
+                break
+            await asyncio.sleep(0.02)
+        usage = {
+            "specversion": "1.0",
+            "id": "u-1",
+            "source": "tests",
+            "type": "kamwatch.usage.v1",
+            "subject": "acme",
+            "time": "2026-03-01T10:00:00Z",
+        }
+        async with httpx.AsyncClient(base_url=f"http://{HOST}:{port}") as api:
+            posted = await api.post("/v1/events", json=usage, headers={"authorization": f"Bearer {key.key}"})
+        assert posted.status_code == 200
+        async with prometheus(tmp_path, f"{HOST}:{port}") as prom:
+            (events,) = await first_result(prom, 'kamwatch_events_total{channel="http",result="accepted"}')
+            assert float(events["value"][1]) == 1
+            requests = await first_result(prom, 'kamwatch_http_requests_total{route="/v1/events"}')
+            assert requests[0]["metric"]["status"] == "200"
+    finally:
+        server.should_exit = True
+        await serving

@@ -273,7 +273,7 @@ async def run_alerter(settings: Settings, *, clock: Callable[[], datetime] = utc
     server = None
     try:
         await db.migrate()
-        server = await serve_metrics(metrics.registry, settings.metrics_host, settings.metrics_port)
+        server = await serve_metrics(metrics.registry, settings.metrics_host, settings.metrics_port, ready=db.ping)
         alerter = Alerter.from_settings(db, settings, clock=clock, metrics=metrics)
         await alerter.run_forever(
             poll_interval_s=settings.alerter_poll_interval_s,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, Literal
@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ingestion.parsing import InboundRecord
 from ingestion.pipeline import BatchResult
@@ -187,15 +188,7 @@ def build_app(
             raise Problem(422, "Invalid event", rejected.reason, field=rejected.field)
         return _response(result)
 
-    @app.middleware("http")
-    async def count_requests(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        # The route template (bounded), never the raw path with its ids.
-        route = getattr(request.scope.get("route"), "path", "unmatched")
-        metrics.http_requests_total.labels(route=route, method=request.method, status=str(response.status_code)).inc()
-        metrics.http_request_seconds.labels(route=route, method=request.method).observe(time.perf_counter() - started)
-        return response
+    app.add_middleware(RequestMetrics, metrics=metrics)
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=PlainTextResponse)
     async def metrics_endpoint(request: Request) -> Response:
@@ -217,6 +210,34 @@ def build_app(
         return JSONResponse({"status": "ok", "database": "ok"})
 
     return app
+
+
+class RequestMetrics:
+    """Requests by route template (bounded: never the raw path with its ids), method and status, and their
+    latency. Plain ASGI: Starlette's ``@app.middleware("http")`` costs a task and a stream per request."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started, status = time.perf_counter(), 500
+
+        async def recording_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording_send)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            method = scope["method"]
+            self.metrics.http_requests_total.labels(route=route, method=method, status=str(status)).inc()
+            self.metrics.http_request_seconds.labels(route=route, method=method).observe(time.perf_counter() - started)
 
 
 def app_from_environment() -> FastAPI:

@@ -141,7 +141,7 @@ async def _load_history(
                 next_report += 0.1
 
     # As lived: the history is scored day by day, so every account has its daily risk series.
-    engine = HealthEngine.from_settings(db, settings)
+    engine = HealthEngine.from_settings(db, settings, build_alerting(settings, notify="none"))
     replay = asyncio.create_task(
         replay_as_lived(
             Pipeline(db), engine, summary.events_path, batch_size=settings.ingest_batch_size, on_batch=progress

@@ -25,7 +25,8 @@ import orjson
 from health_engine.config import load_scoring_config
 from ingestion.pipeline import BatchResult, Ingress, ParsedBatch
 from services.database import Database, driver_connection
-from services.engine import HealthEngine
+from services.engine import HealthEngine, rescore_forever
+from services.metrics import Metrics
 from services.pipeline import Pipeline
 from services.replay import read_batches, replay_file
 from services.runtime import tune_gc
@@ -149,20 +150,18 @@ async def run(args: argparse.Namespace) -> None:
         profiles.write_bytes(b"\n".join(profile_events(args.accounts)) + b"\n")
         await replay_file(pipeline, profiles, batch_size=args.batch_size)
         pipeline.latencies.clear()
+        engine.metrics = Metrics.create()
         started = time.perf_counter()
-        done = asyncio.Event()
-
-        async def drain() -> int:
-            rescored = 0
-            while not done.is_set():
-                rescored += await engine.rescore_pending(END)
-                await asyncio.sleep(0.05)
-            return rescored + await engine.rescore_pending(END)
-
-        drainer = asyncio.create_task(drain())
+        drainer = asyncio.create_task(rescore_forever(engine, clock=lambda: END))  # as the worker runs it
         stats = await replay_file(pipeline, stream, batch_size=args.batch_size)
-        done.set()
-        rescored = await drainer
+        drainer.cancel()
+        await engine.rescore_pending(END)  # what the last batches touched
+        rescored = sum(
+            s.value
+            for family in engine.metrics.registry.collect()
+            for s in family.samples
+            if s.name == "kamwatch_rescored_accounts_total"
+        )
     else:
         stats = await replay_file(pipeline, stream, batch_size=args.batch_size)
     elapsed = time.perf_counter() - started
@@ -204,7 +203,7 @@ async def run(args: argparse.Namespace) -> None:
     print(f"accepted               {accepted:,}")
     print(f"pipeline               {rate:,.0f} events/s ({elapsed:.1f} s)")
     if args.rescore:
-        print(f"rescored               {rescored:,} account evaluations while ingesting")
+        print(f"rescored               {rescored:,.0f} account evaluations while ingesting")
     print(f"batch commit latency   p50 {cuts[49] * 1000:.1f} ms, p99 {cuts[98] * 1000:.1f} ms")
     print(f"peak RSS               {peak_rss_mb():.0f} MB")
     print(f"COPY baseline          {copy_rate:,.0f} rows/s (unique key (source, id))")

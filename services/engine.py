@@ -148,6 +148,21 @@ class HealthEngine:
         return report
 
 
+async def rescore_forever(engine: HealthEngine, *, clock: Callable[[], datetime], idle_s: float = 0.5) -> None:
+    """The live event-driven rescoring, beside ingestion rather than inside it: drain the queue as it fills.
+
+    Under load each drain covers more batches, so an account touched by many batches is scored once per
+    drain, and consuming never waits for scoring; workers share the queue (SKIP LOCKED)."""
+    while True:
+        try:
+            rescored = await engine.rescore_pending(clock())
+        except Exception:
+            log.exception("rescoring failed; the queue keeps the accounts for the next round")
+            rescored = 0
+        if not rescored:
+            await asyncio.sleep(idle_s)
+
+
 def sweep_tick(now: datetime, interval_s: int) -> datetime:
     """The scheduled sweep ``now`` belongs to: every worker computes the same one."""
     stamp = int(now.timestamp()) // interval_s * interval_s

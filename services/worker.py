@@ -20,7 +20,7 @@ from ingestion.parsing import InboundRecord
 from ingestion.pipeline import BatchResult, EventResult
 from services.alerting import NotifyMode, build_alerting
 from services.database import Database
-from services.engine import HealthEngine, sweep_forever
+from services.engine import HealthEngine, rescore_forever, sweep_forever
 from services.metrics import Metrics, MetricsServer, serve_metrics
 from services.observability import sample_forever
 from services.pipeline import Pipeline, utc_now
@@ -131,7 +131,7 @@ async def publish_dead_letters(
 
 
 async def run_worker(settings: Settings, *, notify: NotifyMode = "send") -> None:
-    """Consume until stopped (SIGINT/SIGTERM), rescoring touched accounts after each batch and sweeping on
+    """Consume until stopped (SIGINT/SIGTERM), rescoring the touched accounts beside ingestion and sweeping on
     schedule, with /metrics, /healthz and /readyz on KAMWATCH_METRICS_PORT; the database opens first and
     closes last."""
     metrics = Metrics.create()
@@ -142,7 +142,7 @@ async def run_worker(settings: Settings, *, notify: NotifyMode = "send") -> None
         await db.migrate()
         alerting = build_alerting(settings, notify=notify, metrics=metrics)
         engine = HealthEngine.from_settings(db, settings, alerting, metrics=metrics)
-        pipeline = Pipeline(db, engine=engine, metrics=metrics)
+        pipeline = Pipeline(db, metrics=metrics)  # the accounts a batch touched are rescored beside it
         broker = build_broker(settings, partial(pipeline.ingest, ingress="kafka"), metrics)
 
         async def ready() -> bool:
@@ -150,6 +150,7 @@ async def run_worker(settings: Settings, *, notify: NotifyMode = "send") -> None
 
         server = await serve_metrics(metrics.registry, settings.metrics_host, settings.metrics_port, ready=ready)
         background = [
+            asyncio.create_task(rescore_forever(engine, clock=utc_now)),
             asyncio.create_task(
                 sweep_forever(engine, interval_s=settings.sweep_interval_s, shards=settings.sweep_shards, clock=utc_now)
             ),

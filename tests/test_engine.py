@@ -13,7 +13,7 @@ from sqlalchemy import text
 from health_engine.config import load_scoring_config
 from ingestion.parsing import parse_event
 from services.database import Database
-from services.engine import HealthEngine
+from services.engine import HealthEngine, rescore_forever
 from services.pipeline import Pipeline
 from services.replay import next_midnight, replay_as_lived
 from services.settings import Settings
@@ -192,3 +192,20 @@ def test_next_midnight_is_utc() -> None:
     assert next_midnight(datetime(2026, 3, 1, 23, 30, tzinfo=UTC)) == datetime(2026, 3, 2, tzinfo=UTC)
     paris = datetime.fromisoformat("2026-03-02T00:30:00+01:00")  # still March 1st in UTC
     assert next_midnight(paris) == datetime(2026, 3, 2, tzinfo=UTC)
+
+
+async def test_the_live_rescorer_drains_what_ingestion_queued(db: Database) -> None:
+    await Pipeline(db).ingest(records(*busy_history("acme", 10), *busy_history("globex", 10)), ingress="kafka")
+    as_of = START + timedelta(days=10)
+    rescorer = asyncio.create_task(rescore_forever(engine_of(db), clock=lambda: as_of, idle_s=0.05))
+    try:
+        for _ in range(200):
+            if await rows(db, "SELECT count(*) FROM rescore_queue") == [(0,)]:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        rescorer.cancel()
+    assert await rows(db, "SELECT account_id, as_of FROM account_health ORDER BY 1") == [
+        ("acme", as_of),
+        ("globex", as_of),
+    ]

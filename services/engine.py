@@ -84,21 +84,24 @@ class HealthEngine:
         return scores
 
     async def rescore_pending(self, as_of: datetime) -> int:
-        """Drain the rescore queue (accounts touched by ingestion), each account scored once; returns how many."""
-        started, total = time.perf_counter(), 0
+        """Drain the rescore queue (accounts touched by ingestion), each account scored once per claimed part of
+        the queue, one transaction per part; returns how many were scored."""
+        total = 0
         while True:
+            started = time.perf_counter()
             async with self.db.unit_of_work() as sa_conn:
                 conn = await driver_connection(sa_conn)
                 touched = await drain_rescore_queue(conn)
+                scored = 0
                 for start in range(0, len(touched), self.chunk):
-                    total += len(
-                        await self.score_chunk(conn, touched[start : start + self.chunk], as_of, trigger="event")
-                    )
+                    chunk = touched[start : start + self.chunk]
+                    scored += len(await self.score_chunk(conn, chunk, as_of, trigger="event"))
             if not touched:
-                if self.metrics is not None and total:
-                    self.metrics.rescore_seconds.observe(time.perf_counter() - started)
-                    self.metrics.rescored_accounts_total.labels(trigger="event").inc(total)
                 return total
+            total += scored
+            if self.metrics is not None:
+                self.metrics.rescore_seconds.observe(time.perf_counter() - started)
+                self.metrics.rescored_accounts_total.labels(trigger="event").inc(scored)
 
     async def compute(self, account_ids: Sequence[str], as_of: datetime) -> list[HealthScore]:
         """Score without saving (what-if at another time, shadow configs)."""

@@ -112,7 +112,11 @@ METRIC_SPECS: tuple[MetricSpec, ...] = (
         multiprocess_mode="max",
     ),
     # health engine
-    MetricSpec("kamwatch_rescore_seconds", "histogram", "Time to rescore the accounts touched by one batch."),
+    MetricSpec(
+        "kamwatch_rescore_seconds",
+        "histogram",
+        "Time to rescore one drained part of the rescore queue (accounts touched by one or more batches).",
+    ),
     MetricSpec(
         "kamwatch_rescored_accounts_total",
         "counter",

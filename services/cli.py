@@ -131,6 +131,15 @@ def worker() -> None:
 
 
 @app.command()
+def evaluator() -> None:
+    """Rescore the accounts ingestion touched, sweep on schedule and open alerts, apart from the Kafka
+    consumers (with KAMWATCH_WORKER_EVALUATES=false on the workers), until stopped."""
+    from services.worker import run_evaluator
+
+    _run(run_evaluator)
+
+
+@app.command()
 def replay(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="NDJSON file, optionally gzip.")],
     batch_size: Annotated[int | None, typer.Option(help="Events per transaction.")] = None,

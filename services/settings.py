@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     )
 
     scoring_config: Path | None = Field(default=None, description="Scoring YAML. Unset: the shipped default.")
+    worker_evaluates: bool = Field(
+        default=True,
+        description="Workers rescore touched accounts and sweep; false: `kamwatch evaluator` processes do it.",
+    )
     sweep_interval_s: PositiveInt = Field(default=900, description="Time-driven evaluation period (worker).")
     sweep_shards: PositiveInt = Field(default=16, description="Shards a sweep is split in, shared by workers.")
     alert_rules: Path | None = Field(default=None, description="Alert rules YAML. Unset: the shipped default.")

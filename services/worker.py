@@ -130,10 +130,23 @@ async def publish_dead_letters(
             )
 
 
+def evaluation_tasks(
+    engine: HealthEngine, db: Database, metrics: Metrics, settings: Settings
+) -> list[asyncio.Task[None]]:
+    """The engine's live loops: rescoring what ingestion touched, the scheduled sweep, the gauges."""
+    return [
+        asyncio.create_task(rescore_forever(engine, clock=utc_now)),
+        asyncio.create_task(
+            sweep_forever(engine, interval_s=settings.sweep_interval_s, shards=settings.sweep_shards, clock=utc_now)
+        ),
+        asyncio.create_task(sample_forever(db, metrics, utc_now)),
+    ]
+
+
 async def run_worker(settings: Settings, *, notify: NotifyMode = "send") -> None:
-    """Consume until stopped (SIGINT/SIGTERM), rescoring the touched accounts beside ingestion and sweeping on
-    schedule, with /metrics, /healthz and /readyz on KAMWATCH_METRICS_PORT; the database opens first and
-    closes last."""
+    """Consume until stopped (SIGINT/SIGTERM), with /metrics, /healthz and /readyz on KAMWATCH_METRICS_PORT;
+    unless KAMWATCH_WORKER_EVALUATES is false, also rescore the touched accounts beside ingestion and sweep on
+    schedule. The database opens first and closes last."""
     metrics = Metrics.create()
     db = await Database.open(settings)
     background: list[asyncio.Task[None]] = []
@@ -149,14 +162,33 @@ async def run_worker(settings: Settings, *, notify: NotifyMode = "send") -> None
             return await db.ping() and await broker.ping(timeout=2.0)
 
         server = await serve_metrics(metrics.registry, settings.metrics_host, settings.metrics_port, ready=ready)
-        background = [
-            asyncio.create_task(rescore_forever(engine, clock=utc_now)),
-            asyncio.create_task(
-                sweep_forever(engine, interval_s=settings.sweep_interval_s, shards=settings.sweep_shards, clock=utc_now)
-            ),
-            asyncio.create_task(sample_forever(db, metrics, utc_now)),
-        ]
+        if settings.worker_evaluates:
+            background = evaluation_tasks(engine, db, metrics, settings)
         await FastStream(broker).run()
+    finally:
+        for task in background:
+            task.cancel()
+        if server is not None:
+            await server.aclose()
+        metrics.close()
+        await db.close()
+
+
+async def run_evaluator(settings: Settings, *, notify: NotifyMode = "send") -> None:
+    """`kamwatch evaluator`: the rescoring, sweep and alerting of the workers, in processes of their own (so
+    that scoring never takes CPU from consuming), until stopped; /metrics on KAMWATCH_METRICS_PORT."""
+    metrics = Metrics.create()
+    db = await Database.open(settings)
+    server: MetricsServer | None = None
+    background: list[asyncio.Task[None]] = []
+    try:
+        await db.migrate()
+        engine = HealthEngine.from_settings(
+            db, settings, build_alerting(settings, notify=notify, metrics=metrics), metrics=metrics
+        )
+        server = await serve_metrics(metrics.registry, settings.metrics_host, settings.metrics_port, ready=db.ping)
+        background = evaluation_tasks(engine, db, metrics, settings)
+        await asyncio.gather(*background)
     finally:
         for task in background:
             task.cancel()

@@ -2,7 +2,7 @@
 
     KAMWATCH_DATA_DIR=/tmp/kw7 .venv/bin/kamwatch replay /tmp/sim7/events.ndjson       # once per history
     KAMWATCH_DATA_DIR=/tmp/kw7 .venv/bin/python bench/calibrate.py load /tmp/kw7.pickle  # once per history
-    .venv/bin/python bench/calibrate.py score /tmp/kw7.pickle [--config FILE] [--step 2] [--diagnose]
+    .venv/bin/python bench/calibrate.py score /tmp/kw7.pickle [/tmp/kw11.pickle …] [--config F] [--step N] [--diagnose]
 
 ``load`` reads every account's full signals once (``load_signals`` at the end of the data with windows wide
 enough to hold everything), the timeline of each account's CRM profile (renewal date, tier and ARR change
@@ -283,15 +283,16 @@ def _loss(data: Dataset, account: str) -> bool:
 
 
 def _score(args: argparse.Namespace) -> None:
-    data: Dataset = pickle.loads(Path(args.data).read_bytes())
     config = load_scoring_config(Path(args.config) if args.config else None)
-    started = time.perf_counter()
-    history, notable = score_history(data, config, args.step)
-    reports = evaluate(history, data.outcomes, end=data.end, horizons=(30, 60, 90))
-    print(f"{args.data} with {config.version}: {len(history)} accounts, {time.perf_counter() - started:.0f} s")
-    print_reports(reports)
-    if args.diagnose:
-        diagnose(data, notable)
+    for path in args.data:  # one after the other: decide on several histories (seeds) together, never on one
+        data: Dataset = pickle.loads(Path(path).read_bytes())
+        started = time.perf_counter()
+        history, notable = score_history(data, config, args.step)
+        reports = evaluate(history, data.outcomes, end=data.end, horizons=(30, 60, 90))
+        print(f"{path} with {config.version}: {len(history)} accounts, {time.perf_counter() - started:.0f} s")
+        print_reports(reports)
+        if args.diagnose:
+            diagnose(data, notable)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -300,7 +301,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     load = sub.add_parser("load", help="read a replayed history from KAMWATCH_DATA_DIR into a pickle")
     load.add_argument("out")
     score = sub.add_parser("score", help="score a pickled history with a config and print the figures")
-    score.add_argument("data")
+    score.add_argument("data", nargs="+", help="pickled histories (e.g. one per seed)")
     score.add_argument("--config", help="scoring config YAML (default: the shipped one)")
     score.add_argument("--step", type=int, default=1, help="days between two scores")
     score.add_argument("--diagnose", action="store_true")

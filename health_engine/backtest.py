@@ -6,8 +6,12 @@ figures. Definitions, per horizon h (days before the outcome):
 - **recall@h**: share of churned/downgraded accounts whose risk reached ``high`` or ``critical`` within the
   ``window`` before the outcome and at least h days before it.
 - **precision@h**: of the accounts flagged (high or above), the share that churned or downgraded within
-  ``window`` days after their first flag, and at least h days after it. Flags too recent to know (less than
-  ``window`` days before the end of the data, with no outcome yet) are left out.
+  ``window`` days after a flag and at least h days after it (the accounts recall counts as caught, so an
+  earlier flag long before does not turn a caught loss into a false alarm). The other flagged accounts are
+  false alarms once one of their flags is judged: its ``window`` has passed by the end of the data, or an
+  outcome came after it. Flags in the last h days before a loss (too late to count) or after it (a churned
+  account goes silent; the labels say nothing beyond the loss) are neither; flags too recent to know (less
+  than ``window`` days before the end of the data, with no outcome after them) are left out.
 - **median lead time**: days from the first flag (within the window) to the outcome, over flagged losses.
 - **ROC AUC@h**: how well the highest risk seen in the window up to h days before the reference time ranks
   losses above the others (reference: the outcome for losses and renewals, the end of the data otherwise).
@@ -67,27 +71,29 @@ def evaluate(
     reports = []
     for horizon in horizons:
         lead = timedelta(days=horizon)
-        flagged_losses, leads = 0, []
+        caught: set[str] = set()
+        leads = []
         for account in losses:
             when = outcomes[account].time
             flags = [
                 p.as_of for p in ordered.get(account, ()) if p.level in FLAGGED_LEVELS and when - window <= p.as_of
             ]
             if any(f <= when - lead for f in flags):
-                flagged_losses += 1
+                caught.add(account)
                 leads.append((when - min(flags)).total_seconds() / 86400)
         true_flags, false_flags = 0, 0
         for account, points in ordered.items():
-            first = next((p.as_of for p in points if p.level in FLAGGED_LEVELS), None)
-            if first is None:
+            if account in caught:
+                true_flags += 1
                 continue
             outcome = outcomes.get(account)
-            if outcome is not None and outcome.outcome in LOSSES and first + lead <= outcome.time <= first + window:
-                true_flags += 1
-            elif outcome is not None and outcome.outcome in LOSSES and outcome.time < first + lead:
-                continue  # flagged too late to count at this horizon, but not a false alarm either
-            elif first + window <= end or (outcome is not None and outcome.time >= first):
-                false_flags += 1
+            loss_time = outcome.time if outcome is not None and outcome.outcome in LOSSES else None
+            for flag in (p.as_of for p in points if p.level in FLAGGED_LEVELS):
+                if loss_time is not None and flag > loss_time - lead:
+                    break  # too late to count at this horizon, or after the loss: not a false alarm either
+                if flag + window <= end or (outcome is not None and outcome.time >= flag):
+                    false_flags += 1
+                    break
         scores_losses: list[float] = []
         scores_others: list[float] = []
         for account in accounts:
@@ -103,12 +109,12 @@ def evaluate(
         reports.append(
             HorizonReport(
                 horizon_days=horizon,
-                recall=flagged_losses / len(losses) if losses else None,
+                recall=len(caught) / len(losses) if losses else None,
                 precision=true_flags / (true_flags + false_flags) if true_flags + false_flags else None,
                 median_lead_days=statistics.median(leads) if leads else None,
                 auc=roc_auc(scores_losses, scores_others),
                 losses=len(losses),
-                flagged_losses=flagged_losses,
+                flagged_losses=len(caught),
                 flagged=true_flags + false_flags,
             )
         )

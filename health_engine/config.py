@@ -166,9 +166,19 @@ class UsageConfig(_Strict):
     drop: Ramp
     users_drop: Ramp
     single_week_factor: float = Field(gt=0, le=1)
+    """A drop the previous week does not confirm weighs this much."""
+    two_week_factor: float = Field(default=1.0, gt=0, le=1)
+    """A drop the previous week confirms but not the one before (2 weeks in a row, as long as a passing dip)
+    weighs this much; 3 weeks in a row weigh fully."""
     regular_min_active_days: int = Field(ge=0)
     silent: Ramp
     silent_irregular: Ramp
+
+    @model_validator(mode="after")
+    def _longer_weighs_more(self) -> Self:
+        if self.single_week_factor > self.two_week_factor:
+            raise ValueError("single_week_factor must be at most two_week_factor")
+        return self
 
     def seasonal_factor(self, day: date) -> float:
         return min((p.factor for p in self.seasonality if p.covers(day)), default=1.0)
@@ -229,9 +239,21 @@ class DeparturePoints(_Strict):
     decision_maker: Points
 
 
+class PendingSuccessorShares(_Strict):
+    """Share of a departure's points kept while a successor may still be named (within
+    ``successor_grace_days`` of the departure); 1: the departure weighs fully at once."""
+
+    champion: float = Field(default=1.0, ge=0, le=1)
+    executive_sponsor: float = Field(default=1.0, ge=0, le=1)
+    decision_maker: float = Field(default=1.0, ge=0, le=1)
+
+
 class RelationshipConfig(_Strict):
     departure_decay_days: int = Field(gt=0)
     departure_points: DeparturePoints
+    successor_grace_days: int = Field(default=0, ge=0)
+    """Days after a departure during which a successor is routinely named (a handover, not a loss)."""
+    pending_successor_share: PendingSuccessorShares = PendingSuccessorShares()
     no_champion_points: Points
     no_sponsor_points: Points
     new_executive_days: int = Field(gt=0)

@@ -181,17 +181,26 @@ def _spread(weeks: Sequence[float], baseline: float, floor: float) -> float:
     return max(mad, floor * baseline)
 
 
-def _drop(weeks: Sequence[float], guard: float, ramp: Ramp, cfg: UsageConfig) -> tuple[float, bool, float]:
-    """Points, whether the previous week confirms the drop, and the baseline. No points under the minimum-volume
-    guard, nor for a drop within the account's usual week-to-week variability (``min_drop_z`` spreads)."""
-    recent, previous, baseline = weeks[0], weeks[1], median(weeks[1:])
+def _drop(weeks: Sequence[float], guard: float, ramp: Ramp, cfg: UsageConfig) -> tuple[float, int, float]:
+    """Points, how many weeks in a row (1 to 3) the drop has lasted, and the baseline. No points under the
+    minimum-volume guard, nor for a drop within the account's usual week-to-week variability (``min_drop_z``
+    spreads). A lasting decline weighs fully; one or two low weeks (a passing dip) weigh less."""
+    recent, baseline = weeks[0], median(weeks[1:])
     if baseline <= 0 or baseline < guard:
-        return 0.0, False, baseline
+        return 0.0, 0, baseline
     if baseline - recent < cfg.min_drop_z * _spread(weeks[1:], baseline, cfg.min_relative_spread):
-        return 0.0, False, baseline
+        return 0.0, 0, baseline
     points = ramp.points(1.0 - recent / baseline)
-    sustained = previous <= baseline * (1.0 - ramp.start)
-    return (points if sustained else points * cfg.single_week_factor), sustained, baseline
+    low = baseline * (1.0 - ramp.start)
+    lasted = 1 + (weeks[1] <= low) + (weeks[1] <= low and weeks[2] <= low)
+    factor = {1: cfg.single_week_factor, 2: cfg.two_week_factor, 3: 1.0}[lasted]
+    return points * factor, lasted, baseline
+
+
+def _in_a_row(lasted: int) -> tuple[str, str]:
+    if lasted < 2:
+        return "", ""
+    return f", {lasted} weeks in a row", f", {lasted} semaines de suite"
 
 
 def _usage(days: Sequence[UsageDay], ctx: _Ctx) -> list[Driver]:
@@ -210,9 +219,10 @@ def _usage(days: Sequence[UsageDay], ctx: _Ctx) -> list[Driver]:
     n_weeks = cfg.baseline_weeks
     found = _Found(ctx, "usage")
 
-    points, sustained, base = _drop(volume, cfg.min_weekly_volume, cfg.drop, cfg)
+    points, lasted, base = _drop(volume, cfg.min_weekly_volume, cfg.drop, cfg)
     if points > 0:
         pct = round(100 * (1 - volume[0] / base))
+        row_en, row_fr = _in_a_row(lasted)
         found.add(
             "usage.drop",
             points,
@@ -220,19 +230,20 @@ def _usage(days: Sequence[UsageDay], ctx: _Ctx) -> list[Driver]:
                 "recent_week": round(volume[0], 2),
                 "baseline_week": round(base, 2),
                 "drop_pct": pct,
-                "sustained": sustained,
+                "sustained": lasted > 1,
+                "weeks_in_a_row": lasted,
             },
-            _midnight(weeks[1 if sustained else 0][0]),
-            f"Usage down {pct}% vs the {n_weeks}-week baseline" + (", 2 weeks in a row" if sustained else ""),
-            f"Usage en baisse de {pct} % par rapport aux {n_weeks} dernières semaines"
-            + (", 2 semaines de suite" if sustained else ""),
+            _midnight(weeks[lasted - 1][0]),
+            f"Usage down {pct}% vs the {n_weeks}-week baseline{row_en}",
+            f"Usage en baisse de {pct} % par rapport aux {n_weeks} dernières semaines{row_fr}",
         )
 
-    points, sustained, base_users = _drop(daily_users, cfg.min_baseline_users, cfg.users_drop, cfg)
+    points, lasted, base_users = _drop(daily_users, cfg.min_baseline_users, cfg.users_drop, cfg)
     if points > 0:
         pct = round(100 * (1 - daily_users[0] / base_users))
         now_en, was_en = _num(daily_users[0], "en"), _num(base_users, "en")
         now_fr, was_fr = _num(daily_users[0], "fr"), _num(base_users, "fr")
+        row_en, row_fr = _in_a_row(lasted)
         found.add(
             "usage.users_drop",
             points,
@@ -240,12 +251,13 @@ def _usage(days: Sequence[UsageDay], ctx: _Ctx) -> list[Driver]:
                 "recent_daily_users": round(daily_users[0], 2),
                 "baseline_daily_users": round(base_users, 2),
                 "drop_pct": pct,
-                "sustained": sustained,
+                "sustained": lasted > 1,
+                "weeks_in_a_row": lasted,
             },
-            _midnight(weeks[1 if sustained else 0][0]),
-            f"Active users down {pct}% vs the {n_weeks}-week baseline ({now_en} a day, usually {was_en})",
+            _midnight(weeks[lasted - 1][0]),
+            f"Active users down {pct}% vs the {n_weeks}-week baseline ({now_en} a day, usually {was_en}){row_en}",
             f"Utilisateurs actifs en baisse de {pct} % par rapport aux {n_weeks} dernières semaines "
-            f"({now_fr} par jour, {was_fr} d'habitude)",
+            f"({now_fr} par jour, {was_fr} d'habitude){row_fr}",
         )
 
     active = sorted(d for d in quantity if quantity[d] > 0 or users[d] > 0)
@@ -507,9 +519,12 @@ def _active_at(c: Contact, as_of: datetime) -> bool:
     return c.active
 
 
-def _successor_factor(gone: Contact, active: Sequence[Contact], ctx: _Ctx) -> float:
-    """``successor_factor`` when someone now active took the role after ``gone`` left (for a decision-level role,
-    once they have engaged), else 1: a replaced champion is a handover, not a lost relationship."""
+def _successor_factor(gone: Contact, active: Sequence[Contact], ctx: _Ctx) -> tuple[float, str]:
+    """The share of a departure's points that counts, and why: ``successor_factor`` when someone now active took
+    the role after ``gone`` left (for a decision-level role, once they have engaged): a replaced champion is a
+    handover, not a lost relationship; the role's ``pending_successor_share`` while a successor may still be
+    named (within ``successor_grace_days``); else 1, the role has stayed vacant."""
+    cfg = ctx.config.relationship
     for c in active:
         if (
             c.role == gone.role
@@ -519,8 +534,11 @@ def _successor_factor(gone: Contact, active: Sequence[Contact], ctx: _Ctx) -> fl
             and c.added_at >= gone.left_at
             and (c.role not in _DECISION_LEVEL or (c.last_engaged_at is not None and c.last_engaged_at <= ctx.as_of))
         ):
-            return ctx.config.relationship.successor_factor
-    return 1.0
+            return cfg.successor_factor, "named"
+    share = getattr(cfg.pending_successor_share, gone.role, 1.0)
+    if gone.left_at is not None and ctx.days_since(gone.left_at) < cfg.successor_grace_days and share < 1.0:
+        return share, "pending"
+    return 1.0, "none"
 
 
 def _relationship(contacts: Sequence[Contact], ctx: _Ctx) -> list[Driver]:
@@ -538,24 +556,36 @@ def _relationship(contacts: Sequence[Contact], ctx: _Ctx) -> list[Driver]:
     for role, (code, en_role, fr_role) in _ROLE_NAMES.items():
         base = getattr(cfg.departure_points, role)
         gone = [
-            (c, c.left_at, base * (1 - ctx.days_since(c.left_at) / decay) * _successor_factor(c, active, ctx))
+            (c, c.left_at, base * (1 - ctx.days_since(c.left_at) / decay) * factor, successor)
             for c in known
             if c.role == role and c.left_at is not None and ctx.within(c.left_at, decay)
+            for factor, successor in (_successor_factor(c, active, ctx),)
         ]
         gone = [g for g in gone if g[2] > 0]
         if not gone:
             continue
-        latest, left_at, _ = max(gone, key=lambda g: (g[1], g[0].contact_id, repr(g[0])))
+        latest, left_at, _, successor = max(gone, key=lambda g: (g[1], g[0].contact_id, repr(g[0])))
         ago, more = math.floor(ctx.days_since(left_at)), len(gone) - 1
         who_en = f"{en_role} {latest.name}" if latest.name else en_role
         who_fr = f"{latest.name} ({fr_role})" if latest.name else f"Le {fr_role}"
+        # Only where a successor is expected within the grace does its absence after the grace deserve words.
+        vacant = successor == "none" and cfg.successor_grace_days > 0 and getattr(cfg.pending_successor_share, role) < 1
         found.add(
             code,
-            _noisy_or(p for _, _, p in gone),
-            {"contact_id": latest.contact_id, "name": latest.name, "days_ago": ago, "departures": len(gone)},
+            _noisy_or(p for _, _, p, _ in gone),
+            {
+                "contact_id": latest.contact_id,
+                "name": latest.name,
+                "days_ago": ago,
+                "departures": len(gone),
+                "successor": successor,
+            },
             left_at,
-            f"{who_en} left {_en(ago, 'day', 'days')} ago" + (f" (+{more} more)" if more else ""),
+            f"{who_en} left {_en(ago, 'day', 'days')} ago"
+            + (", no successor named" if vacant else "")
+            + (f" (+{more} more)" if more else ""),
             f"{who_fr} a quitté le compte il y a {_fr(ago, 'jour', 'jours')}"
+            + (", sans successeur désigné" if vacant else "")
             + (f" (+{_fr(more, 'autre', 'autres')})" if more else ""),
         )
 
@@ -698,10 +728,10 @@ def _engagement(engagements: Sequence[Engagement], ctx: _Ctx) -> list[Driver]:
     surveys = [e for e in events if e.kind == "nps_survey" and e.nps_score is not None]
     if surveys and ctx.within(surveys[-1].time, cfg.nps_max_age_days):
         latest, score = surveys[-1], surveys[-1].nps_score or 0
-        if score <= cfg.nps_detractor_max:
+        if score <= cfg.nps_detractor_max and (points := cfg.nps.points(cfg.nps_detractor_max - score)) > 0:
             found.add(
                 "engagement.nps_detractor",
-                cfg.nps.points(cfg.nps_detractor_max - score),
+                points,
                 {"nps_score": score, "surveyed_at": latest.time.isoformat()},
                 latest.time,
                 f"Latest NPS score {score}/10 (detractor)",

@@ -60,6 +60,29 @@ def test_false_alarm_lowers_precision_but_a_too_recent_flag_is_left_out() -> Non
     assert report.flagged == 2
 
 
+def test_a_loss_flagged_again_within_the_window_is_a_true_flag_despite_an_old_false_alarm() -> None:
+    # The wording: an account reaching high that churned within 180 days of it is a true flag, even when
+    # noise flagged it once long before; judging it by its first flag ever would call it a false alarm.
+    history = {
+        "reflagged": daily({20: (80, "high"), 30: (10, "low"), 300: (75, "high")}, 400),
+        "stale": daily({20: (80, "high"), 30: (10, "low")}, 400),  # only flagged 380 days before its loss
+        "too_late": daily({390: (80, "high")}, 540),  # flagged 10 days before its loss, and silent after it
+    }
+    outcomes = {name: AccountOutcome(day(400), "churned") for name in history}
+    h30, h120 = evaluate(history, outcomes, end=END, horizons=(30, 120))
+
+    assert h30.flagged_losses == 1
+    assert h30.recall == pytest.approx(1 / 3)
+    assert h30.precision == 0.5  # reflagged: true; stale: a false alarm; too_late: neither, even after its loss
+    assert h30.flagged == 2
+    assert h30.median_lead_days == 100  # from the first flag within the window
+    # At 120 days the second flag (100 days before) is too late: reflagged is no longer caught, and its old flag
+    # (380 days before the loss, outside the window) is judged a false alarm.
+    assert h120.flagged_losses == 0
+    assert h120.precision == 0.0
+    assert h120.flagged == 2
+
+
 def test_roc_auc_known_values() -> None:
     assert roc_auc([0.9, 0.8], [0.1, 0.2]) == 1.0
     assert roc_auc([0.1], [0.9]) == 0.0

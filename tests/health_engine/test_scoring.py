@@ -199,13 +199,24 @@ def test_healthy_account_is_low_without_drivers() -> None:
     assert result.config_version == CONFIG.version
 
 
+@pytest.mark.parametrize("left", [1, CONFIG.relationship.successor_grace_days + 2])
 @pytest.mark.parametrize("replaced", [False, True])
-def test_champion_departure_alone_is_not_diluted_on_a_strategic_account(replaced: bool) -> None:
+def test_champion_departure_alone_is_not_diluted_on_a_strategic_account(replaced: bool, left: int) -> None:
+    # A contact added long before the departure is no successor. On a strategic account the departure alone makes
+    # the account high at once when no champion is left (the other champion, when there is one, softens it while
+    # a successor may still be named), and again once the grace for naming a successor has passed.
     extra = [contact("C-new-champion", "champion", added=300)] if replaced else []
-    signals = with_contacts(contact("C-champion", "champion", left=3, name="Claire Martin"), *extra, drop="C-champion")
+    signals = with_contacts(
+        contact("C-champion", "champion", left=left, name="Claire Martin"), *extra, drop="C-champion"
+    )
     result = score(signals)
-    assert result.level in ("high", "critical")
+    softened = replaced and left <= CONFIG.relationship.successor_grace_days
+    assert result.level == "medium" if softened else result.level in ("high", "critical")
     assert result.drivers[0].code == "relationship.champion_left"
+    vacant = left > CONFIG.relationship.successor_grace_days
+    assert result.drivers[0].evidence["successor"] == ("none" if vacant else "pending")
+    assert ("no successor named" in result.drivers[0].message_en) is vacant
+    assert ("sans successeur désigné" in result.drivers[0].message_fr) is vacant
     # Every other component is healthy, so the weighted mean alone would have hidden it.
     mean = sum(c.weight * c.risk for c in result.components) / sum(c.weight for c in result.components)
     assert mean < CONFIG.levels.high
@@ -254,6 +265,24 @@ def test_usage_drop_weighs_more_when_sustained() -> None:
     assert sustained.points > dip.points
     assert "60%" in sustained.message_en
     assert "60 %" in sustained.message_fr
+
+
+def test_usage_drop_lasting_three_weeks_weighs_fully() -> None:
+    def weeks_low(n: int) -> float:
+        days = tuple(UsageDay(day_ago(d), 40.0 if d <= 7 * n else 100.0, 10) for d in range(1, 71))
+        driver = drivers(score(healthy(usage=days)))["usage.drop"]
+        assert driver.evidence["weeks_in_a_row"] == min(n, 3)
+        return driver.points
+
+    one, two, three = weeks_low(1), weeks_low(2), weeks_low(3)
+    assert one < two < three
+    assert two == pytest.approx(three * CONFIG.usage.two_week_factor, abs=0.1)
+    assert weeks_low(4) == three
+    lasting = drivers(
+        score(healthy(usage=tuple(UsageDay(day_ago(d), 40.0 if d <= 21 else 100.0, 10) for d in range(1, 71))))
+    )
+    assert "3 weeks in a row" in lasting["usage.drop"].message_en
+    assert "3 semaines de suite" in lasting["usage.drop"].message_fr
 
 
 def test_one_day_dip_is_not_a_usage_drop() -> None:
@@ -477,13 +506,37 @@ def test_initial_power_map_is_not_a_new_executive() -> None:
     assert "relationship.new_executive_unengaged" not in drivers(score(healthy(contacts=imported)))
 
 
+def test_champion_departure_weighs_less_while_a_successor_may_still_be_named() -> None:
+    # Champions are routinely replaced within a few weeks: until the grace has passed the departure is a warning,
+    # then it weighs fully if the role is still vacant.
+    code, grace = "relationship.champion_left", CONFIG.relationship.successor_grace_days
+    share = CONFIG.relationship.pending_successor_share.champion
+    base, decay = CONFIG.relationship.departure_points.champion, CONFIG.relationship.departure_decay_days
+
+    def departure(days_ago: float) -> Driver:
+        return drivers(score(with_contacts(contact("C-champion", "champion", left=days_ago), drop="C-champion")))[code]
+
+    pending, vacant = departure(grace - 1), departure(grace + 1)
+    assert pending.evidence["successor"] == "pending"
+    assert pending.points == pytest.approx(base * share * (1 - (grace - 1) / decay), abs=0.1)
+    assert "no successor" not in pending.message_en
+    assert vacant.evidence["successor"] == "none"
+    assert vacant.points == pytest.approx(base * (1 - (grace + 1) / decay), abs=0.1)
+    assert vacant.points > pending.points
+    # A sponsor's departure weighs fully at once (pending share 1 in the shipped config).
+    sponsor = drivers(score(with_contacts(contact("C-sponsor", "executive_sponsor", left=3), drop="C-sponsor")))
+    assert sponsor["relationship.sponsor_left"].evidence["successor"] == "none"
+
+
 def test_replaced_champion_weighs_less_than_a_lost_one() -> None:
     code = "relationship.champion_left"
-    lost = drivers(score(with_contacts(contact("C-champion", "champion", left=20), drop="C-champion")))[code]
+    left = CONFIG.relationship.successor_grace_days + 5
+    lost = drivers(score(with_contacts(contact("C-champion", "champion", left=left), drop="C-champion")))[code]
     successor = contact("C-new", "champion", added=10)
-    replaced = drivers(score(with_contacts(contact("C-champion", "champion", left=20), successor, drop="C-champion")))[
-        code
-    ]
+    replaced = drivers(
+        score(with_contacts(contact("C-champion", "champion", left=left), successor, drop="C-champion"))
+    )[code]
+    assert replaced.evidence["successor"] == "named"
     assert replaced.points == pytest.approx(lost.points * CONFIG.relationship.successor_factor, abs=0.1)
     # A new executive sponsor counts as a successor only once engaged.
     gone = contact("C-sponsor", "executive_sponsor", left=20)
@@ -533,6 +586,18 @@ def test_no_business_review() -> None:
     # Sixty days of history without a review is too short to say anything.
     young = (Engagement(ago(60), "meeting", "attended"), Engagement(ago(5), "email", "replied"))
     assert "engagement.no_business_review" not in drivers(score(healthy(engagements=young)))
+
+
+def test_lower_nps_weighs_more_and_a_six_alone_is_no_driver() -> None:
+    def nps(value: int) -> float:
+        survey = Engagement(ago(3), "nps_survey", "responded", nps_score=value)
+        found = drivers(score(healthy(engagements=(*healthy_engagements(), survey))))
+        return found["engagement.nps_detractor"].points if "engagement.nps_detractor" in found else 0.0
+
+    points = [nps(v) for v in range(7)]
+    assert points == sorted(points, reverse=True)
+    assert points[6] == 0.0  # 6 is a detractor by the NPS definition, but on its own no churn signal
+    assert points[1] == points[0] == CONFIG.engagement.nps.high  # 0 or 1: as telling as a departed champion
 
 
 def test_nps_detractor_uses_the_latest_score() -> None:
@@ -845,6 +910,11 @@ def test_default_config_loads_and_round_trips(tmp_path: Path) -> None:
         (lambda raw: raw["payment"].update(overdue_days=3), "payment.overdue_days"),
         (lambda raw: raw["relationship"].pop("departure_decay_days"), "relationship.departure_decay_days"),
         (lambda raw: raw["tiers"].pop("key"), "tiers.key"),
+        (lambda raw: raw["usage"].update(single_week_factor=0.9, two_week_factor=0.8), "usage"),
+        (
+            lambda raw: raw["relationship"]["pending_successor_share"].update(champion=1.5),
+            "relationship.pending_successor_share.champion",
+        ),
         (lambda raw: raw["support"]["priority_weights"].pop("urgent"), "support"),
     ],
 )

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Self
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from alerts.model import Level, Severity, Tier
+from schemas.config_files import ConfigFileError, load_config_file
 
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("default_rules.yaml")
 
@@ -16,12 +16,8 @@ Points = Annotated[float, Field(ge=0, le=100)]
 ALL_TIERS: tuple[Tier, ...] = ("strategic", "key", "standard")
 
 
-class AlertConfigError(ValueError):
+class AlertConfigError(ConfigFileError):
     """Invalid alerting configuration; ``field`` is the dotted path of the first offending field, if known."""
-
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.field = field
 
 
 class _Strict(BaseModel):
@@ -130,17 +126,4 @@ class AlertsConfig(_Strict):
 def load_rules_config(path: Path | None = None) -> AlertsConfig:
     """Load and validate a YAML alerting config (``None``: the shipped default)."""
     source = path if path is not None else DEFAULT_CONFIG_PATH
-    try:
-        raw = yaml.safe_load(source.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise AlertConfigError(f"{source}: cannot read alerting config: {exc.strerror or exc}") from exc
-    except yaml.YAMLError as exc:
-        raise AlertConfigError(f"{source}: invalid YAML: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise AlertConfigError(f"{source}: the alerting config must be a mapping")
-    try:
-        return AlertsConfig.model_validate(raw)
-    except ValidationError as exc:
-        problems = [(".".join(str(part) for part in err["loc"]) or "<root>", err["msg"]) for err in exc.errors()]
-        detail = "; ".join(f"{field}: {msg}" for field, msg in problems)
-        raise AlertConfigError(f"{source}: invalid alerting config: {detail}", field=problems[0][0]) from exc
+    return load_config_file(source, AlertsConfig, what="alerting config", error=AlertConfigError)

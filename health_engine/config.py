@@ -6,22 +6,18 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Self
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from health_engine.model import ComponentName, Level, Tier
+from schemas.config_files import ConfigFileError, load_config_file
 
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("default_scoring.yaml")
 
 Points = Annotated[float, Field(ge=0, le=100)]
 
 
-class ScoringConfigError(ValueError):
+class ScoringConfigError(ConfigFileError):
     """Invalid scoring configuration; ``field`` is the dotted path of the first offending field, if known."""
-
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.field = field
 
 
 class _Strict(BaseModel):
@@ -298,17 +294,4 @@ class ScoringConfig(_Strict):
 def load_scoring_config(path: Path | None = None) -> ScoringConfig:
     """Load and validate a YAML scoring config (``None``: the shipped default)."""
     source = path if path is not None else DEFAULT_CONFIG_PATH
-    try:
-        raw = yaml.safe_load(source.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ScoringConfigError(f"{source}: cannot read scoring config: {exc.strerror or exc}") from exc
-    except yaml.YAMLError as exc:
-        raise ScoringConfigError(f"{source}: invalid YAML: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise ScoringConfigError(f"{source}: the scoring config must be a mapping")
-    try:
-        return ScoringConfig.model_validate(raw)
-    except ValidationError as exc:
-        problems = [(".".join(str(part) for part in err["loc"]) or "<root>", err["msg"]) for err in exc.errors()]
-        detail = "; ".join(f"{field}: {msg}" for field, msg in problems)
-        raise ScoringConfigError(f"{source}: invalid scoring config: {detail}", field=problems[0][0]) from exc
+    return load_config_file(source, ScoringConfig, what="scoring config", error=ScoringConfigError)

@@ -79,6 +79,8 @@ class JumpRule(_Rule):
 
     min_jump: float = Field(gt=0, le=100)
     severity: Severity
+    min_level: Level = "medium"
+    """Only when the account ends at this level or above: a jump that stays within ``low`` is noise."""
 
 
 class RenewalRule(_Rule):

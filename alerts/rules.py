@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
 
 from alerts.config import AlertsConfig, DriverRule, JumpRule, LevelRule, RenewalRule
-from alerts.model import AccountSnapshot, DesiredAlert, Severity, SignalDriver, dedup_key
+from alerts.model import LEVEL_RANK, AccountSnapshot, DesiredAlert, Severity, SignalDriver, dedup_key
 from alerts.vocabulary import LEVEL_TITLES, LEVEL_WORDS, number
 
 TOP_DRIVERS = 3
@@ -100,6 +100,8 @@ def _risk_level(snapshot: AccountSnapshot, rule: LevelRule) -> list[DesiredAlert
 
 def _risk_jump(snapshot: AccountSnapshot, rule: JumpRule) -> list[DesiredAlert]:
     if snapshot.risk_7d_ago is None or not rule.applies_to(snapshot.tier):
+        return []
+    if LEVEL_RANK[snapshot.level] < LEVEL_RANK[rule.min_level]:
         return []
     # Risks carry one decimal: 55.3 - 40.3 is 14.999999999999996 in binary floating point.
     jump = round(snapshot.risk - snapshot.risk_7d_ago, 6)

@@ -73,18 +73,25 @@ def test_risk_level_severity_mapping_is_configurable() -> None:
     ],
 )
 def test_risk_jump_threshold(before: float | None, now: float, fires: bool) -> None:
-    found = by_rule(snapshot(risk=now, risk_7d_ago=before))
+    found = by_rule(snapshot(risk=now, risk_7d_ago=before, level="medium"))
     assert ("risk_jump" in found) is fires
 
 
+def test_a_risk_jump_that_stays_low_is_not_an_alert_unless_configured() -> None:
+    assert "risk_jump" not in by_rule(snapshot(risk=25, risk_7d_ago=5, level="low"))
+    assert "risk_jump" in by_rule(
+        snapshot(risk=25, risk_7d_ago=5, level="low"), with_rule("risk_jump", min_level="low")
+    )
+
+
 def test_risk_jump_title_and_configurable_threshold() -> None:
-    alert = by_rule(snapshot(risk=72.5, risk_7d_ago=50))["risk_jump"]
+    alert = by_rule(snapshot(risk=72.5, risk_7d_ago=50, level="high"))["risk_jump"]
     assert alert.title_en == "Risk up 22.5 points in 7 days (50 → 72.5)"
     assert alert.title_fr == "Risque en hausse de 22,5 points en 7 jours (50 → 72,5)"
     assert alert.severity == "warning"
     config = with_rule("risk_jump", min_jump=25.0, severity="critical")
-    assert "risk_jump" not in by_rule(snapshot(risk=72.5, risk_7d_ago=50), config)
-    assert by_rule(snapshot(risk=80, risk_7d_ago=50), config)["risk_jump"].severity == "critical"
+    assert "risk_jump" not in by_rule(snapshot(risk=72.5, risk_7d_ago=50, level="high"), config)
+    assert by_rule(snapshot(risk=80, risk_7d_ago=50, level="critical"), config)["risk_jump"].severity == "critical"
 
 
 # --- driver rules ------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from health_engine.config import load_scoring_config
 from ingestion.parsing import InboundRecord
 from ingestion.pipeline import BatchResult
 from services import api_pages, api_v1
@@ -135,6 +136,7 @@ def build_app(
     app.state.settings = settings
     app.state.clock = clock
     app.state.metrics = metrics
+    app.state.levels = load_scoring_config(settings.scoring_config).levels
     app.state.key_cache = KeyCache(key_cache_seconds)
     install_problem_handlers(app)
 

@@ -76,6 +76,23 @@ class AlertOut(BaseModel):
     resolved_at: datetime | None
 
 
+class GroupMemberOut(BaseModel):
+    account_id: str
+    name: str
+    risk: float
+    level: Level | None
+    arr_share: float = Field(description="Share of the group's ARR (0..1).")
+    points: float = Field(description="What this member adds to the group's risk (arr_share × risk).")
+
+
+class GroupOut(BaseModel):
+    risk: float = Field(description="The parent's and its subsidiaries' risks, weighted by ARR.")
+    level: Level
+    members: list[GroupMemberOut] = Field(description="The parent, then the subsidiaries the caller may see.")
+    driving_subsidiary: GroupMemberOut | None = Field(description="The subsidiary adding the most risk.")
+    subsidiaries: int = Field(description="Scored subsidiaries counted in the risk, seen or not.")
+
+
 class AccountHealthOut(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -133,6 +150,7 @@ class AccountHealthOut(BaseModel):
     drivers: list[DriverOut]
     trend: TrendOut
     open_alerts: list[AlertOut]
+    group: GroupOut | None = Field(default=None, description="For a parent account: its group roll-up.")
     locale: Locale
 
 

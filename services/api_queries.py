@@ -60,7 +60,13 @@ HEALTH_SQL = """
                        'fired_at', al.fired_at, 'updated_at', al.updated_at, 'acknowledged_at', al.acknowledged_at,
                        'snoozed_until', al.snoozed_until, 'resolved_at', al.resolved_at)
                      ORDER BY al.fired_at DESC, al.id DESC), '[]'::json)
-              FROM alerts al WHERE al.account_id = a.account_id AND al.state <> 'resolved') AS open_alerts
+              FROM alerts al WHERE al.account_id = a.account_id AND al.state <> 'resolved') AS open_alerts,
+           (SELECT json_agg(json_build_object(
+                       'account_id', s.account_id, 'name', s.name, 'owner_kam_id', s.owner_kam_id,
+                       'arr', s.arr::text, 'risk', sh.risk::float8, 'level', sh.level)
+                     ORDER BY s.account_id)
+              FROM accounts s JOIN account_health sh ON sh.account_id = s.account_id
+             WHERE s.parent_account_id = a.account_id AND s.account_id <> a.account_id) AS subsidiaries
       FROM accounts a
       LEFT JOIN account_health h ON h.account_id = a.account_id
       LEFT JOIN kams k ON k.kam_id = a.owner_kam_id

@@ -41,6 +41,7 @@ from services.api_views import (
     encode,
     etag,
     etag_matches,
+    group_document,
     health_document,
     history_point,
     pick_locale,
@@ -129,7 +130,9 @@ async def get_health(request: Request, account_id: str, principal: Reader, local
     row = await q.account_health_row(request.app.state.read_pool, account_id, _now(request))
     if row is None or not principal.sees_owner(row["owner_kam_id"]):
         raise q.not_found()
-    body = encode(health_document(row, _locale(request, locale)))
+    document = health_document(row, _locale(request, locale))
+    document["group"] = group_document(row, request.app.state.levels, principal.sees_owner)
+    body = encode(document)
     tag = etag(body)
     # Polling widgets revalidate every time and get a body-less 304 until the health changes.
     headers = {"ETag": tag, "Cache-Control": "private, no-cache", "Vary": "Authorization, X-API-Key, Accept-Language"}

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 import orjson
 
+from health_engine.config import Levels
+from health_engine.groups import Contribution, Member, roll_up
 from services.api_models import Locale
 
 LEVELS = ("low", "medium", "high", "critical")
@@ -68,6 +70,43 @@ def _driver(driver: Mapping[Any, Any], locale: Locale) -> dict[str, Any]:
         "message": driver.get("message_fr" if locale == "fr" else "message_en") or driver.get("code", ""),
         "evidence": driver.get("evidence") or {},
         "since": driver.get("since"),
+    }
+
+
+def group_document(
+    row: Mapping[Any, Any], levels: Levels, visible: Callable[[str | None], bool]
+) -> dict[str, Any] | None:
+    """The parent's risk rolled up with its scored subsidiaries (ARR-weighted); subsidiaries the caller may
+    not see count in the figure but are not named."""
+    subsidiaries = row["subsidiaries"] or []
+    if not subsidiaries or row["risk"] is None:
+        return None
+    named = {s["account_id"]: s for s in subsidiaries if visible(s["owner_kam_id"])}
+    group = roll_up(
+        Member(row["account_id"], Decimal(row["arr"]), float(row["risk"])),
+        [Member(s["account_id"], Decimal(s["arr"]), float(s["risk"])) for s in subsidiaries],
+        levels,
+    )
+
+    def member(share: Contribution) -> dict[str, Any]:
+        found = named.get(share.account_id)
+        return {
+            "account_id": share.account_id,
+            "name": found["name"] if found else row["name"],
+            "risk": share.risk,
+            "level": found["level"] if found else row["level"],
+            "arr_share": share.weight,
+            "points": share.points,
+        }
+
+    shown = [m for m in group.members if m.account_id == row["account_id"] or m.account_id in named]
+    driver = group.driver if group.driver is not None and group.driver.account_id in named else None
+    return {
+        "risk": group.risk,
+        "level": group.level,
+        "members": [member(m) for m in shown],
+        "driving_subsidiary": member(driver) if driver else None,
+        "subsidiaries": len(subsidiaries),
     }
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -21,7 +23,7 @@ from ingestion.pipeline import BatchResult, EventResult
 from services.alerting import NotifyMode, build_alerting
 from services.database import Database
 from services.engine import HealthEngine, rescore_forever, sweep_forever
-from services.metrics import Metrics, MetricsServer, serve_metrics
+from services.metrics import Metrics, ReadinessCheck, serve_metrics
 from services.observability import sample_forever
 from services.pipeline import Pipeline, utc_now
 from services.settings import Settings
@@ -143,56 +145,64 @@ def evaluation_tasks(
     ]
 
 
-async def run_worker(settings: Settings, *, notify: NotifyMode = "send") -> None:
-    """Consume until stopped (SIGINT/SIGTERM), with /metrics, /healthz and /readyz on KAMWATCH_METRICS_PORT;
-    unless KAMWATCH_WORKER_EVALUATES is false, also rescore the touched accounts beside ingestion and sweep on
-    schedule. The database opens first and closes last."""
+@dataclass(frozen=True)
+class LiveEngine:
+    db: Database
+    metrics: Metrics
+    engine: HealthEngine
+
+
+@asynccontextmanager
+async def live_engine(settings: Settings, notify: NotifyMode) -> AsyncIterator[LiveEngine]:
+    """A long-running service's metrics, migrated database and engine (with its alerting): the database opens
+    first and closes last."""
     metrics = Metrics.create()
     db = await Database.open(settings)
-    background: list[asyncio.Task[None]] = []
-    server: MetricsServer | None = None
     try:
         await db.migrate()
         alerting = build_alerting(settings, notify=notify, metrics=metrics)
-        engine = HealthEngine.from_settings(db, settings, alerting, metrics=metrics)
-        pipeline = Pipeline(db, metrics=metrics)  # the accounts a batch touched are rescored beside it
-        broker = build_broker(settings, partial(pipeline.ingest, ingress="kafka"), metrics)
-
-        async def ready() -> bool:
-            return await db.ping() and await broker.ping(timeout=2.0)
-
-        server = await serve_metrics(metrics.registry, settings.metrics_host, settings.metrics_port, ready=ready)
-        if settings.worker_evaluates:
-            background = evaluation_tasks(engine, db, metrics, settings)
-        await FastStream(broker).run()
+        yield LiveEngine(db, metrics, HealthEngine.from_settings(db, settings, alerting, metrics=metrics))
     finally:
-        for task in background:
-            task.cancel()
-        if server is not None:
-            await server.aclose()
         metrics.close()
         await db.close()
+
+
+@asynccontextmanager
+async def serving(
+    metrics: Metrics, settings: Settings, ready: ReadinessCheck, tasks: Sequence[asyncio.Task[None]]
+) -> AsyncIterator[None]:
+    """/metrics, /healthz and /readyz on KAMWATCH_METRICS_PORT while the block runs; ``tasks`` cancelled after."""
+    try:
+        server = await serve_metrics(metrics.registry, settings.metrics_host, settings.metrics_port, ready=ready)
+        try:
+            yield
+        finally:
+            await server.aclose()
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
+async def run_worker(settings: Settings, *, notify: NotifyMode = "send") -> None:
+    """Consume until stopped (SIGINT/SIGTERM), with /metrics, /healthz and /readyz on KAMWATCH_METRICS_PORT;
+    unless KAMWATCH_WORKER_EVALUATES is false, also rescore the touched accounts beside ingestion and sweep on
+    schedule."""
+    async with live_engine(settings, notify) as live:
+        pipeline = Pipeline(live.db, metrics=live.metrics)  # the accounts a batch touched are rescored beside it
+        broker = build_broker(settings, partial(pipeline.ingest, ingress="kafka"), live.metrics)
+
+        async def ready() -> bool:
+            return await live.db.ping() and await broker.ping(timeout=2.0)
+
+        tasks = evaluation_tasks(live.engine, live.db, live.metrics, settings) if settings.worker_evaluates else []
+        async with serving(live.metrics, settings, ready, tasks):
+            await FastStream(broker).run()
 
 
 async def run_evaluator(settings: Settings, *, notify: NotifyMode = "send") -> None:
     """`kamwatch evaluator`: the rescoring, sweep and alerting of the workers, in processes of their own (so
     that scoring never takes CPU from consuming), until stopped; /metrics on KAMWATCH_METRICS_PORT."""
-    metrics = Metrics.create()
-    db = await Database.open(settings)
-    server: MetricsServer | None = None
-    background: list[asyncio.Task[None]] = []
-    try:
-        await db.migrate()
-        engine = HealthEngine.from_settings(
-            db, settings, build_alerting(settings, notify=notify, metrics=metrics), metrics=metrics
-        )
-        server = await serve_metrics(metrics.registry, settings.metrics_host, settings.metrics_port, ready=db.ping)
-        background = evaluation_tasks(engine, db, metrics, settings)
-        await asyncio.gather(*background)
-    finally:
-        for task in background:
-            task.cancel()
-        if server is not None:
-            await server.aclose()
-        metrics.close()
-        await db.close()
+    async with live_engine(settings, notify) as live:
+        tasks = evaluation_tasks(live.engine, live.db, live.metrics, settings)
+        async with serving(live.metrics, settings, live.db.ping, tasks):
+            await asyncio.gather(*tasks)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -22,7 +21,6 @@ from services.api_models import Locale
 from services.api_v1 import widget_secret
 from services.api_views import health_document, pick_locale, portfolio_document, timeline_item
 from services.auth import SESSION_COOKIE, Principal, principal_for_key
-from services.database import Database
 from services.problems import Problem
 from services.settings import Settings
 from services.widget import InvalidToken, WidgetGrant, verify
@@ -64,26 +62,16 @@ def _message(request: Request, locale: Locale, status: int, heading: str, detail
     return _render(request, "message.html", context, status=status, framed=framed)
 
 
-def _db(request: Request) -> Database:
-    db: Database = request.app.state.db
-    return db
-
-
-def _now(request: Request) -> datetime:
-    clock: Callable[[], datetime] = request.app.state.clock
-    return clock()
-
-
 async def _grant(request: Request, account_id: str, token: str) -> WidgetGrant | None:
     try:
-        return verify(await widget_secret(request), token, account_id=account_id, now=_now(request))
+        return verify(await widget_secret(request), token, account_id=account_id, now=q.request_now(request))
     except InvalidToken:
         return None
 
 
 async def _risk_series(request: Request, account_id: str, days: int) -> list[tuple[datetime, float]]:
-    now = _now(request)
-    async with _db(request).unit_of_work() as conn:
+    now = q.request_now(request)
+    async with q.request_db(request).unit_of_work() as conn:
         rows = await q.history(conn, account_id, now - timedelta(days=days), now)
     return [(r["as_of"], float(r["risk"])) for r in rows]
 
@@ -97,7 +85,7 @@ async def widget_page(
     grant = await _grant(request, account_id, token)
     if grant is None:
         return _message(request, language, 403, t["forbidden"], t["forbidden_detail"], framed=True)
-    row = await q.account_health_row(request.app.state.read_pool, account_id, _now(request))
+    row = await q.account_health_row(request.app.state.read_pool, account_id, q.request_now(request))
     if row is None:
         return _message(request, language, 404, t["not_found"], t["not_found_detail"], framed=True)
     health = health_document(row, language)
@@ -122,8 +110,8 @@ async def _widget_action(
     if grant is None:
         t = TEXTS[language]
         return _message(request, language, 403, t["forbidden"], t["forbidden_detail"], framed=True)
-    now = _now(request)
-    async with _db(request).unit_of_work() as conn:
+    now = q.request_now(request)
+    async with q.request_db(request).unit_of_work() as conn:
         try:
             alert = await store.get_alert(conn, alert_id)
             if alert["account_id"] != account_id:
@@ -173,8 +161,8 @@ async def _page_principal(request: Request) -> Principal | None:
     key = request.cookies.get(SESSION_COOKIE)
     if not key:
         return None
-    async with _db(request).unit_of_work() as conn:
-        principal = await principal_for_key(conn, key, now=_now(request))
+    async with q.request_db(request).unit_of_work() as conn:
+        principal = await principal_for_key(conn, key, now=q.request_now(request))
     return principal if principal is not None and principal.can_read() else None
 
 
@@ -192,8 +180,8 @@ async def login_form(request: Request, locale: str | None = None) -> HTMLRespons
 async def login(request: Request, key: Annotated[str, Form()] = "", locale: str | None = None) -> Response:
     """Check the key once, then keep it in an HttpOnly cookie (the key never appears in a URL)."""
     language = pick_locale(locale, request.headers.get("accept-language"))
-    async with _db(request).unit_of_work() as conn:
-        principal = await principal_for_key(conn, key.strip(), now=_now(request))
+    async with q.request_db(request).unit_of_work() as conn:
+        principal = await principal_for_key(conn, key.strip(), now=q.request_now(request))
     if principal is None or not principal.can_read():
         context = {"locale": language, "t": TEXTS[language], "error": TEXTS[language]["bad_key"]}
         return _render(request, "login.html", context, status=401)
@@ -227,7 +215,7 @@ async def portfolio_page(
     language = pick_locale(locale, request.headers.get("accept-language"))
     chosen_sort: q.AccountSort = sort if sort in ("risk", "arr_at_risk", "change") else "risk"  # type: ignore[assignment]
     levels = [level] if level in ("low", "medium", "high", "critical") else []
-    async with _db(request).unit_of_work() as conn:
+    async with q.request_db(request).unit_of_work() as conn:
         rows, next_cursor = await q.list_accounts(
             conn,
             principal,
@@ -242,7 +230,7 @@ async def portfolio_page(
             cursor=cursor,
         )
         groups = await q.portfolio_groups(conn, principal)
-    today = _now(request).date()
+    today = q.request_now(request).date()
     summary = portfolio_document(groups, [], today, today)
     filters = {"level": level or "", "tier": tier or "", "sort": chosen_sort}
     next_query = urlencode({**filters, "cursor": next_cursor or ""})
@@ -265,10 +253,10 @@ async def account_page(request: Request, account_id: str, locale: str | None = N
         return _to_login()
     language = pick_locale(locale, request.headers.get("accept-language"))
     t = TEXTS[language]
-    row = await q.account_health_row(request.app.state.read_pool, account_id, _now(request))
+    row = await q.account_health_row(request.app.state.read_pool, account_id, q.request_now(request))
     if row is None or not principal.sees_owner(row["owner_kam_id"]):
         return _message(request, language, 404, t["not_found"], t["not_found_detail"], framed=False)
-    async with _db(request).unit_of_work() as conn:
+    async with q.request_db(request).unit_of_work() as conn:
         events, _ = await q.timeline(conn, account_id, limit=100, cursor=None)
     context = {
         "locale": language,

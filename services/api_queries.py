@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 import asyncpg
 import orjson
+from fastapi import Request
 from sqlalchemy import (
     ColumnElement,
     Numeric,
@@ -72,6 +73,18 @@ HEALTH_SQL = """
       LEFT JOIN kams k ON k.kam_id = a.owner_kam_id
      WHERE a.account_id = $1
 """
+
+
+def request_db(request: Request) -> Database:
+    """The app's database (opened by its lifespan)."""
+    db: Database = request.app.state.db
+    return db
+
+
+def request_now(request: Request) -> datetime:
+    """Now, by the app's clock (the service edge)."""
+    clock: Callable[[], datetime] = request.app.state.clock
+    return clock()
 
 
 def not_found(what: str = "account") -> Problem:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -105,16 +104,6 @@ IsoDate = Annotated[date, BeforeValidator(_iso_date)]
 AlertId = Annotated[int, Path(ge=1, le=2**63 - 1, description="Alert id.")]
 
 
-def _db(request: Request) -> Database:
-    db: Database = request.app.state.db
-    return db
-
-
-def _now(request: Request) -> datetime:
-    clock: Callable[[], datetime] = request.app.state.clock
-    return clock()
-
-
 def _locale(request: Request, locale: str | None) -> Locale:
     return pick_locale(locale, request.headers.get("accept-language"))
 
@@ -127,7 +116,7 @@ def _locale(request: Request, locale: str | None) -> Locale:
     responses={**AUTH_ERRORS, **NOT_FOUND, 304: {"description": "Not modified (If-None-Match matched the ETag)"}},
 )
 async def get_health(request: Request, account_id: str, principal: Reader, locale: LocaleParam = None) -> Response:
-    row = await q.account_health_row(request.app.state.read_pool, account_id, _now(request))
+    row = await q.account_health_row(request.app.state.read_pool, account_id, q.request_now(request))
     if row is None or not principal.sees_owner(row["owner_kam_id"]):
         raise q.not_found()
     document = health_document(row, _locale(request, locale))
@@ -161,7 +150,7 @@ async def get_accounts(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: str | None = None,
 ) -> dict[str, Any]:
-    async with _db(request).unit_of_work() as conn:
+    async with q.request_db(request).unit_of_work() as conn:
         rows, next_cursor = await q.list_accounts(
             conn,
             principal,
@@ -202,10 +191,10 @@ async def get_history(
     start: Annotated[IsoDate | None, Query(alias="from", description="First day (default: `to` - 90 days).")] = None,
     end: Annotated[IsoDate | None, Query(alias="to", description="Last day, included (default: today).")] = None,
 ) -> dict[str, Any]:
-    now = _now(request)
+    now = q.request_now(request)
     stop = _bound(end, now, end=True)
     begin = _bound(start, stop - timedelta(days=90), end=False)
-    async with _db(request).unit_of_work() as conn:
+    async with q.request_db(request).unit_of_work() as conn:
         await q.visible_account(conn, principal, account_id)
         rows = await q.history(conn, account_id, begin, stop)
     return {"account_id": account_id, "points": [history_point(r) for r in rows]}
@@ -227,7 +216,7 @@ async def get_timeline(
     locale: LocaleParam = None,
 ) -> dict[str, Any]:
     language = _locale(request, locale)
-    async with _db(request).unit_of_work() as conn:
+    async with q.request_db(request).unit_of_work() as conn:
         await q.visible_account(conn, principal, account_id)
         rows, next_cursor = await q.timeline(conn, account_id, limit=limit, cursor=cursor)
     return {
@@ -255,13 +244,13 @@ async def get_portfolio(
         IsoDate | None, Query(alias="to", description="Retention period end, excluded (default: tomorrow).")
     ] = None,
 ) -> dict[str, Any]:
-    now = _now(request)
+    now = q.request_now(request)
     stop = end or (now.date() + timedelta(days=1))
     begin = start or (stop - timedelta(days=365))
     if begin > stop:
         raise Problem(422, "Unprocessable Content", "from: must not be after to", field="from")
     tz = now.tzinfo
-    async with _db(request).unit_of_work() as conn:
+    async with q.request_db(request).unit_of_work() as conn:
         groups = await q.portfolio_groups(conn, principal)
         outcomes = await q.retention(
             conn, principal, datetime.combine(begin, time.min, tz), datetime.combine(stop, time.min, tz)
@@ -285,7 +274,7 @@ async def get_alerts(
     locale: LocaleParam = None,
 ) -> dict[str, Any]:
     language = _locale(request, locale)
-    async with _db(request).unit_of_work() as conn:
+    async with q.request_db(request).unit_of_work() as conn:
         rows, next_cursor = await q.list_alerts(
             conn,
             principal,
@@ -345,7 +334,12 @@ async def ack_alert(
     request: Request, alert_id: AlertId, principal: Reader, body: NoteIn | None = None, locale: LocaleParam = None
 ) -> dict[str, Any]:
     row = await act_on_alert(
-        _db(request), principal, alert_id, "acknowledged", at=_now(request), note=body.note if body else None
+        q.request_db(request),
+        principal,
+        alert_id,
+        "acknowledged",
+        at=q.request_now(request),
+        note=body.note if body else None,
     )
     return alert_document(row, _locale(request, locale))
 
@@ -354,14 +348,14 @@ async def ack_alert(
 async def snooze_alert(
     request: Request, alert_id: AlertId, principal: Reader, body: SnoozeIn, locale: LocaleParam = None
 ) -> dict[str, Any]:
-    now = _now(request)
+    now = q.request_now(request)
     if body.until is None and body.minutes is None:
         raise Problem(422, "Unprocessable Content", "until: give `until` or `minutes`", field="until")
     until = body.until or now + timedelta(minutes=body.minutes or 0)
     if until <= now:
         raise Problem(422, "Unprocessable Content", "until: must be in the future", field="until")
     row = await act_on_alert(
-        _db(request), principal, alert_id, "acknowledged", at=now, snoozed_until=until, note=body.note
+        q.request_db(request), principal, alert_id, "acknowledged", at=now, snoozed_until=until, note=body.note
     )
     return alert_document(row, _locale(request, locale))
 
@@ -371,7 +365,12 @@ async def resolve_alert(
     request: Request, alert_id: AlertId, principal: Reader, body: NoteIn | None = None, locale: LocaleParam = None
 ) -> dict[str, Any]:
     row = await act_on_alert(
-        _db(request), principal, alert_id, "resolved", at=_now(request), note=body.note if body else None
+        q.request_db(request),
+        principal,
+        alert_id,
+        "resolved",
+        at=q.request_now(request),
+        note=body.note if body else None,
     )
     return alert_document(row, _locale(request, locale))
 
@@ -385,10 +384,10 @@ async def resolve_alert(
     responses={**AUTH_ERRORS, **NOT_FOUND},
 )
 async def alert_feedback(request: Request, alert_id: AlertId, principal: Reader, body: FeedbackIn) -> dict[str, Any]:
-    async with _db(request).unit_of_work() as conn:
+    async with q.request_db(request).unit_of_work() as conn:
         await _visible_alert(conn, principal, alert_id)
         feedback_id = await store.record_feedback(
-            conn, alert_id, body.verdict, actor=principal.actor, at=_now(request), comment=body.comment
+            conn, alert_id, body.verdict, actor=principal.actor, at=q.request_now(request), comment=body.comment
         )
     return {"id": feedback_id, "alert_id": alert_id, "verdict": body.verdict}
 
@@ -402,11 +401,11 @@ async def alert_feedback(request: Request, alert_id: AlertId, principal: Reader,
     responses={**AUTH_ERRORS, **NOT_FOUND},
 )
 async def set_override(request: Request, account_id: str, principal: Reader, body: OverrideIn) -> dict[str, Any]:
-    now = _now(request)
+    now = q.request_now(request)
     expires = body.expires_at or now + timedelta(hours=body.hours or 72)
     if expires <= now:
         raise Problem(422, "Unprocessable Content", "expires_at: must be in the future", field="expires_at")
-    async with _db(request).unit_of_work() as conn:
+    async with q.request_db(request).unit_of_work() as conn:
         await q.visible_account(conn, principal, account_id)
         row = await overrides.set_override(
             conn, account_id, level=body.level, reason=body.reason, actor=principal.actor, now=now, expires_at=expires
@@ -422,9 +421,9 @@ async def set_override(request: Request, account_id: str, principal: Reader, bod
     responses={**AUTH_ERRORS, 404: problem_doc("Unknown account, not visible, or no active override")},
 )
 async def clear_override(request: Request, account_id: str, principal: Reader) -> Response:
-    async with _db(request).unit_of_work() as conn:
+    async with q.request_db(request).unit_of_work() as conn:
         await q.visible_account(conn, principal, account_id)
-        if not await overrides.clear_override(conn, account_id, actor=principal.actor, now=_now(request)):
+        if not await overrides.clear_override(conn, account_id, actor=principal.actor, now=q.request_now(request)):
             raise q.not_found("active override")
     return Response(status_code=204)
 
@@ -433,8 +432,8 @@ async def widget_secret(request: Request) -> bytes:
     """The signing key, read once per process (settings, or the one generated in the database)."""
     cached: bytes | None = getattr(request.app.state, "widget_secret", None)
     if cached is None:
-        async with _db(request).unit_of_work() as conn:
-            cached = await signing_secret(conn, request.app.state.settings, now=_now(request))
+        async with q.request_db(request).unit_of_work() as conn:
+            cached = await signing_secret(conn, request.app.state.settings, now=q.request_now(request))
         request.app.state.widget_secret = cached
     return cached
 
@@ -450,10 +449,10 @@ async def widget_secret(request: Request) -> bytes:
 async def create_widget_token(request: Request, principal: Reader, body: WidgetTokenIn) -> dict[str, Any]:
     if body.kam_id and principal.kam_ids is not None and body.kam_id not in principal.kam_ids:
         raise Problem(403, "Forbidden", "kam_id: this key cannot act for that KAM", field="kam_id")
-    async with _db(request).unit_of_work() as conn:
+    async with q.request_db(request).unit_of_work() as conn:
         await q.visible_account(conn, principal, body.account_id)
     kam_id = body.kam_id or principal.kam_id
-    expires = (_now(request) + timedelta(seconds=body.ttl_seconds)).replace(microsecond=0)
+    expires = (q.request_now(request) + timedelta(seconds=body.ttl_seconds)).replace(microsecond=0)
     token = mint(await widget_secret(request), body.account_id, kam_id, expires)
     base = request.app.state.settings.public_url.rstrip("/")
     url = f"{base}/widget/accounts/{quote(body.account_id, safe='')}?token={token}"

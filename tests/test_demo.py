@@ -19,16 +19,10 @@ from services.database import Database
 from services.demo import LIVE_SOURCE, run_demo
 from services.settings import Settings
 from services.simulator import SOURCE
+from tests.processes import free_port
 
 NOW = datetime(2026, 3, 16, 10, 30, tzinfo=UTC)
 SMALL: dict[str, Any] = {"accounts": 20, "kams": 4, "days": 30, "clock": lambda: NOW}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 async def until_up(port: int, demo: asyncio.Task[None]) -> httpx.Response:

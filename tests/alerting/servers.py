@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import email
 import json
-import socket
 import threading
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -16,12 +15,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+from tests.processes import free_port
 
 
 @dataclass

@@ -18,8 +18,9 @@ from services.alerter import Alerter
 from services.database import Database, driver_connection
 from services.settings import Settings
 from tests.alerting.scenario import Clock, rows
-from tests.alerting.servers import Inbox, SlackStandIn, SmtpServer, free_port
+from tests.alerting.servers import Inbox, SlackStandIn, SmtpServer
 from tests.alerts.helpers import snapshot
+from tests.processes import free_port
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 

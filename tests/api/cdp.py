@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlparse
 
-from tests.api.server import free_port
+from tests.processes import free_port
 
 
 def chromium_binary() -> str | None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator
@@ -25,16 +24,10 @@ from services.auth import create_key
 from services.database import Database
 from services.metrics import Metrics, serve_metrics
 from services.settings import Settings
+from tests.processes import free_port
 
 HOST = "127.0.0.1"
 DEADLINE_S = 30.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 async def query(client: httpx.AsyncClient, promql: str) -> list[dict[str, Any]]:

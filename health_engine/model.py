@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Literal, TypeAlias
+from typing import Literal, NamedTuple, TypeAlias
 
 Tier = Literal["strategic", "key", "standard"]
 TicketStatus = Literal["opened", "updated", "escalated", "reopened", "resolved", "closed"]
@@ -42,9 +42,9 @@ class AccountProfile:
     renewal_date: date | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class UsageDay:
-    """Usage rolled up per UTC day."""
+class UsageDay(NamedTuple):
+    """Usage rolled up per UTC day (and metric: a day may come in several rows, which add up). A named
+    tuple rather than a dataclass: a sweep builds tens of millions of them."""
 
     day: date
     quantity: float

@@ -7,9 +7,10 @@ are rewound through their own timestamps (opened/resolved/paid/issued/added/left
 
 from __future__ import annotations
 
+import bisect
+import functools
 import itertools
 import math
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -203,19 +204,39 @@ def _in_a_row(lasted: int) -> tuple[str, str]:
     return f", {lasted} weeks in a row", f", {lasted} semaines de suite"
 
 
+@functools.lru_cache(maxsize=64)
+def _calendar(today: date, cfg: UsageConfig) -> tuple[list[list[date]], dict[date, tuple[int, float]]]:
+    """Full 7-day blocks ending yesterday (today is partial), newest first: every block holds each weekday
+    once. Each day maps to its block and to what the business calendar expects of it (its seasonal factor),
+    so a summer or year-end lull is no drop. Shared by every account scored at ``today``."""
+    weeks = [[today - timedelta(days=7 * (k + 1) - i) for i in range(7)] for k in range(cfg.baseline_weeks + 1)]
+    expected = {day: (k, cfg.seasonal_factor(day)) for k, week in enumerate(weeks) for day in week}
+    return weeks, expected
+
+
 def _usage(days: Sequence[UsageDay], ctx: _Ctx) -> list[Driver]:
     cfg, today = ctx.config.usage, ctx.today
-    quantity: dict[date, float] = defaultdict(float)
-    users: dict[date, int] = defaultdict(int)
-    for u in sorted(days, key=lambda u: (u.day, u.quantity, u.active_users)):  # float sums in a fixed order
+    quantity: dict[date, float] = {}
+    users: dict[date, int] = {}
+    if len({u.day for u in days}) < len(days):  # several rows for a day: float sums in a fixed order
+        days = sorted(days, key=lambda u: (u.day, u.quantity, u.active_users))
+    for u in days:
         if u.day <= today:
-            quantity[u.day] += u.quantity
-            users[u.day] = max(users[u.day], u.active_users)
-    # Full 7-day blocks ending yesterday (today is partial): every block holds each weekday once. Each day is
-    # measured against what the business calendar expects of it, so a summer or year-end lull is no drop.
-    weeks = [[today - timedelta(days=7 * (k + 1) - i) for i in range(7)] for k in range(cfg.baseline_weeks + 1)]
-    volume = [sum(quantity.get(d, 0.0) / cfg.seasonal_factor(d) for d in week) for week in weeks]
-    daily_users = [sum(users.get(d, 0) / cfg.seasonal_factor(d) for d in week) / 7 for week in weeks]
+            if u.day in quantity:
+                quantity[u.day] += u.quantity
+                users[u.day] = max(users[u.day], u.active_users)
+            else:
+                quantity[u.day] = u.quantity
+                users[u.day] = u.active_users
+    weeks, expected = _calendar(today, cfg)
+    volume = [0.0] * len(weeks)
+    daily_users = [0.0] * len(weeks)
+    for day in sorted(quantity):
+        if (slot := expected.get(day)) is not None:
+            week, factor = slot
+            volume[week] += quantity[day] / factor
+            daily_users[week] += users[day] / factor
+    daily_users = [total / 7 for total in daily_users]
     n_weeks = cfg.baseline_weeks
     found = _Found(ctx, "usage")
 
@@ -263,7 +284,8 @@ def _usage(days: Sequence[UsageDay], ctx: _Ctx) -> list[Driver]:
     active = sorted(d for d in quantity if quantity[d] > 0 or users[d] > 0)
     if active:
         idle = (today - active[-1]).days
-        regular = sum(1 for d in active if weeks[-1][0] <= d <= weeks[1][-1]) >= cfg.regular_min_active_days
+        in_baseline = bisect.bisect_right(active, weeks[1][-1]) - bisect.bisect_left(active, weeks[-1][0])
+        regular = in_baseline >= cfg.regular_min_active_days
         # Accounts that use the product only now and then get a longer leash, so they do not flap.
         points = (cfg.silent if regular else cfg.silent_irregular).points(idle)
         if points > 0:

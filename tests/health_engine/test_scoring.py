@@ -286,7 +286,7 @@ def test_usage_drop_lasting_three_weeks_weighs_fully() -> None:
 
 
 def test_one_day_dip_is_not_a_usage_drop() -> None:
-    days = tuple(replace(d, quantity=0.0) if d.day == day_ago(3) else d for d in usage())
+    days = tuple(d._replace(quantity=0.0) if d.day == day_ago(3) else d for d in usage())
     assert "usage.drop" not in drivers(score(healthy(usage=days)))
 
 

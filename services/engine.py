@@ -129,19 +129,26 @@ class HealthEngine:
             async with self.db.unit_of_work() as sa_conn:
                 await (await driver_connection(sa_conn)).execute("DELETE FROM rescore_queue")
         swept = taken = 0
-        for shard in range(shards):
-            async with self.db.unit_of_work() as sa_conn:
-                conn = await driver_connection(sa_conn)
-                if not await claim_shard(conn, tick, shard, self.worker_name):
-                    continue
-                taken += 1
-                count, after = 0, ""
-                while page := await shard_accounts(conn, shards=shards, shard=shard, after=after, limit=self.chunk):
-                    await self.score_chunk(conn, page, as_of, trigger="sweep")
-                    count += len(page)
-                    after = page[-1]
-                await finish_shard(conn, tick, shard, count)
-                swept += count
+        # First every shard nobody is sweeping, then, waiting this time, those that were busy: done by
+        # then, or taken over from a worker that died on them.
+        busy: list[int] = []
+        for wait, pending in ((False, list(range(shards))), (True, busy)):
+            for shard in pending:
+                async with self.db.unit_of_work() as sa_conn:
+                    conn = await driver_connection(sa_conn)
+                    claim = await claim_shard(conn, tick, shard, self.worker_name, wait=wait)
+                    if claim == "busy":
+                        busy.append(shard)
+                    if claim != "taken":
+                        continue
+                    taken += 1
+                    count, after = 0, ""
+                    while page := await shard_accounts(conn, shards=shards, shard=shard, after=after, limit=self.chunk):
+                        await self.score_chunk(conn, page, as_of, trigger="sweep")
+                        count += len(page)
+                        after = page[-1]
+                    await finish_shard(conn, tick, shard, count)
+                    swept += count
         report = SweepReport(as_of, taken, swept, time.perf_counter() - started)
         if self.metrics is not None and taken:
             self.metrics.sweep_seconds.observe(report.seconds)

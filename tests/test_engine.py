@@ -8,12 +8,14 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 
 from health_engine.config import load_scoring_config
+from health_engine.repository import claim_shard
 from ingestion.parsing import parse_event
-from services.database import Database
-from services.engine import HealthEngine, rescore_forever
+from services.database import Database, driver_connection
+from services.engine import HealthEngine, SweepReport, rescore_forever
 from services.pipeline import Pipeline
 from services.replay import next_midnight, replay_as_lived
 from services.settings import Settings
@@ -117,6 +119,45 @@ async def test_a_sweep_tick_is_shared_by_workers_without_overlap(db: Database, s
     assert await rows(db, "SELECT count(*), sum(accounts) FROM sweep_runs") == [(8, 40)]
     again = await first.sweep(tick, shards=8)  # the same tick once more: already done
     assert (again.shards, again.accounts) == (0, 0)
+
+
+class WorkerDied(Exception):
+    pass
+
+
+async def test_a_busy_shard_is_skipped_first_then_taken_over_from_a_worker_that_died(
+    db: Database, settings: Settings
+) -> None:
+    history = [e for n in range(40) for e in busy_history(f"acc-{n:02d}", 3)]
+    await Pipeline(db).ingest(records(*history), ingress="http")
+    tick = START + timedelta(days=10)
+    doomed = await Database.open(settings)
+    sweep: asyncio.Task[SweepReport] | None = None
+
+    async def hold_shard_0_then_die() -> None:
+        nonlocal sweep
+        async with doomed.unit_of_work() as sa_conn:
+            holder = await driver_connection(sa_conn)
+            assert await claim_shard(holder, tick, 0, "doomed", wait=False) == "taken"
+            sweep = asyncio.create_task(engine_of(db).sweep(tick, shards=8))
+            # Every other shard is swept while shard 0 is held: nobody queues behind the busy one.
+            for _ in range(200):
+                if await rows(db, "SELECT count(*) FROM sweep_runs") == [(7,)]:
+                    break
+                await asyncio.sleep(0.05)
+            assert await rows(db, "SELECT count(*) FROM sweep_runs") == [(7,)]
+            assert not sweep.done()
+            raise WorkerDied  # its transaction rolls back, claim included
+
+    try:
+        with pytest.raises(WorkerDied):
+            await hold_shard_0_then_die()
+    finally:
+        await doomed.close()
+    assert sweep is not None
+    report = await sweep
+    assert (report.shards, report.accounts) == (8, 40)
+    assert await rows(db, "SELECT count(DISTINCT worker), sum(accounts) FROM sweep_runs") == [(1, 40)]
 
 
 async def test_history_keeps_one_row_per_change_and_one_per_day(db: Database) -> None:

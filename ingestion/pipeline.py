@@ -11,7 +11,7 @@ import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal, NamedTuple
 
@@ -28,11 +28,12 @@ from ingestion.projections import (
     outcome_rows,
     usage_rows,
 )
-from schemas.events import EngagementEvent, Event, KamEvent, OutcomeEvent, UsageEvent
+from schemas.events import EngagementEvent, Event, KamEvent, OutcomeEvent, UsageEvent, utc_date
 
 Ingress = Literal["kafka", "http", "replay"]
 Status = Literal["accepted", "duplicate", "rejected"]
 
+_EVENT_KEY_COLUMNS = ("source", "event_id", "event_time")
 _RAW_EVENT_COLUMNS = ("event_time", "source", "event_id", "type", "subject", "received_at", "payload")
 
 
@@ -46,12 +47,27 @@ class EventResult(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True)
+class BatchWrites:
+    """What storing some fresh events writes, encoded ahead of the transaction (pure, no I/O): the
+    transaction then only sends it, so the next batch's encoding overlaps this one's database time."""
+
+    raw_events: Sequence[tuple[datetime, str, str, str, str, datetime, str]]
+    projections: list[tuple[str, str]]
+    """(statement, its JSON rows), in a fixed order."""
+    touched: dict[str, datetime]
+    """Accounts whose state changed, with their newest event time."""
+
+
+@dataclass(frozen=True, slots=True)
 class ParsedBatch:
     records: Sequence[InboundRecord]
     events: list[tuple[int, Event]]
     """Valid events, first occurrence of each (source, id) in the batch, with their record index."""
     rejected: list[tuple[int, EventRejected]]
     in_batch_duplicates: list[tuple[int, Event]]
+    received_at: datetime
+    writes: BatchWrites
+    """The writes of every event in ``events``: what is stored unless some were already (duplicates)."""
 
     def months(self) -> set[date]:
         """First day of each month (UTC) of the batch's events: the raw-event partitions it needs. Only
@@ -70,7 +86,7 @@ class BatchResult:
 
 
 def month_of(moment: datetime) -> date:
-    return moment.astimezone(UTC).date().replace(day=1)
+    return utc_date(moment).replace(day=1)
 
 
 def parse_record(record: InboundRecord) -> Event | EventRejected:
@@ -136,8 +152,11 @@ def _field(path: str) -> str | None:
     return path.replace("\0", "\\u0000") or None
 
 
-def assemble_batch(records: Sequence[InboundRecord], parsed: Sequence[Event | EventRejected]) -> ParsedBatch:
-    """Group parse outcomes; a (source, id) seen twice in the batch is a duplicate from its second time."""
+def assemble_batch(
+    records: Sequence[InboundRecord], parsed: Sequence[Event | EventRejected], received_at: datetime
+) -> ParsedBatch:
+    """Group parse outcomes and encode the writes; a (source, id) seen twice in the batch is a duplicate from
+    its second time."""
     events: list[tuple[int, Event]] = []
     rejected: list[tuple[int, EventRejected]] = []
     duplicates: list[tuple[int, Event]] = []
@@ -152,11 +171,19 @@ def assemble_batch(records: Sequence[InboundRecord], parsed: Sequence[Event | Ev
         else:
             seen.add(key)
             events.append((index, outcome))
-    return ParsedBatch(records, events, rejected, duplicates)
+    return ParsedBatch(records, events, rejected, duplicates, received_at, encode_writes(records, events, received_at))
 
 
-def parse_batch(records: Sequence[InboundRecord]) -> ParsedBatch:
-    return assemble_batch(records, [parse_record(record) for record in records])
+def parse_batch(records: Sequence[InboundRecord], received_at: datetime) -> ParsedBatch:
+    return assemble_batch(records, [parse_record(record) for record in records], received_at)
+
+
+def encode_writes(
+    records: Sequence[InboundRecord], fresh: Sequence[tuple[int, Event]], received_at: datetime
+) -> BatchWrites:
+    events = [event for _, event in fresh]
+    raw = [(e.time, e.source, e.id, e.type, e.subject, received_at, records[i].payload.decode()) for i, e in fresh]
+    return BatchWrites(raw, _projection_statements(events), _touched_accounts(events))
 
 
 # Returns the keys that were already there: none in the common case, so nothing to decode.
@@ -182,12 +209,7 @@ _MARK_TOUCHED_SQL = "INSERT INTO rescore_queue (account_ids, latest_event_time) 
 
 
 async def write_batch(
-    conn: asyncpg.Connection,
-    batch: ParsedBatch,
-    *,
-    ingress: Ingress,
-    received_at: datetime,
-    dead_letter: bool = True,
+    conn: asyncpg.Connection, batch: ParsedBatch, *, ingress: Ingress, dead_letter: bool = True
 ) -> BatchResult:
     """Store a parsed batch inside the caller's open transaction; duplicates are acknowledged, not applied.
 
@@ -199,35 +221,29 @@ async def write_batch(
         results[index] = EventResult("duplicate", event.source, event.id, event.type)
 
     fresh: list[tuple[int, Event]] = []
+    writes = batch.writes
     if batch.events:
         # Sorted: concurrent writers with overlapping keys then lock them in the same order (no deadlock).
         ordered = sorted((e.source, e.id, e.time) for _, e in batch.events)
-        keys = [{"source": s, "event_id": i, "event_time": t} for s, i, t in ordered]
-        known = await conn.fetch(_INSERT_KEYS_SQL, json_rows(keys))
-        already_stored = {(row["source"], row["event_id"]) for row in known}
+        already_stored = await _claim_keys(conn, ordered)
         for index, event in batch.events:
             is_new = (event.source, event.id) not in already_stored
             results[index] = EventResult("accepted" if is_new else "duplicate", event.source, event.id, event.type)
             if is_new:
                 fresh.append((index, event))
+        if already_stored:
+            writes = encode_writes(batch.records, fresh, batch.received_at)
 
-    fresh_events = [event for _, event in fresh]
     if fresh:
-        await conn.copy_records_to_table(
-            "raw_events",
-            records=[
-                (e.time, e.source, e.id, e.type, e.subject, received_at, batch.records[i].payload.decode())
-                for i, e in fresh
-            ],
-            columns=_RAW_EVENT_COLUMNS,
-        )
-        await _apply_projections(conn, fresh_events)
+        await conn.copy_records_to_table("raw_events", records=writes.raw_events, columns=_RAW_EVENT_COLUMNS)
+        for statement, rows in writes.projections:
+            await conn.execute(statement, rows)
 
     if batch.rejected and dead_letter:
         rejected_records = [(batch.records[i], r) for i, r in batch.rejected]
         await conn.execute(
             _DEAD_LETTERS_SQL,
-            received_at,
+            batch.received_at,
             ingress,
             [record.origin for record, _ in rejected_records],
             [r.reason for _, r in rejected_records],
@@ -235,15 +251,29 @@ async def write_batch(
             [record.payload for record, _ in rejected_records],
         )
 
-    touched = _touched_accounts(fresh_events)
+    touched = writes.touched if fresh else {}
     if touched:
         await conn.execute(_MARK_TOUCHED_SQL, sorted(touched), max(touched.values()))
 
     return BatchResult(
         results=tuple(r if r is not None else EventResult("rejected") for r in results),
         touched_accounts=frozenset(touched),
-        fresh_events=tuple(fresh_events),
+        fresh_events=tuple(event for _, event in fresh),
     )
+
+
+async def _claim_keys(conn: asyncpg.Connection, ordered: list[tuple[str, str, datetime]]) -> set[tuple[str, str]]:
+    """Record the batch's (source, id) keys; returns those already stored (duplicates).
+
+    Optimistic: a plain COPY costs half an INSERT ... ON CONFLICT (measured) and almost every batch is all
+    new; a batch holding a known key fails its COPY (rolled back to a savepoint) and takes the slow path."""
+    try:
+        async with conn.transaction():
+            await conn.copy_records_to_table("event_keys", records=ordered, columns=_EVENT_KEY_COLUMNS)
+        return set()
+    except asyncpg.UniqueViolationError:
+        keys = [{"source": s, "event_id": i, "event_time": t} for s, i, t in ordered]
+        return {(row["source"], row["event_id"]) for row in await conn.fetch(_INSERT_KEYS_SQL, json_rows(keys))}
 
 
 def _touched_accounts(events: Sequence[Event]) -> dict[str, datetime]:
@@ -257,16 +287,18 @@ def _touched_accounts(events: Sequence[Event]) -> dict[str, datetime]:
     return latest
 
 
-async def _apply_projections(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
+def _projection_statements(events: Sequence[Event]) -> list[tuple[str, str]]:
     by_type: dict[type[Any], list[Any]] = defaultdict(list)
     for event in events:
         by_type[type(event)].append(event)
+    statements = []
     if usage := by_type.get(UsageEvent):
-        await conn.execute(USAGE_SQL, json_rows(usage_rows(usage)))
+        statements.append((USAGE_SQL, json_rows(usage_rows(usage))))
     if engagements := by_type.get(EngagementEvent):
-        await conn.execute(ENGAGEMENTS_SQL, json_rows(engagement_rows(engagements)))
+        statements.append((ENGAGEMENTS_SQL, json_rows(engagement_rows(engagements))))
     if outcomes := by_type.get(OutcomeEvent):
-        await conn.execute(OUTCOMES_SQL, json_rows(outcome_rows(outcomes)))
+        statements.append((OUTCOMES_SQL, json_rows(outcome_rows(outcomes))))
     for event_type, projection in ENTITY_PROJECTIONS.items():
         if of_type := by_type.get(event_type):
-            await conn.execute(projection.sql, json_rows(projection.fold(of_type)))
+            statements.append((projection.sql, json_rows(projection.fold(of_type))))
+    return statements

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -27,6 +27,7 @@ from schemas.events import (
     PaymentEvent,
     SupportTicketEvent,
     UsageEvent,
+    utc_date,
 )
 
 OrderKey = tuple[datetime, str]
@@ -319,7 +320,7 @@ def usage_rows(events: Sequence[UsageEvent]) -> list[dict[str, Any]]:
     return [
         {
             "account_id": e.subject,
-            "day": e.time.astimezone(UTC).date(),
+            "day": utc_date(e.time),
             "metric": e.data.metric,
             "quantity": e.data.quantity,
             "user_id": e.data.user_id,

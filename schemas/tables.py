@@ -24,7 +24,7 @@ from sqlalchemy import (
     Text,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSON, JSONB
 
 metadata = MetaData(
     naming_convention={
@@ -61,7 +61,7 @@ raw_events = Table(
     Column("type", Text, nullable=False),
     Column("subject", Id, nullable=False),
     Column("received_at", TZ, nullable=False),
-    Column("payload", JSONB, nullable=False),
+    Column("payload", JSON, nullable=False, comment="the event as received"),
     Index("ix_raw_events_subject_time", "subject", "event_time"),
     postgresql_partition_by="RANGE (event_time)",
 )

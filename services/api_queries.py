@@ -254,7 +254,7 @@ TIMELINE_SQL = text(
     """
     SELECT * FROM (
         SELECT e.event_time AS at, 'event' AS kind, e.type AS type, 'e:' || e.source || ':' || e.event_id AS item_id,
-               e.payload AS data
+               e.payload::jsonb AS data
           FROM raw_events e WHERE e.subject = :account_id
         UNION ALL
         SELECT al.fired_at, 'alert', 'alert.fired', 'a:' || al.id,

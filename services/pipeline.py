@@ -44,24 +44,20 @@ class Pipeline:
         return result
 
     async def parse(self, records: Sequence[InboundRecord]) -> ParsedBatch:
-        """Validate in slices, yielding in between so that a write already in flight keeps going."""
+        """Validate and encode (the records are received now), in slices, yielding in between so that a
+        write already in flight keeps going."""
+        received_at = self.clock()
         outcomes: list[Event | EventRejected] = []
         for start in range(0, len(records), _PARSE_SLICE):
             outcomes.extend(parse_record(record) for record in records[start : start + _PARSE_SLICE])
             await asyncio.sleep(0)
-        return assemble_batch(records, outcomes)
+        return assemble_batch(records, outcomes, received_at)
 
     async def store(self, batch: ParsedBatch, *, ingress: Ingress, dead_letter: bool = True) -> BatchResult:
         started = time.perf_counter()
         await self.db.ensure_partitions(batch.months())
         async with self.db.unit_of_work() as conn:
-            result = await write_batch(
-                await driver_connection(conn),
-                batch,
-                ingress=ingress,
-                received_at=self.clock(),
-                dead_letter=dead_letter,
-            )
+            result = await write_batch(await driver_connection(conn), batch, ingress=ingress, dead_letter=dead_letter)
         if self.metrics is not None:
             seconds = time.perf_counter() - started
             record_batch(

@@ -6,6 +6,7 @@ caller decides what else shares the unit of work and when offsets may be committ
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections import defaultdict
@@ -52,8 +53,8 @@ class BatchWrites:
     transaction then only sends it, so the next batch's encoding overlaps this one's database time."""
 
     raw_events: Sequence[tuple[datetime, str, str, str, str, datetime, str]]
-    projections: list[tuple[str, str]]
-    """(statement, its JSON rows), in a fixed order."""
+    statements: tuple[tuple[str, tuple[Any, ...]], ...]
+    """The projections, then the mark of the touched accounts for rescoring: (statement, arguments)."""
     touched: dict[str, datetime]
     """Accounts whose state changed, with their newest event time."""
 
@@ -183,7 +184,29 @@ def encode_writes(
 ) -> BatchWrites:
     events = [event for _, event in fresh]
     raw = [(e.time, e.source, e.id, e.type, e.subject, received_at, records[i].payload.decode()) for i, e in fresh]
-    return BatchWrites(raw, _projection_statements(events), _touched_accounts(events))
+    touched = _touched_accounts(events)
+    statements: list[tuple[str, tuple[Any, ...]]] = [(sql, (rows,)) for sql, rows in _projection_statements(events)]
+    if touched:
+        statements.append((_MARK_TOUCHED_SQL, (sorted(touched), max(touched.values()))))
+    return BatchWrites(raw, tuple(statements), touched)
+
+
+@functools.lru_cache(maxsize=256)
+def _combined(statements: tuple[str, ...]) -> str:
+    """Several independent writes as one statement (data-modifying CTEs), so a batch costs one round trip
+    to the database instead of one per table; parameters are renumbered in order."""
+    parts, offset = [], 0
+    for n, sql in enumerate(statements):
+
+        def shifted(match: re.Match[str], by: int = offset) -> str:
+            return f"${int(match.group(1)) + by}"
+
+        parts.append(f"w{n} AS ({_PARAMETER.sub(shifted, sql.strip())})")
+        offset += len(set(_PARAMETER.findall(sql)))
+    return "WITH " + ",\n".join(parts) + "\nSELECT 1"
+
+
+_PARAMETER = re.compile(r"\$(\d+)")
 
 
 # Returns the keys that were already there: none in the common case, so nothing to decode.
@@ -236,8 +259,10 @@ async def write_batch(
 
     if fresh:
         await conn.copy_records_to_table("raw_events", records=writes.raw_events, columns=_RAW_EVENT_COLUMNS)
-        for statement, rows in writes.projections:
-            await conn.execute(statement, rows)
+        await conn.execute(
+            _combined(tuple(sql for sql, _ in writes.statements)),
+            *(argument for _, arguments in writes.statements for argument in arguments),
+        )
 
     if batch.rejected and dead_letter:
         rejected_records = [(batch.records[i], r) for i, r in batch.rejected]
@@ -252,9 +277,6 @@ async def write_batch(
         )
 
     touched = writes.touched if fresh else {}
-    if touched:
-        await conn.execute(_MARK_TOUCHED_SQL, sorted(touched), max(touched.values()))
-
     return BatchResult(
         results=tuple(r if r is not None else EventResult("rejected") for r in results),
         touched_accounts=frozenset(touched),

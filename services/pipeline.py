@@ -16,7 +16,7 @@ from services.engine import HealthEngine
 from services.metrics import Metrics
 from services.observability import record_batch
 
-_PARSE_SLICE = 250
+_PARSE_SLICE = 50
 
 
 def utc_now() -> datetime:

@@ -124,6 +124,25 @@ async def test_duplicates_within_and_across_batches_are_acknowledged_and_ignored
     assert await fetch(db, "SELECT count(*) FROM rescore_queue") == [(1,)]
 
 
+async def test_a_batch_mixing_stored_and_new_events_stores_exactly_the_new_ones(db: Database) -> None:
+    pipeline = pipeline_at_now(db)
+    seen = event("usage", "acme", at(2), {"quantity": 2, "user_id": "u1"}, id="u-1")
+    await pipeline.ingest(records(seen), ingress="kafka")
+    usage = event("usage", "acme", at(3), {"quantity": 5, "user_id": "u2"}, id="u-2")
+
+    mixed = await pipeline.ingest(records(usage, seen, invoice("beta", at(3), "I", "issued")), ingress="kafka")
+
+    assert [r.status for r in mixed.results] == ["accepted", "duplicate", "accepted"]
+    assert mixed.touched_accounts == frozenset({"acme", "beta"})
+    assert await fetch(db, "SELECT day::text, quantity::text, events FROM usage_daily ORDER BY day") == [
+        ("2026-03-02", "2", 1),
+        ("2026-03-03", "5", 1),
+    ]
+    assert await fetch(db, "SELECT account_id FROM invoices") == [("beta",)]
+    assert await fetch(db, "SELECT count(*) FROM raw_events") == [(3,)]
+    assert await fetch(db, "SELECT count(*) FROM event_keys") == [(3,)]
+
+
 async def test_the_same_id_from_two_sources_is_two_events(db: Database) -> None:
     pipeline = pipeline_at_now(db)
     from_crm = event("usage", "acme", at(2), {"user_id": "u1"}, id="e-1", source="crm")

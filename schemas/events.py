@@ -34,6 +34,7 @@ EventTime = Annotated[AwareDatetime, AfterValidator(_storable_time)]
 def utc_date(moment: datetime) -> date:
     return moment.astimezone(UTC).date()
 
+
 TicketStatus = Literal["opened", "updated", "escalated", "reopened", "resolved", "closed"]
 TicketPriority = Literal["low", "normal", "high", "urgent"]
 InvoiceStatus = Literal["issued", "paid", "failed", "disputed", "refunded", "written_off"]

@@ -54,20 +54,21 @@ _PROFILES_SQL = """
 SELECT account_id, tier, arr, renewal_date FROM accounts WHERE account_id = ANY($1::text[])
 """
 
-# The window's days, plus each account's last active day before it (how long it has been silent). One row
-# per day and metric: the scorer adds them up (cheaper there than a GROUP BY here, measured).
+# Per account, the window's days (as offsets from its first day, in arrays: far cheaper to decode than a row
+# per day, measured), plus the last active day before the window (how long it has been silent).
 _USAGE_SQL = """
-SELECT account_id, day, quantity::float8, cardinality(users)
-FROM usage_daily
-WHERE account_id = ANY($1::text[]) AND day BETWEEN $2 AND $3
-UNION ALL
-SELECT a.account_id, last.day, last.quantity::float8, cardinality(last.users)
+SELECT a.account_id, w.offsets, w.quantities, w.users, last.day, last.quantity::float8, cardinality(last.users)
 FROM unnest($1::text[]) AS a(account_id)
 CROSS JOIN LATERAL (
+    SELECT array_agg(u.day - $2) AS offsets, array_agg(u.quantity::float8) AS quantities,
+           array_agg(cardinality(u.users)) AS users
+    FROM usage_daily u WHERE u.account_id = a.account_id AND u.day BETWEEN $2 AND $3
+) AS w
+LEFT JOIN LATERAL (
     SELECT day, quantity, users FROM usage_daily u
     WHERE u.account_id = a.account_id AND u.day < $2 AND (u.quantity > 0 OR cardinality(u.users) > 0)
     ORDER BY u.day DESC LIMIT 1
-) AS last
+) AS last ON true
 """
 
 _TICKETS_SQL = """
@@ -126,9 +127,16 @@ async def load_signals(
         return {}
     ids = sorted(profiles)
     today = as_of.astimezone(UTC).date()
+    first_day = today - timedelta(days=windows.usage_days)
+    window_days = [first_day + timedelta(days=n) for n in range(windows.usage_days + 1)]
     usage: dict[str, list[UsageDay]] = defaultdict(list)
-    for row in await conn.fetch(_USAGE_SQL, ids, today - timedelta(days=windows.usage_days), today):
-        usage[row[0]].append(UsageDay(row[1], row[2], row[3]))
+    for account_id, offsets, quantities, users, last_day, last_quantity, last_users in await conn.fetch(
+        _USAGE_SQL, ids, first_day, today
+    ):
+        if offsets:
+            usage[account_id] = list(map(UsageDay, map(window_days.__getitem__, offsets), quantities, users))
+        if last_day is not None:
+            usage[account_id].append(UsageDay(last_day, last_quantity, last_users))
     tickets: dict[str, list[Ticket]] = defaultdict(list)
     # Columns are selected in the dataclasses' field order: rows unpack straight into them.
     for row in await conn.fetch(_TICKETS_SQL, ids, as_of - timedelta(days=windows.ticket_days)):

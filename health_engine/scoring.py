@@ -8,7 +8,6 @@ are rewound through their own timestamps (opened/resolved/paid/issued/added/left
 from __future__ import annotations
 
 import bisect
-import functools
 import itertools
 import math
 from collections.abc import Iterable, Sequence
@@ -204,34 +203,45 @@ def _in_a_row(lasted: int) -> tuple[str, str]:
     return f", {lasted} weeks in a row", f", {lasted} semaines de suite"
 
 
-@functools.lru_cache(maxsize=64)
-def _calendar(today: date, cfg: UsageConfig) -> tuple[list[list[date]], dict[date, tuple[int, float]]]:
+Calendar = tuple[list[list[date]], dict[date, tuple[int, float]]]
+_calendars: dict[tuple[date, int], tuple[UsageConfig, Calendar]] = {}
+
+
+def _calendar(today: date, cfg: UsageConfig) -> Calendar:
     """Full 7-day blocks ending yesterday (today is partial), newest first: every block holds each weekday
     once. Each day maps to its block and to what the business calendar expects of it (its seasonal factor),
-    so a summer or year-end lull is no drop. Shared by every account scored at ``today``."""
+    so a summer or year-end lull is no drop. Computed once per day and config, shared by every account (the
+    cache is keyed by the config's identity: hashing the config cost more than the scoring around it)."""
+    cached = _calendars.get((today, id(cfg)))
+    if cached is not None and cached[0] is cfg:
+        return cached[1]
     weeks = [[today - timedelta(days=7 * (k + 1) - i) for i in range(7)] for k in range(cfg.baseline_weeks + 1)]
     expected = {day: (k, cfg.seasonal_factor(day)) for k, week in enumerate(weeks) for day in week}
+    if len(_calendars) >= 64:
+        _calendars.clear()
+    _calendars[today, id(cfg)] = (cfg, (weeks, expected))
     return weeks, expected
 
 
 def _usage(days: Sequence[UsageDay], ctx: _Ctx) -> list[Driver]:
     cfg, today = ctx.config.usage, ctx.today
+    # In day order (then quantity and users: several rows of a day add up in a fixed order), so both dicts
+    # iterate by day.
     quantity: dict[date, float] = {}
     users: dict[date, int] = {}
-    if len({u.day for u in days}) < len(days):  # several rows for a day: float sums in a fixed order
-        days = sorted(days, key=lambda u: (u.day, u.quantity, u.active_users))
-    for u in days:
-        if u.day <= today:
-            if u.day in quantity:
-                quantity[u.day] += u.quantity
-                users[u.day] = max(users[u.day], u.active_users)
-            else:
-                quantity[u.day] = u.quantity
-                users[u.day] = u.active_users
+    for day, amount, active_users in sorted(days):
+        if day > today:
+            break
+        if day in quantity:
+            quantity[day] += amount
+            users[day] = max(users[day], active_users)
+        else:
+            quantity[day] = amount
+            users[day] = active_users
     weeks, expected = _calendar(today, cfg)
     volume = [0.0] * len(weeks)
     daily_users = [0.0] * len(weeks)
-    for day in sorted(quantity):
+    for day in quantity:
         if (slot := expected.get(day)) is not None:
             week, factor = slot
             volume[week] += quantity[day] / factor
@@ -281,7 +291,7 @@ def _usage(days: Sequence[UsageDay], ctx: _Ctx) -> list[Driver]:
             f"({now_fr} par jour, {was_fr} d'habitude){row_fr}",
         )
 
-    active = sorted(d for d in quantity if quantity[d] > 0 or users[d] > 0)
+    active = [d for d, q in quantity.items() if q > 0 or users[d] > 0]  # in day order
     if active:
         idle = (today - active[-1]).days
         in_baseline = bisect.bisect_right(active, weeks[1][-1]) - bisect.bisect_left(active, weeks[-1][0])
@@ -565,9 +575,9 @@ def _successor_factor(gone: Contact, active: Sequence[Contact], ctx: _Ctx) -> tu
 
 def _relationship(contacts: Sequence[Contact], ctx: _Ctx) -> list[Driver]:
     cfg, as_of = ctx.config.relationship, ctx.as_of
-    known = sorted(
-        (c for c in contacts if c.added_at is None or c.added_at <= as_of), key=lambda c: (c.contact_id, repr(c))
-    )
+    known = sorted((c for c in contacts if c.added_at is None or c.added_at <= as_of), key=lambda c: c.contact_id)
+    if len({c.contact_id for c in known}) < len(known):  # the same contact twice: an order whatever the input's
+        known.sort(key=lambda c: (c.contact_id, repr(c)))
     if not known:
         return []  # no power map at all is missing data, not a risk signal
     active = [c for c in known if _active_at(c, as_of)]

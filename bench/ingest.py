@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import random
 import resource
 import statistics
@@ -18,6 +19,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from multiprocessing.queues import SimpleQueue
+from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
 
 import orjson
@@ -127,6 +130,41 @@ class TimedPipeline(Pipeline):
         return result
 
 
+def rescored_so_far(metrics: Metrics | None) -> int:
+    assert metrics is not None
+    return int(
+        sum(
+            s.value
+            for family in metrics.registry.collect()
+            for s in family.samples
+            if s.name == "kamwatch_rescored_accounts_total"
+        )
+    )
+
+
+def evaluator_process(url: str, done: EventType, counts: SimpleQueue[int]) -> None:
+    """`kamwatch evaluator`'s rescoring loop in its own process, until ``done`` and the queue is empty."""
+    tune_gc()
+
+    async def drain() -> int:
+        db = await Database.open(Settings(database_url=url))
+        try:
+            engine = HealthEngine(db, load_scoring_config(None))
+            total = 0
+            while True:
+                finishing = done.is_set()
+                rescored = await engine.rescore_pending(END)
+                total += rescored
+                if finishing and not rescored:
+                    return total
+                if not rescored:
+                    await asyncio.sleep(0.2)
+        finally:
+            await db.close()
+
+    counts.put(asyncio.run(drain()))
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -144,26 +182,33 @@ async def run(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     if args.rescore:
         # Seed the profiles (rescoring skips accounts without one), then rescore touched accounts while
-        # ingesting, as the worker does after each batch: a drainer running beside the replay.
-        engine = HealthEngine(db, load_scoring_config(None))
+        # ingesting: a drainer in this process ("inline", as a worker with KAMWATCH_WORKER_EVALUATES), or in
+        # a separate process ("evaluator", as `kamwatch evaluator` beside workers that only consume).
         profiles = workdir / "profiles.ndjson"
         profiles.write_bytes(b"\n".join(profile_events(args.accounts)) + b"\n")
         await replay_file(pipeline, profiles, batch_size=args.batch_size)
         pipeline.latencies.clear()
-        engine.metrics = Metrics.create()
         started = time.perf_counter()
-        drainer = asyncio.create_task(rescore_forever(engine, clock=lambda: END))  # as the worker runs it
-        stats = await replay_file(pipeline, stream, batch_size=args.batch_size)
-        drainer.cancel()
-        await engine.rescore_pending(END)  # what the last batches touched
-        rescored = sum(
-            s.value
-            for family in engine.metrics.registry.collect()
-            for s in family.samples
-            if s.name == "kamwatch_rescored_accounts_total"
-        )
+        if args.rescore == "inline":
+            engine = HealthEngine(db, load_scoring_config(None), metrics=Metrics.create())
+            drainer = asyncio.create_task(rescore_forever(engine, clock=lambda: END))
+            stats = await replay_file(pipeline, stream, batch_size=args.batch_size)
+            ingested = time.perf_counter() - started
+            drainer.cancel()
+            rescored = await engine.rescore_pending(END) + rescored_so_far(engine.metrics)
+        else:
+            context = multiprocessing.get_context("spawn")
+            done, counts = context.Event(), context.SimpleQueue()
+            evaluator = context.Process(target=evaluator_process, args=(db.url, done, counts))
+            evaluator.start()
+            stats = await replay_file(pipeline, stream, batch_size=args.batch_size)
+            ingested = time.perf_counter() - started
+            done.set()  # the evaluator drains what is left, then reports
+            rescored = counts.get()
+            evaluator.join()
     else:
         stats = await replay_file(pipeline, stream, batch_size=args.batch_size)
+        ingested = time.perf_counter() - started
     elapsed = time.perf_counter() - started
     latencies = pipeline.latencies
     accepted = stats.accepted
@@ -203,7 +248,10 @@ async def run(args: argparse.Namespace) -> None:
     print(f"accepted               {accepted:,}")
     print(f"pipeline               {rate:,.0f} events/s ({elapsed:.1f} s)")
     if args.rescore:
-        print(f"rescored               {rescored:,.0f} account evaluations while ingesting")
+        print(
+            f"{'rescored, ' + args.rescore:<22} {rescored:,.0f} account evaluations; ingestion done in {ingested:.1f} s, "
+            f"every touched account rescored {elapsed - ingested:.1f} s later"
+        )
     print(f"batch commit latency   p50 {cuts[49] * 1000:.1f} ms, p99 {cuts[98] * 1000:.1f} ms")
     print(f"peak RSS               {peak_rss_mb():.0f} MB")
     print(f"COPY baseline          {copy_rate:,.0f} rows/s (unique key (source, id))")
@@ -217,7 +265,11 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--database-url", default=None)
-    parser.add_argument("--rescore", action="store_true", help="Rescore touched accounts while ingesting.")
+    parser.add_argument(
+        "--rescore",
+        choices=["evaluator", "inline"],
+        help="Rescore touched accounts while ingesting: in a separate evaluator process, or in this one.",
+    )
     tune_gc()
     asyncio.run(run(parser.parse_args()))
 

@@ -249,8 +249,8 @@ async def run(args: argparse.Namespace) -> None:
     print(f"pipeline               {rate:,.0f} events/s ({elapsed:.1f} s)")
     if args.rescore:
         print(
-            f"{'rescored, ' + args.rescore:<22} {rescored:,.0f} account evaluations; ingestion done in {ingested:.1f} s, "
-            f"every touched account rescored {elapsed - ingested:.1f} s later"
+            f"{'rescored, ' + args.rescore:<22} {rescored:,.0f} account evaluations; ingestion done in "
+            f"{ingested:.1f} s, every touched account rescored {elapsed - ingested:.1f} s later"
         )
     print(f"batch commit latency   p50 {cuts[49] * 1000:.1f} ms, p99 {cuts[98] * 1000:.1f} ms")
     print(f"peak RSS               {peak_rss_mb():.0f} MB")

@@ -13,6 +13,7 @@ import asyncio
 import multiprocessing
 import random
 import resource
+import shutil
 import statistics
 import tempfile
 import time
@@ -171,6 +172,13 @@ def peak_rss_mb() -> float:
 
 async def run(args: argparse.Namespace) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="kamwatch-bench-"))
+    try:
+        await measure(args, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)  # gigabytes: the stream and the embedded database
+
+
+async def measure(args: argparse.Namespace, workdir: Path) -> None:
     stream = workdir / "events.ndjson"
     with stream.open("wb") as out:
         for line in generate(args.events, args.accounts, args.seed):
@@ -243,6 +251,8 @@ async def run(args: argparse.Namespace) -> None:
             await driver.copy_records_to_table("bench_copy", records=rows)
     copy_rate = args.events / (time.perf_counter() - copy_started)
     await db.close()
+    if db.embedded is not None:
+        db.embedded.cleanup()  # stop the embedded server before its directory goes
 
     print(f"events                 {args.events:,} across {args.accounts:,} accounts (batch {args.batch_size})")
     print(f"accepted               {accepted:,}")

@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import multiprocessing
 import resource
+import shutil
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -125,10 +126,11 @@ def main() -> None:
 
     server = None
     url = args.database_url
+    workdir = Path(tempfile.mkdtemp(prefix="kamwatch-sweep-"))
     if url is None:
         from services.database import start_embedded
 
-        url, server = start_embedded(Path(tempfile.mkdtemp(prefix="kamwatch-sweep-")) / "pgdata")
+        url, server = start_embedded(workdir / "pgdata")
     seeded = time.perf_counter()
     asyncio.run(seed(url, args.accounts))
     print(f"seeded                 {args.accounts:,} accounts in {time.perf_counter() - seeded:.0f} s")
@@ -154,6 +156,7 @@ def main() -> None:
         print(f"  {name:<20} {accounts:,} accounts, {seconds:.1f} s, peak RSS {rss:.0f} MB")
     if server is not None:
         server.cleanup()
+    shutil.rmtree(workdir, ignore_errors=True)  # gigabytes of seeded state
 
 
 if __name__ == "__main__":

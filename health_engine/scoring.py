@@ -142,9 +142,12 @@ def _noisy_or(points: Iterable[float]) -> float:
     return 100.0 * (1.0 - math.prod(1.0 - min(100.0, max(0.0, p)) / 100.0 for p in points))
 
 
+_COMPONENT_ORDER: dict[str, int] = {name: i for i, name in enumerate(COMPONENTS)}
+
+
 def _ranked(drivers: Iterable[Driver]) -> tuple[Driver, ...]:
-    order: dict[str, int] = {name: i for i, name in enumerate(COMPONENTS)}
-    return tuple(sorted(drivers, key=lambda d: (-d.points, order.get(d.component, len(order)), d.code)))
+    last = len(_COMPONENT_ORDER)
+    return tuple(sorted(drivers, key=lambda d: (-d.points, _COMPONENT_ORDER.get(d.component, last), d.code)))
 
 
 def _midnight(day: date) -> datetime:

@@ -5,7 +5,8 @@
 Seeds the per-account state directly in SQL (a profile, 9 weeks of daily usage, contacts, invoices,
 tickets and meetings for each account; some accounts silent, late or losing their champion), then times
 one sweep at a fixed as-of time, split in shards shared by ``--processes`` worker processes exactly as
-live workers share it. Prints accounts/s and the peak RSS of each sweeping process.
+live workers share it, then the next scheduled one 15 minutes later (most scores unchanged: only their
+time moves). Prints accounts/s and the peak RSS of each sweeping process, for both.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import resource
 import shutil
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from services.database import Database, driver_connection
@@ -99,7 +100,10 @@ async def seed(url: str, accounts: int) -> None:
         await db.close()
 
 
-def sweep_process(url: str, shards: int, name: str, out: multiprocessing.Queue[tuple[str, int, float, float]]) -> None:
+Report = tuple[str, int, float, float]
+
+
+def sweep_process(url: str, shards: int, name: str, as_of: datetime, out: multiprocessing.Queue[Report]) -> None:
     tune_gc()
 
     async def run() -> tuple[int, float]:
@@ -107,13 +111,30 @@ def sweep_process(url: str, shards: int, name: str, out: multiprocessing.Queue[t
         try:
             engine = HealthEngine.from_settings(db, Settings(database_url=url))
             engine.worker_name = name
-            report = await engine.sweep(AS_OF, shards=shards)
+            report = await engine.sweep(as_of, shards=shards)
             return report.accounts, report.seconds
         finally:
             await db.close()
 
     accounts, seconds = asyncio.run(run())
     out.put((name, accounts, seconds, peak_rss_mb()))
+
+
+def sweep_once(url: str, shards: int, processes: int, as_of: datetime) -> tuple[list[Report], float]:
+    """One sweep at ``as_of`` shared by ``processes`` worker processes; their reports and the wall time."""
+    context = multiprocessing.get_context("spawn")
+    results: multiprocessing.Queue[Report] = context.Queue()
+    started = time.perf_counter()
+    workers = [
+        context.Process(target=sweep_process, args=(url, shards, f"sweeper-{n}", as_of, results))
+        for n in range(processes)
+    ]
+    for worker in workers:
+        worker.start()
+    reports = [results.get() for _ in workers]
+    for worker in workers:
+        worker.join()
+    return reports, time.perf_counter() - started
 
 
 def main() -> None:
@@ -135,25 +156,15 @@ def main() -> None:
     asyncio.run(seed(url, args.accounts))
     print(f"seeded                 {args.accounts:,} accounts in {time.perf_counter() - seeded:.0f} s")
 
-    context = multiprocessing.get_context("spawn")
-    results: multiprocessing.Queue[tuple[str, int, float, float]] = context.Queue()
-    started = time.perf_counter()
-    workers = [
-        context.Process(target=sweep_process, args=(url, args.shards, f"sweeper-{n}", results))
-        for n in range(args.processes)
-    ]
-    for worker in workers:
-        worker.start()
-    reports = [results.get() for _ in workers]
-    for worker in workers:
-        worker.join()
-    elapsed = time.perf_counter() - started
-    swept = sum(accounts for _, accounts, _, _ in reports)
-    sweeping = max(seconds for _, _, seconds, _ in reports)
-    print(f"sweep                  {swept:,} accounts in {sweeping:.1f} s with {args.processes} process(es)")
-    print(f"throughput             {swept / sweeping:,.0f} accounts/s ({elapsed:.1f} s with process start-up)")
-    for name, accounts, seconds, rss in sorted(reports):
-        print(f"  {name:<20} {accounts:,} accounts, {seconds:.1f} s, peak RSS {rss:.0f} MB")
+    # The first sweep writes every score; the next one, 15 minutes later as scheduled, finds most unchanged.
+    for label, as_of in (("first sweep", AS_OF), ("next sweep (+15 min)", AS_OF + timedelta(minutes=15))):
+        reports, elapsed = sweep_once(url, args.shards, args.processes, as_of)
+        swept = sum(accounts for _, accounts, _, _ in reports)
+        sweeping = max(seconds for _, _, seconds, _ in reports)
+        print(f"{label:<22} {swept:,} accounts in {sweeping:.1f} s with {args.processes} process(es)")
+        print(f"  throughput           {swept / sweeping:,.0f} accounts/s ({elapsed:.1f} s with process start-up)")
+        for name, accounts, seconds, rss in sorted(reports):
+            print(f"  {name:<20} {accounts:,} accounts, {seconds:.1f} s, peak RSS {rss:.0f} MB")
     if server is not None:
         server.cleanup()
     shutil.rmtree(workdir, ignore_errors=True)  # gigabytes of seeded state

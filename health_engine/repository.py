@@ -6,6 +6,7 @@ commits). Only the windows the scorer looks at are loaded, so a sweep's cost doe
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -175,6 +176,7 @@ class StoredHealth:
     risk: float
     level: str
     components: Mapping[str, float]
+    fingerprint: bytes | None = None
 
 
 def component_risks(score: HealthScore) -> dict[str, float]:
@@ -212,16 +214,17 @@ def driver_json(score: HealthScore) -> list[dict[str, Any]]:
 
 
 _CURRENT_SQL = """
-SELECT account_id, as_of, risk::float8 AS risk, level, components FROM account_health
+SELECT account_id, as_of, risk::float8 AS risk, level, components, fingerprint FROM account_health
 WHERE account_id = ANY($1::text[])
 """
 
 # A score older than the stored one never replaces it (a slow evaluation finishing after a newer one).
 _UPSERT_HEALTH_SQL = """
-INSERT INTO account_health AS h (account_id, as_of, risk, level, level_since, components, drivers, config_version)
-SELECT account_id, as_of, risk, level, as_of, components, drivers, config_version
+INSERT INTO account_health AS h
+    (account_id, as_of, risk, level, level_since, components, drivers, config_version, fingerprint)
+SELECT account_id, as_of, risk, level, as_of, components, drivers, config_version, decode(fingerprint, 'hex')
 FROM json_to_recordset($1::json) AS r(account_id text, as_of timestamptz, risk numeric, level text,
-                                      components jsonb, drivers jsonb, config_version text)
+                                      components jsonb, drivers jsonb, config_version text, fingerprint text)
 ORDER BY account_id
 ON CONFLICT (account_id) DO UPDATE SET
     as_of = excluded.as_of,
@@ -230,8 +233,16 @@ ON CONFLICT (account_id) DO UPDATE SET
     level_since = CASE WHEN h.level = excluded.level THEN h.level_since ELSE excluded.as_of END,
     components = excluded.components,
     drivers = excluded.drivers,
-    config_version = excluded.config_version
+    config_version = excluded.config_version,
+    fingerprint = excluded.fingerprint
 WHERE excluded.as_of >= h.as_of
+"""
+
+# The same score as stored, evaluated again later: only its time moves.
+_TOUCH_HEALTH_SQL = """
+UPDATE account_health AS h SET as_of = u.as_of
+FROM unnest($1::text[], $2::timestamptz[]) AS u(account_id, as_of)
+WHERE h.account_id = u.account_id AND h.as_of < u.as_of
 """
 
 _INSERT_HISTORY_SQL = """
@@ -249,7 +260,9 @@ ON CONFLICT (account_id, as_of) DO UPDATE SET
 
 async def current_health(conn: asyncpg.Connection, account_ids: Sequence[str]) -> dict[str, StoredHealth]:
     return {
-        row["account_id"]: StoredHealth(row["as_of"], row["risk"], row["level"], _component_map(row["components"]))
+        row["account_id"]: StoredHealth(
+            row["as_of"], row["risk"], row["level"], _component_map(row["components"]), row["fingerprint"]
+        )
         for row in await conn.fetch(_CURRENT_SQL, list(account_ids))
     }
 
@@ -260,26 +273,38 @@ def _component_map(raw: str | list[dict[str, Any]]) -> dict[str, float]:
 
 
 async def save_scores(conn: asyncpg.Connection, scores: Iterable[HealthScore], *, trigger: str) -> int:
-    """Upsert the current health and append history where it changed; returns the history rows written."""
+    """Upsert the current health and append history where it changed; returns the history rows written.
+
+    A score identical to the stored one (same fingerprint) only moves the stored ``as_of``: a sweep every
+    15 minutes then rewrites next to nothing."""
     scores = list(scores)
     if not scores:
         return 0
     previous = await current_health(conn, [s.account_id for s in scores])
-    health_rows, history_rows = [], []
+    health_rows, history_rows, unchanged = [], [], []
     for score in scores:
+        stored = previous.get(score.account_id)
         components = [{"name": c.name, "risk": c.risk, "weight": c.weight} for c in score.components]
-        health_rows.append(
-            {
-                "account_id": score.account_id,
-                "as_of": score.as_of,
-                "risk": score.risk,
-                "level": score.level,
-                "components": components,
-                "drivers": driver_json(score),
-                "config_version": score.config_version,
-            }
-        )
-        if needs_history(previous.get(score.account_id), score):
+        drivers = driver_json(score)
+        fingerprint = hashlib.blake2b(
+            orjson.dumps((score.risk, score.level, components, drivers, score.config_version)), digest_size=16
+        ).digest()
+        if stored is not None and stored.fingerprint == fingerprint:
+            unchanged.append(score)
+        else:
+            health_rows.append(
+                {
+                    "account_id": score.account_id,
+                    "as_of": score.as_of,
+                    "risk": score.risk,
+                    "level": score.level,
+                    "components": components,
+                    "drivers": drivers,
+                    "config_version": score.config_version,
+                    "fingerprint": fingerprint.hex(),
+                }
+            )
+        if needs_history(stored, score):
             history_rows.append(
                 {
                     "account_id": score.account_id,
@@ -292,7 +317,10 @@ async def save_scores(conn: asyncpg.Connection, scores: Iterable[HealthScore], *
                     "trigger": trigger,
                 }
             )
-    await conn.execute(_UPSERT_HEALTH_SQL, _json(health_rows))
+    if health_rows:
+        await conn.execute(_UPSERT_HEALTH_SQL, _json(health_rows))
+    if unchanged:
+        await conn.execute(_TOUCH_HEALTH_SQL, [s.account_id for s in unchanged], [s.as_of for s in unchanged])
     if history_rows:
         await conn.execute(_INSERT_HISTORY_SQL, _json(history_rows))
     return len(history_rows)

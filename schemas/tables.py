@@ -238,6 +238,12 @@ account_health = Table(
     Column("components", JSONB, nullable=False),
     Column("drivers", JSONB, nullable=False),
     Column("config_version", Text, nullable=False),
+    Column(
+        "fingerprint",
+        LargeBinary,
+        nullable=True,
+        comment="digest of risk, level, components, drivers and config version",
+    ),
     Index("ix_account_health_level", "level"),
 )
 

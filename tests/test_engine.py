@@ -173,6 +173,33 @@ async def test_history_keeps_one_row_per_change_and_one_per_day(db: Database) ->
     assert await rows(db, "SELECT as_of FROM account_health") == [(day + timedelta(days=1),)]
 
 
+async def test_an_unchanged_score_only_moves_its_time_and_a_changed_one_is_rewritten(db: Database) -> None:
+    engine = engine_of(db)
+    await Pipeline(db).ingest(records(*busy_history("acme", 70)), ingress="http")
+    day = START + timedelta(days=70)
+    current = "SELECT as_of, drivers, fingerprint FROM account_health"
+    await engine.rescore(["acme"], day)
+    [(_, drivers, fingerprint)] = await rows(db, current)
+    assert drivers == []  # a healthy account
+    assert fingerprint
+    # Mark the stored drivers: an evaluation that rewrote the row would put them back.
+    async with db.unit_of_work() as conn:
+        await conn.execute(text("UPDATE account_health SET drivers = '[\"untouched\"]'"))
+
+    await engine.rescore(["acme"], day + timedelta(hours=6))  # the same score, later
+    assert await rows(db, current) == [(day + timedelta(hours=6), ["untouched"], fingerprint)]
+
+    leaving = {"contact_id": "c1", "change": "left_company", "role": "champion"}
+    await Pipeline(db).ingest(
+        records(event("contact_change", "acme", day + timedelta(hours=7), leaving)), ingress="http"
+    )
+    await engine.rescore(["acme"], day + timedelta(hours=8))
+    [(as_of, new_drivers, new_fingerprint)] = await rows(db, current)
+    assert as_of == day + timedelta(hours=8)
+    assert "relationship.champion_left" in {d["code"] for d in new_drivers}
+    assert new_fingerprint != fingerprint
+
+
 def sim_history(tmp_path: Path) -> Path:
     summary = simulate_to_dir(tmp_path / "sim", 12, 2, 75, 11, date(2026, 1, 1))
     return summary.events_path

@@ -15,11 +15,13 @@ out day by day, in time order:
   quarterly business reviews, trainings and occasional NPS surveys.
 - About 15–20% of accounts deteriorate: each draws 2–6 signals (usage decline, users dropping out, ticket
   surge with escalations and low CSAT, champion or sponsor leaving, single-threading, late or failed
-  payments, declined business reviews, NPS detractor), each with its own onset, fast (3–4 weeks) or slow
-  (months); most end with ``churned`` or ``downgraded`` at or after their renewal, a few are still on
-  the way down when the period ends. Healthy accounts mostly renew or expand, and carry noise a scorer must
-  not mistake for churn: urgent tickets, late invoices, a temporary usage dip, a contact leaving, a
-  champion replaced.
+  payments, declined business reviews, NPS detractor), each with its own onset within a decline, fast
+  (3–4 weeks) or slow (months), that has run its course by the customer's notice, 30–90 days before the
+  renewal; the signals then persist. Most end with ``churned`` or ``downgraded`` at or after their renewal,
+  a few are still on the way down when the period ends. Healthy accounts mostly renew or expand (a few
+  percent of all losses come unannounced: a budget cut, an acquisition), and carry noise a scorer must not
+  mistake for churn: urgent tickets, late invoices, a temporary usage dip, a contact leaving, a champion
+  replaced.
 """
 
 from __future__ import annotations
@@ -120,6 +122,9 @@ class AccountPlan:
     signals: Mapping[Signal, date] = field(default_factory=dict)
     """For a deteriorating account, when each of its signals starts."""
     decline_start: date | None = None
+    notice_date: date | None = None
+    """For a deteriorating account, when the customer gives notice (30-90 days before the renewal): its decline
+    has run its course by then. After the period for an account still on its way down."""
     noise: frozenset[Noise] = frozenset()
     outcome: OutcomeKind | None = None
     outcome_date: date | None = None
@@ -330,21 +335,29 @@ def _plan_account(
     users = min(60, max(3, round(math.sqrt(float(arr)) / 30 * rng.uniform(0.7, 1.3))))
     signals: dict[Signal, date] = {}
     decline_start: date | None = None
+    notice_date: date | None = None
     noise: set[Noise] = set()
     outcome: OutcomeKind | None = None
     outcome_day: int | None = None
 
     if deteriorating:
+        # A key account's churn or downgrade is booked at the contract end (the renewal), after the customer's
+        # notice, typically 30-90 days before it; the decline that leads to that decision comes before the
+        # notice. So a decline, fast (3-4 weeks) or slow (months), has run its course by the notice, and what it
+        # broke stays broken until the outcome (see _AccountSim.progress).
+        notice = rng.randint(30, 90)
         window = rng.randint(21, 28) if rng.random() < 0.4 else rng.randint(60, 150)
-        if rng.random() < 0.8:  # the renewal (and the outcome) within the period when it fits
-            renewal_day = rng.randint(min(days - 1, window + 3), days - 1)
+        if rng.random() < 0.8 and days > notice + 22:  # the renewal (and the outcome) within the period if it fits
+            renewal_day = rng.randint(min(days - 1, notice + window + 1), days - 1)
             outcome_day = min(days - 1, renewal_day + rng.randint(0, 10))
             outcome = "churned" if rng.random() < 0.65 else "downgraded"
         else:  # still on its way down when the period ends
             renewal_day = days + rng.randint(10, 90)
-        first = max(1, min(renewal_day - window, days - max(7, days // 6)))
-        last = max(first, min(renewal_day, days) - 1)
+        notice_day = renewal_day - notice
+        first = max(1, min(notice_day - window, days - max(7, days // 6)))
+        last = max(first, min(notice_day, days) - 1)
         decline_start = start + timedelta(days=first)
+        notice_date = start + timedelta(days=notice_day)
         candidates = dict(_SIGNAL_WEIGHTS)
         if "champion" not in roles:
             del candidates["champion_left"]
@@ -358,7 +371,10 @@ def _plan_account(
         if renewal_day < days:
             outcome_day = min(days - 1, renewal_day + rng.randint(0, 7))
             roll = rng.random()
-            outcome = "renewed" if roll < 0.8 else "expanded" if roll < 0.96 else "downgraded"
+            # The odd loss no signal announces (a budget cut, an acquisition): a few percent of all losses.
+            outcome = "renewed" if roll < 0.8 else "expanded" if roll < 0.985 else "downgraded"
+            if roll >= 0.996:
+                outcome = "churned"
         for kind, odds in _NOISE_ODDS.items():
             if rng.random() < odds and (kind != "champion_replaced" or "champion" in roles):
                 noise.add(kind)
@@ -384,6 +400,7 @@ def _plan_account(
         deteriorating=deteriorating,
         signals=signals,
         decline_start=decline_start,
+        notice_date=notice_date,
         noise=frozenset(noise),
         outcome=outcome,
         outcome_date=None if outcome_day is None else start + timedelta(days=outcome_day),
@@ -513,6 +530,7 @@ class _AccountSim:
         self.offset = _OFFSETS[plan.utc_offset_hours]
         self.onsets = {signal: self.day_of(when) for signal, when in plan.signals.items()}
         self.renewal_day = self.day_of(plan.renewal_date)
+        self.notice_day = self.renewal_day if plan.notice_date is None else self.day_of(plan.notice_date)
         self.outcome_day = None if plan.outcome_date is None else self.day_of(plan.outcome_date)
         self.last_day = self.outcome_day if plan.outcome == "churned" and self.outcome_day is not None else self.days
         self.outcome_at = None if self.outcome_day is None else self.at(self.outcome_day, 14, 17)
@@ -543,14 +561,14 @@ class _AccountSim:
 
     @property
     def decline_end(self) -> int:
-        return min(self.renewal_day, self.days - 1)
+        return min(self.notice_day, self.days - 1)
 
     def progress(self, signal: Signal, day: int) -> float:
-        """0 before the signal's onset, then up to 1 by the renewal."""
+        """0 before the signal's onset, then up to 1 by the customer's notice, and 1 until the outcome."""
         onset = self.onsets.get(signal)
         if onset is None or day < onset:
             return 0.0
-        return min(1.0, (day - onset) / max(5, self.renewal_day - onset))
+        return min(1.0, (day - onset) / max(5, self.notice_day - onset))
 
     def at(self, day: int, first_hour: int = 8, last_hour: int = 18) -> datetime:
         """A moment during local working hours of ``day`` (in UTC; the offset only changes how it is shown)."""
@@ -791,7 +809,9 @@ class _AccountSim:
 
         day = rng.randrange(180)
         while day < days:
-            if rng.random() < 0.55:
+            if "nps" in self.onsets and day >= self.onsets["nps"]:  # a detractor stays one
+                self.engagement(day, "nps_survey", "responded", rng.randint(0, 5))
+            elif rng.random() < 0.55:
                 low = "low_nps" in p.noise
                 scores = (10, 9, 8, 7, 6, 5, 3) if not low else (6, 5, 4)
                 weights = (0.2, 0.25, 0.22, 0.15, 0.1, 0.05, 0.03) if not low else (0.4, 0.4, 0.2)
@@ -816,7 +836,11 @@ class _AccountSim:
         if p.deteriorating:
             reason = _CHURN_REASONS[min(p.signals, key=lambda s: (p.signals[s], s))]
         else:
-            reason = {"renewed": "renewed on standard terms", "expanded": "added seats"}.get(p.outcome, "budget cuts")
+            reason = {
+                "renewed": "renewed on standard terms",
+                "expanded": "added seats",
+                "churned": "acquired, consolidated on the group's supplier",
+            }.get(p.outcome, "budget cuts")
         when = self.outcome_at
         assert when is not None
         data: JsonDict = {"outcome": p.outcome, "arr_before": str(p.arr), "arr_after": str(arr_after), "reason": reason}

@@ -124,6 +124,42 @@ def test_deteriorating_accounts_end_churned_or_downgraded_at_or_after_renewal(hi
     assert any(len(a.signals) < 4 for a in deteriorating)  # not every churner shows every signal
 
 
+def test_a_decline_runs_its_course_before_the_customers_notice_and_persists(history: History) -> None:
+    """A loss is booked at the renewal after a notice 30-90 days before it, and the decline precedes the notice."""
+    portfolio = history.portfolio
+    finished = [a for a in portfolio.accounts if a.deteriorating and a.outcome_date is not None]
+    assert finished
+    at_notice: list[float] = []
+    late: list[float] = []
+    for account in finished:
+        assert account.decline_start is not None
+        assert account.notice_date is not None
+        assert account.outcome_date is not None
+        assert timedelta(days=30) <= account.renewal_date - account.notice_date <= timedelta(days=90)
+        assert account.decline_start <= min(account.signals.values())
+        assert max(account.signals.values()) < account.notice_date
+        # Every signal is showing at least 30 days before the outcome: the loss can be seen coming.
+        outcome, notice = account.outcome_date, account.notice_date
+        assert outcome - max(account.signals.values()) > timedelta(days=30), account.account_id
+        if "usage" in account.signals:
+            events = history.of(account.account_id)
+            at_notice.append(weekly_usage(events, notice - timedelta(days=14), notice))
+            late.append(weekly_usage(events, outcome - timedelta(days=14), outcome))
+    # Nothing heals in the notice period: usage stays as low as it was when the customer gave notice.
+    assert at_notice
+    ratios = sorted(b / max(a, 1e-9) for a, b in zip(at_notice, late, strict=True))
+    assert ratios[len(ratios) // 2] < 1.25
+
+
+def test_a_few_losses_come_with_no_signal_at_all() -> None:
+    portfolio = plan_portfolio(2000, 20, 540, 1, date(2025, 1, 1))  # the plan alone: no events
+    losses = [a for a in portfolio.accounts if a.outcome in ("churned", "downgraded")]
+    unannounced = [a for a in losses if not a.signals]
+
+    assert all(not a.deteriorating for a in unannounced)
+    assert 0.03 * len(losses) <= len(unannounced) <= 0.1 * len(losses)
+
+
 def weekly_usage(events: list[Event], first: date, last: date) -> float:
     total = sum(int(e.data.quantity) for e in events if isinstance(e, UsageEvent) and first <= e.time.date() < last)
     return total / max(1, (last - first).days)

@@ -81,6 +81,9 @@ class JumpRule(_Rule):
     severity: Severity
     min_level: Level = "medium"
     """Only when the account ends at this level or above: a jump that stays within ``low`` is noise."""
+    unless_explained: bool = True
+    """Not while a driver rule (usage drop, champion left…) alerts on the account: that alert already says why
+    the risk rose; a jump alone tells of several signals each under its own rule's threshold."""
 
 
 class RenewalRule(_Rule):

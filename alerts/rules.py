@@ -35,9 +35,11 @@ def evaluate(snapshot: AccountSnapshot, config: AlertsConfig) -> tuple[DesiredAl
     rules = config.rules
     found: list[DesiredAlert] = []
     found += _risk_level(snapshot, rules.risk_level)
-    found += _risk_jump(snapshot, rules.risk_jump)
+    explained: list[DesiredAlert] = []
     for rule, (codes, subject_key) in DRIVER_RULES.items():
-        found += _driver_rule(snapshot, rule, getattr(rules, rule), codes, subject_key)
+        explained += _driver_rule(snapshot, rule, getattr(rules, rule), codes, subject_key)
+    found += _risk_jump(snapshot, rules.risk_jump, explained=bool(explained))
+    found += explained
     found += _renewal_at_risk(snapshot, rules.renewal_at_risk)
     return tuple(sorted(found, key=lambda a: a.dedup_key))
 
@@ -98,8 +100,8 @@ def _risk_level(snapshot: AccountSnapshot, rule: LevelRule) -> list[DesiredAlert
     ]
 
 
-def _risk_jump(snapshot: AccountSnapshot, rule: JumpRule) -> list[DesiredAlert]:
-    if snapshot.risk_7d_ago is None or not rule.applies_to(snapshot.tier):
+def _risk_jump(snapshot: AccountSnapshot, rule: JumpRule, *, explained: bool) -> list[DesiredAlert]:
+    if snapshot.risk_7d_ago is None or not rule.applies_to(snapshot.tier) or (explained and rule.unless_explained):
         return []
     if LEVEL_RANK[snapshot.level] < LEVEL_RANK[rule.min_level]:
         return []

@@ -84,6 +84,16 @@ def test_a_risk_jump_that_stays_low_is_not_an_alert_unless_configured() -> None:
     )
 
 
+def test_a_risk_jump_a_driver_alert_explains_is_not_an_alert_of_its_own_unless_configured() -> None:
+    jumped = snapshot(driver("usage.drop", 50), risk=60, risk_7d_ago=40, level="high")
+    found = by_rule(jumped)
+    assert "usage_drop" in found
+    assert "risk_jump" not in found
+    assert "risk_jump" in by_rule(jumped, with_rule("risk_jump", unless_explained=False))
+    # drivers under every rule's threshold explain nothing: the jump is the only word of them
+    assert "risk_jump" in by_rule(snapshot(driver("usage.drop", 20), risk=60, risk_7d_ago=40, level="high"))
+
+
 def test_risk_jump_title_and_configurable_threshold() -> None:
     alert = by_rule(snapshot(risk=72.5, risk_7d_ago=50, level="high"))["risk_jump"]
     assert alert.title_en == "Risk up 22.5 points in 7 days (50 → 72.5)"

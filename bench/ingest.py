@@ -33,7 +33,7 @@ from services.engine import HealthEngine, rescore_forever
 from services.metrics import Metrics
 from services.pipeline import Pipeline
 from services.replay import read_batches, replay_file
-from services.runtime import tune_gc
+from services.runtime import tune_gc, yield_cpu
 from services.settings import Settings
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
@@ -144,22 +144,16 @@ def rescored_so_far(metrics: Metrics | None) -> int:
 
 
 def evaluator_process(url: str, done: EventType, counts: SimpleQueue[int]) -> None:
-    """`kamwatch evaluator`'s rescoring loop in its own process, until ``done`` and the queue is empty."""
+    """A `kamwatch evaluator`: its priority and its rescoring loop, until ``done`` and nothing is left to claim."""
     tune_gc()
+    yield_cpu(Settings(database_url=url).evaluator_nice)
 
     async def drain() -> int:
         db = await Database.open(Settings(database_url=url))
         try:
-            engine = HealthEngine(db, load_scoring_config(None))
-            total = 0
-            while True:
-                finishing = done.is_set()
-                rescored = await engine.rescore_pending(END)
-                total += rescored
-                if finishing and not rescored:
-                    return total
-                if not rescored:
-                    await asyncio.sleep(0.2)
+            engine = HealthEngine(db, load_scoring_config(None), metrics=Metrics.create())
+            await rescore_forever(engine, clock=lambda: END, idle_s=0.2, until=done.is_set)
+            return rescored_so_far(engine.metrics)
         finally:
             await db.close()
 
@@ -207,13 +201,17 @@ async def measure(args: argparse.Namespace, workdir: Path) -> None:
         else:
             context = multiprocessing.get_context("spawn")
             done, counts = context.Event(), context.SimpleQueue()
-            evaluator = context.Process(target=evaluator_process, args=(db.url, done, counts))
-            evaluator.start()
+            evaluators = [
+                context.Process(target=evaluator_process, args=(db.url, done, counts)) for _ in range(args.evaluators)
+            ]
+            for evaluator in evaluators:
+                evaluator.start()
             stats = await replay_file(pipeline, stream, batch_size=args.batch_size)
             ingested = time.perf_counter() - started
-            done.set()  # the evaluator drains what is left, then reports
-            rescored = counts.get()
-            evaluator.join()
+            done.set()  # the evaluators drain what is left, then report
+            rescored = sum(counts.get() for _ in evaluators)
+            for evaluator in evaluators:
+                evaluator.join()
     else:
         stats = await replay_file(pipeline, stream, batch_size=args.batch_size)
         ingested = time.perf_counter() - started
@@ -278,7 +276,10 @@ def main() -> None:
     parser.add_argument(
         "--rescore",
         choices=["evaluator", "inline"],
-        help="Rescore touched accounts while ingesting: in a separate evaluator process, or in this one.",
+        help="Rescore touched accounts while ingesting: in separate evaluator processes, or in this one.",
+    )
+    parser.add_argument(
+        "--evaluators", type=int, default=2, help="Evaluator processes sharing the rescoring (--rescore evaluator)."
     )
     tune_gc()
     asyncio.run(run(parser.parse_args()))

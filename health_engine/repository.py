@@ -332,20 +332,24 @@ def _json(rows: list[dict[str, Any]]) -> str:
 
 # --- what to score --------------------------------------------------------------------------------------------
 
-_DRAIN_SQL = """
-DELETE FROM rescore_queue WHERE id IN (
-    SELECT id FROM rescore_queue ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
-)
-RETURNING account_ids
-"""
+# Queued shards, the longest-waiting first. A shard is one rescorer's until its transaction ends (advisory lock
+# in a key space of its own: two int4 keys), so rescorers never score the same account at the same time.
+_QUEUED_SHARDS_SQL = "SELECT shard FROM rescore_queue GROUP BY shard ORDER BY min(id)"
+_TRY_LOCK_SHARD_SQL = "SELECT pg_try_advisory_xact_lock($1, $2)"
+_TAKE_SHARD_SQL = "DELETE FROM rescore_queue WHERE shard = $1 RETURNING account_ids"
+_RESCORE_LOCK_CLASS = 0x6B77  # "kw"
 
 
-async def drain_rescore_queue(conn: asyncpg.Connection, limit: int = 1000) -> list[str]:
-    """Claim and remove queued batches (other drainers skip them); the touched accounts, once each."""
-    touched: set[str] = set()
-    for row in await conn.fetch(_DRAIN_SQL, limit):
-        touched.update(row["account_ids"])
-    return sorted(touched)
+async def drain_rescore_queue(conn: asyncpg.Connection) -> list[str]:
+    """Claim a queued shard no other rescorer holds and remove its batches, inside the caller's transaction (they
+    come back if it fails); its touched accounts, once each. Empty when nothing is queued or all is taken."""
+    for (shard,) in await conn.fetch(_QUEUED_SHARDS_SQL):
+        if await conn.fetchval(_TRY_LOCK_SHARD_SQL, _RESCORE_LOCK_CLASS, shard):
+            touched: set[str] = set()
+            for (account_ids,) in await conn.fetch(_TAKE_SHARD_SQL, shard):
+                touched.update(account_ids)
+            return sorted(touched)
+    return []
 
 
 # Shards by a stable hash of the id, so every worker agrees on which accounts a shard holds.

@@ -229,7 +229,16 @@ SELECT $1, $2, * FROM unnest($3::text[], $4::text[], $5::text[], $6::bytea[])
 ON CONFLICT (ingress, origin, md5(raw)) DO NOTHING
 """
 
-_MARK_TOUCHED_SQL = "INSERT INTO rescore_queue (account_ids, latest_event_time) VALUES ($1, $2)"
+# Rescoring is shared by shards of accounts (see health_engine.repository.claim_rescore_shard): a batch queues
+# one row per shard it touched. More shards than evaluator processes, so each finds one free.
+RESCORE_SHARDS = 16
+
+_MARK_TOUCHED_SQL = f"""
+INSERT INTO rescore_queue (shard, account_ids, latest_event_time)
+SELECT mod(hashtext(account_id)::bigint + 2147483648, {RESCORE_SHARDS}), array_agg(account_id ORDER BY account_id), $2
+FROM unnest($1::text[]) AS touched(account_id)
+GROUP BY 1
+"""
 
 
 async def write_batch(

@@ -84,8 +84,9 @@ class HealthEngine:
         return scores
 
     async def rescore_pending(self, as_of: datetime) -> int:
-        """Drain the rescore queue (accounts touched by ingestion), each account scored once per claimed part of
-        the queue, one transaction per part; returns how many were scored."""
+        """Drain the rescore queue (accounts touched by ingestion) one shard at a time, each shard in one
+        transaction and each of its accounts scored once; shards other rescorers hold are theirs. Returns how many
+        accounts were scored."""
         total = 0
         while True:
             started = time.perf_counter()
@@ -158,18 +159,29 @@ class HealthEngine:
         return report
 
 
-async def rescore_forever(engine: HealthEngine, *, clock: Callable[[], datetime], idle_s: float = 0.5) -> None:
+async def rescore_forever(
+    engine: HealthEngine,
+    *,
+    clock: Callable[[], datetime],
+    idle_s: float = 0.5,
+    until: Callable[[], bool] | None = None,
+) -> None:
     """The live event-driven rescoring, beside ingestion rather than inside it: drain the queue as it fills.
 
     Under load each drain covers more batches, so an account touched by many batches is scored once per
-    drain, and consuming never waits for scoring; workers share the queue (SKIP LOCKED)."""
+    drain, and consuming never waits for scoring; rescorers share the queue by shards of accounts. With
+    ``until`` (benchmarks), return once it holds and nothing is left to claim."""
     while True:
+        stopping = until is not None and until()
         try:
             rescored = await engine.rescore_pending(clock())
         except Exception:
             log.exception("rescoring failed; the queue keeps the accounts for the next round")
-            rescored = 0
+            await asyncio.sleep(idle_s)
+            continue
         if not rescored:
+            if stopping:
+                return
             await asyncio.sleep(idle_s)
 
 

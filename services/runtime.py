@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 
 
 def tune_gc() -> None:
@@ -15,3 +16,9 @@ def tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 50)
+
+
+def yield_cpu(niceness: int) -> None:
+    """Lower this process's CPU priority by ``niceness`` (0 leaves it), so that the host's other work goes first."""
+    if niceness:
+        os.nice(niceness)

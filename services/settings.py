@@ -65,6 +65,12 @@ class Settings(BaseSettings):
         default=True,
         description="Workers rescore touched accounts and sweep; false: `kamwatch evaluator` processes do it.",
     )
+    evaluator_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="CPU niceness of `kamwatch evaluator`: on a shared host, scoring yields the CPU to consuming.",
+    )
     sweep_interval_s: PositiveInt = Field(default=900, description="Time-driven evaluation period (worker).")
     sweep_shards: PositiveInt = Field(default=16, description="Shards a sweep is split in, shared by workers.")
     alert_rules: Path | None = Field(default=None, description="Alert rules YAML. Unset: the shipped default.")

@@ -26,6 +26,7 @@ from services.engine import HealthEngine, rescore_forever, sweep_forever
 from services.metrics import Metrics, ReadinessCheck, serve_metrics
 from services.observability import sample_forever
 from services.pipeline import Pipeline, utc_now
+from services.runtime import yield_cpu
 from services.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -202,6 +203,7 @@ async def run_worker(settings: Settings, *, notify: NotifyMode = "send") -> None
 async def run_evaluator(settings: Settings, *, notify: NotifyMode = "send") -> None:
     """`kamwatch evaluator`: the rescoring, sweep and alerting of the workers, in processes of their own (so
     that scoring never takes CPU from consuming), until stopped; /metrics on KAMWATCH_METRICS_PORT."""
+    yield_cpu(settings.evaluator_nice)
     async with live_engine(settings, notify) as live:
         tasks = evaluation_tasks(live.engine, live.db, live.metrics, settings)
         async with serving(live.metrics, settings, live.db.ping, tasks):

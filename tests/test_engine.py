@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 
 from health_engine.config import load_scoring_config
-from health_engine.repository import claim_shard
+from health_engine.repository import claim_shard, drain_rescore_queue
 from ingestion.parsing import parse_event
 from services.database import Database, driver_connection
 from services.engine import HealthEngine, SweepReport, rescore_forever
@@ -158,6 +158,47 @@ async def test_a_busy_shard_is_skipped_first_then_taken_over_from_a_worker_that_
     report = await sweep
     assert (report.shards, report.accounts) == (8, 40)
     assert await rows(db, "SELECT count(DISTINCT worker), sum(accounts) FROM sweep_runs") == [(1, 40)]
+
+
+async def test_rescorers_claim_disjoint_shards_of_the_queue_and_a_failed_one_comes_back(
+    db: Database, settings: Settings
+) -> None:
+    await Pipeline(db).ingest(records(*(account(f"acc-{n:02d}", START) for n in range(40))), ingress="http")
+    everyone = {f"acc-{n:02d}" for n in range(40)}
+    other = await Database.open(settings)
+    try:
+        async with db.unit_of_work() as first_sa, other.unit_of_work() as second_sa:
+            first, second = await driver_connection(first_sa), await driver_connection(second_sa)
+            mine = await drain_rescore_queue(first)
+            theirs = await drain_rescore_queue(second)  # while the first still holds its shard
+            assert mine
+            assert theirs
+            assert not set(mine) & set(theirs)
+            queued = {a for (ids,) in await second.fetch("SELECT account_ids FROM rescore_queue") for a in ids}
+            assert queued == everyone - set(theirs)  # the first's removal is not committed yet
+            raise WorkerDied  # both roll back
+    except WorkerDied:
+        pass
+    finally:
+        await other.close()
+    assert await rows(db, "SELECT DISTINCT unnest(account_ids) FROM rescore_queue ORDER BY 1") == [
+        (a,) for a in sorted(everyone)
+    ]
+
+
+async def test_two_rescorers_at_once_score_every_queued_account_once(db: Database, settings: Settings) -> None:
+    await Pipeline(db).ingest(records(*(account(f"acc-{n:02d}", START) for n in range(40))), ingress="http")
+    other = await Database.open(settings)
+    try:
+        scored = await asyncio.gather(
+            engine_of(db).rescore_pending(START + timedelta(days=1)),
+            engine_of(other).rescore_pending(START + timedelta(days=1)),
+        )
+    finally:
+        await other.close()
+    assert sum(scored) == 40
+    assert await rows(db, "SELECT count(*), count(DISTINCT account_id) FROM account_health_history") == [(40, 40)]
+    assert await rows(db, "SELECT count(*) FROM rescore_queue") == [(0,)]
 
 
 async def test_history_keeps_one_row_per_change_and_one_per_day(db: Database) -> None:

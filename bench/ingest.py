@@ -29,7 +29,7 @@ import orjson
 from health_engine.config import load_scoring_config
 from ingestion.pipeline import BatchResult, Ingress, ParsedBatch
 from services.database import Database, driver_connection
-from services.engine import HealthEngine, rescore_forever
+from services.engine import HealthEngine, RescorePacing, rescore_forever
 from services.metrics import Metrics
 from services.pipeline import Pipeline
 from services.replay import read_batches, replay_file
@@ -151,8 +151,10 @@ def evaluator_process(url: str, done: EventType, counts: SimpleQueue[int]) -> No
     async def drain() -> int:
         db = await Database.open(Settings(database_url=url))
         try:
+            settings = Settings(database_url=url)
             engine = HealthEngine(db, load_scoring_config(None), metrics=Metrics.create())
-            await rescore_forever(engine, clock=lambda: END, idle_s=0.2, until=done.is_set)
+            pacing = RescorePacing(settings.rescore_settle_s, settings.rescore_max_delay_s)
+            await rescore_forever(engine, clock=lambda: END, idle_s=0.2, pacing=pacing, until=done.is_set)
             return rescored_so_far(engine.metrics)
         finally:
             await db.close()

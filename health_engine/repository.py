@@ -334,19 +334,40 @@ def _json(rows: list[dict[str, Any]]) -> str:
 
 # Queued shards, the longest-waiting first. A shard is one rescorer's until its transaction ends (advisory lock
 # in a key space of its own: two int4 keys), so rescorers never score the same account at the same time.
-_QUEUED_SHARDS_SQL = "SELECT shard FROM rescore_queue GROUP BY shard ORDER BY min(id)"
+_QUEUED_SHARDS_SQL = "SELECT shard FROM rescore_queue WHERE id <= $1 GROUP BY shard ORDER BY min(id)"
 _TRY_LOCK_SHARD_SQL = "SELECT pg_try_advisory_xact_lock($1, $2)"
-_TAKE_SHARD_SQL = "DELETE FROM rescore_queue WHERE shard = $1 RETURNING account_ids"
+_TAKE_SHARD_SQL = "DELETE FROM rescore_queue WHERE shard = $1 AND id <= $2 RETURNING account_ids"
 _RESCORE_LOCK_CLASS = 0x6B77  # "kw"
 
+_QUEUE_STATE_SQL = """
+SELECT max(id), extract(epoch FROM clock_timestamp() - min(queued_at))::float8,
+       extract(epoch FROM clock_timestamp() - max(queued_at))::float8
+FROM rescore_queue
+"""
 
-async def drain_rescore_queue(conn: asyncpg.Connection) -> list[str]:
-    """Claim a queued shard no other rescorer holds and remove its batches, inside the caller's transaction (they
-    come back if it fails); its touched accounts, once each. Empty when nothing is queued or all is taken."""
-    for (shard,) in await conn.fetch(_QUEUED_SHARDS_SQL):
+
+@dataclass(frozen=True, slots=True)
+class QueueState:
+    last_id: int
+    """Newest queued batch: a drain takes what was queued up to it, not what keeps arriving meanwhile."""
+    oldest_s: float
+    newest_s: float
+    """How long ago (wall clock) the oldest and the newest batch were queued."""
+
+
+async def rescore_queue_state(conn: asyncpg.Connection) -> QueueState | None:
+    last_id, oldest_s, newest_s = await conn.fetchrow(_QUEUE_STATE_SQL)
+    return None if last_id is None else QueueState(last_id, oldest_s, newest_s)
+
+
+async def drain_rescore_queue(conn: asyncpg.Connection, up_to_id: int) -> list[str]:
+    """Claim a queued shard no other rescorer holds and remove its batches up to ``up_to_id``, inside the caller's
+    transaction (they come back if it fails); its touched accounts, once each. Empty when nothing is queued or
+    all is taken."""
+    for (shard,) in await conn.fetch(_QUEUED_SHARDS_SQL, up_to_id):
         if await conn.fetchval(_TRY_LOCK_SHARD_SQL, _RESCORE_LOCK_CLASS, shard):
             touched: set[str] = set()
-            for (account_ids,) in await conn.fetch(_TAKE_SHARD_SQL, shard):
+            for (account_ids,) in await conn.fetch(_TAKE_SHARD_SQL, shard, up_to_id):
                 touched.update(account_ids)
             return sorted(touched)
     return []

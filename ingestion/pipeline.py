@@ -234,8 +234,9 @@ ON CONFLICT (ingress, origin, md5(raw)) DO NOTHING
 RESCORE_SHARDS = 16
 
 _MARK_TOUCHED_SQL = f"""
-INSERT INTO rescore_queue (shard, account_ids, latest_event_time)
-SELECT mod(hashtext(account_id)::bigint + 2147483648, {RESCORE_SHARDS}), array_agg(account_id ORDER BY account_id), $2
+INSERT INTO rescore_queue (shard, account_ids, latest_event_time, queued_at)
+SELECT mod(hashtext(account_id)::bigint + 2147483648, {RESCORE_SHARDS}), array_agg(account_id ORDER BY account_id), $2,
+       clock_timestamp()
 FROM unnest($1::text[]) AS touched(account_id)
 GROUP BY 1
 """

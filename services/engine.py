@@ -21,11 +21,13 @@ import asyncpg
 from health_engine.config import ScoringConfig, load_scoring_config
 from health_engine.model import HealthScore
 from health_engine.repository import (
+    QueueState,
     Windows,
     claim_shard,
     drain_rescore_queue,
     finish_shard,
     load_signals,
+    rescore_queue_state,
     save_scores,
     shard_accounts,
 )
@@ -83,16 +85,25 @@ class HealthEngine:
             await self.on_scores(conn, scores, as_of)
         return scores
 
-    async def rescore_pending(self, as_of: datetime) -> int:
-        """Drain the rescore queue (accounts touched by ingestion) one shard at a time, each shard in one
-        transaction and each of its accounts scored once; shards other rescorers hold are theirs. Returns how many
-        accounts were scored."""
+    async def queue_state(self) -> QueueState | None:
+        async with self.db.unit_of_work() as sa_conn:
+            return await rescore_queue_state(await driver_connection(sa_conn))
+
+    async def rescore_pending(self, as_of: datetime, *, up_to_id: int | None = None) -> int:
+        """Drain the rescore queue (accounts touched by ingestion) up to batch ``up_to_id`` (default: what is
+        queued now), one shard at a time, each shard in one transaction and each of its accounts scored once;
+        shards other rescorers hold are theirs. Returns how many accounts were scored."""
+        if up_to_id is None:
+            state = await self.queue_state()
+            if state is None:
+                return 0
+            up_to_id = state.last_id
         total = 0
         while True:
             started = time.perf_counter()
             async with self.db.unit_of_work() as sa_conn:
                 conn = await driver_connection(sa_conn)
-                touched = await drain_rescore_queue(conn)
+                touched = await drain_rescore_queue(conn, up_to_id)
                 scored = 0
                 for start in range(0, len(touched), self.chunk):
                     chunk = touched[start : start + self.chunk]
@@ -159,28 +170,44 @@ class HealthEngine:
         return report
 
 
+@dataclass(frozen=True, slots=True)
+class RescorePacing:
+    """When the live rescorer drains the queue: once a burst of batches has settled (nothing new queued for
+    ``settle_s``), or when its oldest batch has waited ``max_delay_s``. An isolated event is rescored within
+    about ``settle_s``; a backfill of a million events is scored a few times, not once per batch."""
+
+    settle_s: float = 3.0
+    max_delay_s: float = 30.0
+
+    def due(self, state: QueueState) -> bool:
+        return state.newest_s >= self.settle_s or state.oldest_s >= self.max_delay_s
+
+
 async def rescore_forever(
     engine: HealthEngine,
     *,
     clock: Callable[[], datetime],
     idle_s: float = 0.5,
+    pacing: RescorePacing = RescorePacing(),
     until: Callable[[], bool] | None = None,
 ) -> None:
-    """The live event-driven rescoring, beside ingestion rather than inside it: drain the queue as it fills.
-
-    Under load each drain covers more batches, so an account touched by many batches is scored once per
-    drain, and consuming never waits for scoring; rescorers share the queue by shards of accounts. With
-    ``until`` (benchmarks), return once it holds and nothing is left to claim."""
+    """The live event-driven rescoring, beside ingestion rather than inside it: drain the queue as ``pacing``
+    says, so that consuming never waits for scoring and an account touched by many batches is scored once per
+    drain; rescorers share the queue by shards of accounts. With ``until`` (benchmarks), return once it holds
+    and the queue is empty."""
     while True:
         stopping = until is not None and until()
         try:
-            rescored = await engine.rescore_pending(clock())
+            state = await engine.queue_state()
+            rescored = 0
+            if state is not None and pacing.due(state):
+                rescored = await engine.rescore_pending(clock(), up_to_id=state.last_id)
         except Exception:
             log.exception("rescoring failed; the queue keeps the accounts for the next round")
             await asyncio.sleep(idle_s)
             continue
         if not rescored:
-            if stopping:
+            if stopping and state is None:
                 return
             await asyncio.sleep(idle_s)
 

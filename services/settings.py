@@ -71,6 +71,12 @@ class Settings(BaseSettings):
         le=19,
         description="CPU niceness of `kamwatch evaluator`: on a shared host, scoring yields the CPU to consuming.",
     )
+    rescore_settle_s: float = Field(
+        default=3.0, ge=0, description="Rescore once no batch has touched accounts for this long (a burst settled)."
+    )
+    rescore_max_delay_s: float = Field(
+        default=30.0, gt=0, description="... or at the latest this long after the oldest waiting batch."
+    )
     sweep_interval_s: PositiveInt = Field(default=900, description="Time-driven evaluation period (worker).")
     sweep_shards: PositiveInt = Field(default=16, description="Shards a sweep is split in, shared by workers.")
     alert_rules: Path | None = Field(default=None, description="Alert rules YAML. Unset: the shipped default.")

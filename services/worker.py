@@ -22,7 +22,7 @@ from ingestion.parsing import InboundRecord
 from ingestion.pipeline import BatchResult, EventResult
 from services.alerting import NotifyMode, build_alerting
 from services.database import Database
-from services.engine import HealthEngine, rescore_forever, sweep_forever
+from services.engine import HealthEngine, RescorePacing, rescore_forever, sweep_forever
 from services.metrics import Metrics, ReadinessCheck, serve_metrics
 from services.observability import sample_forever
 from services.pipeline import Pipeline, utc_now
@@ -138,7 +138,13 @@ def evaluation_tasks(
 ) -> list[asyncio.Task[None]]:
     """The engine's live loops: rescoring what ingestion touched, the scheduled sweep, the gauges."""
     return [
-        asyncio.create_task(rescore_forever(engine, clock=utc_now)),
+        asyncio.create_task(
+            rescore_forever(
+                engine,
+                clock=utc_now,
+                pacing=RescorePacing(settings.rescore_settle_s, settings.rescore_max_delay_s),
+            )
+        ),
         asyncio.create_task(
             sweep_forever(engine, interval_s=settings.sweep_interval_s, shards=settings.sweep_shards, clock=utc_now)
         ),

@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import text
 
 from health_engine.config import load_scoring_config
-from health_engine.repository import claim_shard, drain_rescore_queue
+from health_engine.repository import QueueState, claim_shard, drain_rescore_queue
 from ingestion.parsing import parse_event
 from services.database import Database, driver_connection
-from services.engine import HealthEngine, SweepReport, rescore_forever
+from services.engine import HealthEngine, RescorePacing, SweepReport, rescore_forever
 from services.pipeline import Pipeline
 from services.replay import next_midnight, replay_as_lived
 from services.settings import Settings
@@ -169,8 +169,8 @@ async def test_rescorers_claim_disjoint_shards_of_the_queue_and_a_failed_one_com
     try:
         async with db.unit_of_work() as first_sa, other.unit_of_work() as second_sa:
             first, second = await driver_connection(first_sa), await driver_connection(second_sa)
-            mine = await drain_rescore_queue(first)
-            theirs = await drain_rescore_queue(second)  # while the first still holds its shard
+            mine = await drain_rescore_queue(first, up_to_id=2**62)
+            theirs = await drain_rescore_queue(second, up_to_id=2**62)  # while the first still holds its shard
             assert mine
             assert theirs
             assert not set(mine) & set(theirs)
@@ -199,6 +199,41 @@ async def test_two_rescorers_at_once_score_every_queued_account_once(db: Databas
     assert sum(scored) == 40
     assert await rows(db, "SELECT count(*), count(DISTINCT account_id) FROM account_health_history") == [(40, 40)]
     assert await rows(db, "SELECT count(*) FROM rescore_queue") == [(0,)]
+
+
+def test_the_live_rescorer_waits_for_a_burst_to_settle_but_not_longer_than_the_maximum_delay() -> None:
+    pacing = RescorePacing(settle_s=1.0, max_delay_s=30.0)
+    assert not pacing.due(QueueState(last_id=9, oldest_s=12.0, newest_s=0.3))  # batches still arriving
+    assert pacing.due(QueueState(last_id=9, oldest_s=12.0, newest_s=1.0))  # settled
+    assert pacing.due(QueueState(last_id=9, oldest_s=30.0, newest_s=0.1))  # arriving, but waited long enough
+
+
+async def test_the_live_rescorer_leaves_an_unsettled_burst_queued_then_drains_it(db: Database) -> None:
+    await Pipeline(db).ingest(records(account("acme", START)), ingress="http")
+
+    async def run_for(pacing: RescorePacing, seconds: float) -> None:
+        rescorer = asyncio.create_task(
+            rescore_forever(engine_of(db), clock=lambda: START + timedelta(days=1), idle_s=0.05, pacing=pacing)
+        )
+        await asyncio.sleep(seconds)
+        rescorer.cancel()
+
+    await run_for(RescorePacing(settle_s=60, max_delay_s=60), 0.5)
+    assert await rows(db, "SELECT count(*) FROM rescore_queue") == [(1,)]
+    assert await rows(db, "SELECT count(*) FROM account_health") == [(0,)]
+    await run_for(RescorePacing(settle_s=60, max_delay_s=0.1), 0.5)
+    assert await rows(db, "SELECT count(*) FROM rescore_queue") == [(0,)]
+    assert await rows(db, "SELECT account_id FROM account_health") == [("acme",)]
+
+
+async def test_a_drain_takes_what_was_queued_when_it_began_not_what_arrives_meanwhile(db: Database) -> None:
+    await Pipeline(db).ingest(records(account("acme", START)), ingress="http")
+    state = await engine_of(db).queue_state()
+    assert state is not None
+    await Pipeline(db).ingest(records(account("globex", START)), ingress="http")
+    assert await engine_of(db).rescore_pending(START + timedelta(days=1), up_to_id=state.last_id) == 1
+    assert await rows(db, "SELECT account_id FROM account_health") == [("acme",)]
+    assert await rows(db, "SELECT DISTINCT unnest(account_ids) FROM rescore_queue") == [("globex",)]
 
 
 async def test_history_keeps_one_row_per_change_and_one_per_day(db: Database) -> None:

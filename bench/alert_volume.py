@@ -1,8 +1,9 @@
 """Alerting on a simulated portfolio: how many notifications KAMs would get, and how early churners are flagged.
 
 Simulates a portfolio, replays it as lived (sweep at every midnight) into a scratch embedded PostgreSQL with
-the alerting hook in ``notify="none"`` mode (alerts and their planned delivery are recorded, nothing is sent),
-then reports from the alerts table and the outcomes:
+the alerting hook in ``notify="file"`` mode (alerts and their planned delivery are recorded, every message is
+rendered and written to a file instead of being sent), then reports from that file, the alerts table and the
+outcomes:
 
 - notifications per KAM per week: immediate messages (one per account and instant, whatever the number of
   alerts it carries) and daily digests, and the alerts behind each;
@@ -21,9 +22,12 @@ import asyncio
 import shutil
 import tempfile
 import time
+from collections import Counter
 from datetime import date
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from health_engine.config import load_scoring_config
 from services.alerting import build_alerting
@@ -78,6 +82,26 @@ FROM alerts GROUP BY rule ORDER BY alerts DESC
 """
 
 
+def count_messages(path: Path) -> Counter[str]:
+    """Messages KAMs would have received, by kind, from what the alerting wrote instead of sending: one per
+    recipient, time and alerts, whatever the number of channels it goes by; team-channel posts apart."""
+    seen: set[tuple[str, str, str, tuple[int, ...]]] = set()
+    counts: Counter[str] = Counter()
+    if not path.exists():
+        return counts
+    with path.open("rb") as lines:
+        for line in lines:
+            doc = orjson.loads(line)
+            if doc["channel"] == "team_channel":
+                counts["team_channel"] += 1
+                continue
+            key = (doc["kind"], doc["recipient"], doc["send_after"], tuple(doc["alert_ids"]))
+            if key not in seen:
+                seen.add(key)
+                counts[doc["kind"]] += 1
+    return counts
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="bench-alerts-"))
     try:
@@ -88,7 +112,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         db = await Database.open(settings)
         try:
             await db.migrate()
-            hook = build_alerting(settings, notify="none")
+            messages_file = workdir / "notifications.ndjson"
+            hook = build_alerting(settings, notify="file", file=messages_file)
             engine = HealthEngine(db, load_scoring_config(settings.scoring_config), on_scores=hook)
             simulated = time.perf_counter()
             stats = await replay_as_lived(Pipeline(db), engine, summary.events_path, batch_size=5000)
@@ -101,6 +126,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 churn = dict(await conn.fetchrow(_CHURN_SQL, args.lead_days, args.lookback_days))
                 precision = dict(await conn.fetchrow(_PRECISION_SQL))
                 by_rule = [dict(r) for r in await conn.fetch(_BY_RULE_SQL)]
+            messages = count_messages(messages_file)
         finally:
             await db.close()
             server.cleanup()
@@ -114,6 +140,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "weeks": round(weeks, 1),
         "simulate_s": round(simulated - started, 1),
         "replay_s": round(replayed - simulated, 1),
+        "messages_per_kam_week": {kind: n / per_kam_week for kind, n in messages.items()},
         "immediate_messages_per_kam_week": volume["immediate_messages"] / per_kam_week,
         "immediate_alerts_per_kam_week": volume["immediate_alerts"] / per_kam_week,
         "digests_per_kam_week": volume["digests"] / per_kam_week,
@@ -144,7 +171,10 @@ def main() -> None:
     r = asyncio.run(run(args))
     print(f"{args.accounts} accounts, {r['kams']} KAMs, {args.days} days ({r['weeks']} weeks), {r['events']} events")
     print(f"simulate {r['simulate_s']} s, replay with alerting {r['replay_s']} s")
-    print("per KAM per week:")
+    print("messages per KAM per week, as the alerting would have sent them:")
+    for kind in ("immediate", "digest", "reminder", "escalation", "resolved", "team_channel"):
+        print(f"  {kind:<19} {r['messages_per_kam_week'].get(kind, 0.0):.2f}")
+    print("per KAM per week, from the alerts' last notification:")
     immediate, immediate_alerts = r["immediate_messages_per_kam_week"], r["immediate_alerts_per_kam_week"]
     print(f"  immediate messages  {immediate:.2f}  ({immediate_alerts:.2f} alerts)")
     print(f"  digests             {r['digests_per_kam_week']:.2f}  ({r['digest_alerts_per_kam_week']:.2f} alerts)")

@@ -84,7 +84,8 @@ FROM alerts GROUP BY rule ORDER BY alerts DESC
 
 def count_messages(path: Path) -> Counter[str]:
     """Messages KAMs would have received, by kind, from what the alerting wrote instead of sending: one per
-    recipient, time and alerts, whatever the number of channels it goes by; team-channel posts apart."""
+    recipient, time and alerts, whatever the number of channels it goes by; the parts of a digest (new alerts,
+    cleared ones) are one message, as the alerter sends them; team-channel posts apart."""
     seen: set[tuple[str, str, str, tuple[int, ...]]] = set()
     counts: Counter[str] = Counter()
     if not path.exists():
@@ -95,10 +96,12 @@ def count_messages(path: Path) -> Counter[str]:
             if doc["channel"] == "team_channel":
                 counts["team_channel"] += 1
                 continue
-            key = (doc["kind"], doc["recipient"], doc["send_after"], tuple(doc["alert_ids"]))
+            kind = "digest" if doc.get("format") == "digest" else doc["kind"]
+            alert_ids = () if kind == "digest" else tuple(doc["alert_ids"])
+            key = (kind, doc["recipient"], doc["send_after"], alert_ids)
             if key not in seen:
                 seen.add(key)
-                counts[doc["kind"]] += 1
+                counts[kind] += 1
     return counts
 
 

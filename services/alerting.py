@@ -281,6 +281,7 @@ class Alerting:
             rendered = render_payloads([r.payload], send_channel(r.channel), base_url=self.base_url)
             doc: dict[str, Any] = {
                 "kind": r.kind,
+                "format": r.payload.get("format"),
                 "channel": r.channel,
                 "recipient": r.recipient,
                 "to": r.payload.get("to"),

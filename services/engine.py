@@ -12,7 +12,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -93,12 +93,24 @@ class HealthEngine:
         """Drain the rescore queue (accounts touched by ingestion) up to batch ``up_to_id`` (default: what is
         queued now), one shard at a time, each shard in one transaction and each of its accounts scored once;
         shards other rescorers hold are theirs. Returns how many accounts were scored."""
+        return (await self._drain(as_of, up_to_id))[1]
+
+    async def rescore_touched(self, touched: Collection[str], as_of: datetime) -> None:
+        """Rescore the accounts a batch just touched, before answering (HTTP ingestion): drain the queue, then
+        score directly those whose shard another rescorer held (it may have claimed it before this batch)."""
+        drained, _ = await self._drain(as_of, None)
+        if missed := sorted(set(touched) - drained):
+            await self.rescore(missed, as_of, trigger="event")
+
+    async def _drain(self, as_of: datetime, up_to_id: int | None) -> tuple[set[str], int]:
+        """The accounts taken from the queue, and how many of them were scored (those with a profile)."""
+        drained: set[str] = set()
+        total = 0
         if up_to_id is None:
             state = await self.queue_state()
             if state is None:
-                return 0
+                return drained, total
             up_to_id = state.last_id
-        total = 0
         while True:
             started = time.perf_counter()
             async with self.db.unit_of_work() as sa_conn:
@@ -109,7 +121,8 @@ class HealthEngine:
                     chunk = touched[start : start + self.chunk]
                     scored += len(await self.score_chunk(conn, chunk, as_of, trigger="event"))
             if not touched:
-                return total
+                return drained, total
+            drained.update(touched)
             total += scored
             if self.metrics is not None:
                 self.metrics.rescore_seconds.observe(time.perf_counter() - started)

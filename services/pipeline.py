@@ -40,7 +40,7 @@ class Pipeline:
         default now); returns a result per record, in order."""
         result = await self.store(await self.parse(records), ingress=ingress)
         if self.engine is not None and result.touched_accounts:
-            await self.engine.rescore_pending(as_of or self.clock())
+            await self.engine.rescore_touched(result.touched_accounts, as_of or self.clock())
         return result
 
     async def parse(self, records: Sequence[InboundRecord]) -> ParsedBatch:

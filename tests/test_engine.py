@@ -186,6 +186,29 @@ async def test_rescorers_claim_disjoint_shards_of_the_queue_and_a_failed_one_com
     ]
 
 
+async def test_ingestion_that_answers_after_rescoring_does_so_even_when_another_rescorer_holds_the_shard(
+    db: Database, settings: Settings
+) -> None:
+    await Pipeline(db).ingest(records(account("acme", START)), ingress="http")
+    other = await Database.open(settings)
+    try:
+        async with other.unit_of_work() as sa_conn:
+            holder = await driver_connection(sa_conn)
+            assert await drain_rescore_queue(holder, up_to_id=2**62) == ["acme"]  # its shard is held, unscored
+            departure = {"contact_id": "c1", "change": "left_company", "role": "champion"}
+            result = await Pipeline(db, engine=engine_of(db)).ingest(
+                records(event("contact_change", "acme", START + timedelta(hours=1), departure)),
+                ingress="http",
+                as_of=START + timedelta(days=1),
+            )
+            assert result.touched_accounts == {"acme"}
+            assert await rows(db, "SELECT account_id, as_of FROM account_health") == [
+                ("acme", START + timedelta(days=1))
+            ]
+    finally:
+        await other.close()
+
+
 async def test_two_rescorers_at_once_score_every_queued_account_once(db: Database, settings: Settings) -> None:
     await Pipeline(db).ingest(records(*(account(f"acc-{n:02d}", START) for n in range(40))), ingress="http")
     other = await Database.open(settings)

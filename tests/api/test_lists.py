@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 
+from services.database import Database
 from tests.api.conftest import World
+from tests.api.seed import NOW
 
 
 async def _walk(client: httpx.AsyncClient, world: World, path: str, who: str = "admin") -> list[dict[str, Any]]:
@@ -161,3 +165,26 @@ async def test_alert_list_filters_and_pages(client: httpx.AsyncClient, world: Wo
     second = (await client.get(f"/v1/alerts?limit=2&cursor={first['next_cursor']}", headers=world.auth("admin"))).json()
     assert [x["id"] for x in first["items"] + second["items"]] == [a["initech"], a["globex"], a["acme"]]
     assert second["next_cursor"] is None
+
+
+async def test_timeline_shows_an_event_whose_numbers_no_float_holds(
+    client: httpx.AsyncClient, world: World, db: Database
+) -> None:
+    payload = (
+        '{"id": "big-1", "type": "kamwatch.usage.v1", '
+        '"data": {"quantity": 1, "huge": 1e400, "wide": 123456789012345678901234567890}}'
+    )
+    async with db.unit_of_work() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO raw_events (event_time, source, event_id, type, subject, received_at, payload) "
+                "VALUES (:at, 'tests', 'big-1', 'kamwatch.usage.v1', 'acme', :at, CAST(:payload AS json))"
+            ),
+            {"at": NOW - timedelta(days=1), "payload": payload},
+        )
+    response = await client.get("/v1/accounts/acme/timeline?limit=50", headers=world.auth("lea"))
+    assert response.status_code == 200, response.text
+    item = next(i for i in response.json()["items"] if i["id"] == "e:tests:big-1")
+    # Exact, as PostgreSQL keeps them (a 64-bit or float decoder would round, overflow or refuse them).
+    assert item["data"]["huge"] == 10**400
+    assert item["data"]["wide"] == 123456789012345678901234567890

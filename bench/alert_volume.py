@@ -88,6 +88,7 @@ def count_messages(path: Path) -> Counter[str]:
     cleared ones) are one message, as the alerter sends them; team-channel posts apart."""
     seen: set[tuple[str, str, str, tuple[int, ...]]] = set()
     counts: Counter[str] = Counter()
+    with_news: set[tuple[str, str, str, tuple[int, ...]]] = set()  # digests carrying new alerts, not only cleared
     if not path.exists():
         return counts
     with path.open("rb") as lines:
@@ -102,6 +103,9 @@ def count_messages(path: Path) -> Counter[str]:
             if key not in seen:
                 seen.add(key)
                 counts[kind] += 1
+            if kind == "digest" and doc["kind"] == "digest":
+                with_news.add(key)
+    counts["digest with new alerts"] = len(with_news)
     return counts
 
 
@@ -175,8 +179,8 @@ def main() -> None:
     print(f"{args.accounts} accounts, {r['kams']} KAMs, {args.days} days ({r['weeks']} weeks), {r['events']} events")
     print(f"simulate {r['simulate_s']} s, replay with alerting {r['replay_s']} s")
     print("messages per KAM per week, as the alerting would have sent them:")
-    for kind in ("immediate", "digest", "reminder", "escalation", "resolved", "team_channel"):
-        print(f"  {kind:<19} {r['messages_per_kam_week'].get(kind, 0.0):.2f}")
+    for kind in ("immediate", "digest", "digest with new alerts", "reminder", "escalation", "resolved", "team_channel"):
+        print(f"  {kind:<23} {r['messages_per_kam_week'].get(kind, 0.0):.2f}")
     print("per KAM per week, from the alerts' last notification:")
     immediate, immediate_alerts = r["immediate_messages_per_kam_week"], r["immediate_alerts_per_kam_week"]
     print(f"  immediate messages  {immediate:.2f}  ({immediate_alerts:.2f} alerts)")

@@ -1,11 +1,13 @@
 """API benchmark: GET /v1/accounts/{id}/health with 100,000 accounts seeded.
 
-    .venv/bin/python bench/api.py --accounts 100000 --duration 10
+    .venv/bin/python bench/api.py --accounts 100000 --duration 10 [--workers 2] [--data-dir DIR]
 
-Seeds the accounts, their health and 30 days of history (COPY), starts the API with uvicorn in a separate
-process, then load-generates from another process with keep-alive HTTP/1.1 connections and an admin key:
-first closed-loop at saturation (throughput), then open-loop at a fixed rate (latency measured from each
-request's scheduled time, so queueing counts). Prints requests/s and p50/p99 latency.
+Seeds the accounts, their health and 30 days of history (COPY), starts the API with uvicorn in separate
+processes (two by default: on a 2-core machine two processes beat one, measured), then load-generates from
+another process with keep-alive HTTP/1.1 connections and an admin key: first closed-loop at saturation
+(throughput), then open-loop at a fixed rate (latency measured from each request's scheduled time, so
+queueing counts). Prints requests/s, p50/p99 latency, and the CPU time each request cost the load generator,
+the API processes and PostgreSQL. ``--data-dir`` keeps the embedded database and reuses it on the next run.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -169,8 +172,11 @@ async def seed(db: Database, accounts: int) -> str:
             ],
         )
         key = await create_key(conn, name="bench", scopes=["admin"], kam_id=None, created_by="bench", at=AS_OF)
+    # As a live database would be: vacuumed (hint bits and visibility map set, so neither autovacuum nor the
+    # first reads rewrite the freshly copied pages during the measurement) and checkpointed.
     async with db.autocommit() as conn:
-        await conn.exec_driver_sql("ANALYZE")
+        await conn.exec_driver_sql("VACUUM (ANALYZE)")
+        await conn.exec_driver_sql("CHECKPOINT")
     return key.key
 
 
@@ -234,7 +240,13 @@ async def saturate(host: str, port: int, key: str, accounts: int, seconds: float
     await asyncio.gather(*(worker(c, n) for n, c in enumerate(connections)))
     elapsed = time.perf_counter() - started
     cuts = statistics.quantiles(latencies, n=100)
-    return {"rps": len(latencies) / elapsed, "p50": cuts[49], "p99": cuts[98], "errors": errors}
+    return {
+        "rps": len(latencies) / elapsed,
+        "p50": cuts[49],
+        "p99": cuts[98],
+        "errors": errors,
+        "requests": len(latencies),
+    }
 
 
 async def fixed_rate(host: str, port: int, key: str, accounts: int, seconds: float, rate: int) -> dict[str, float]:
@@ -267,7 +279,44 @@ async def fixed_rate(host: str, port: int, key: str, accounts: int, seconds: flo
     await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - start
     cuts = statistics.quantiles(latencies, n=100)
-    return {"rps": len(latencies) / elapsed, "p50": cuts[49], "p99": cuts[98], "errors": errors}
+    return {
+        "rps": len(latencies) / elapsed,
+        "p50": cuts[49],
+        "p99": cuts[98],
+        "errors": errors,
+        "requests": len(latencies),
+    }
+
+
+def _cpu_seconds(api_pids: list[int], postmaster: int | None) -> dict[str, float]:
+    """CPU (user + system) used so far by this load process, the API processes and PostgreSQL's backends."""
+    import psutil
+
+    def used(process: psutil.Process) -> float:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            return 0.0
+        return times.user + times.system
+
+    database = 0.0
+    if postmaster is not None:
+        root = psutil.Process(postmaster)
+        database = used(root) + sum(used(child) for child in root.children(recursive=True))
+    return {
+        "load": used(psutil.Process()),
+        "api": sum(used(psutil.Process(pid)) for pid in api_pids),
+        "postgres": database,
+    }
+
+
+def _measured(phase: Any, args: argparse.Namespace) -> dict[str, Any]:
+    before = _cpu_seconds(args.api_pids, args.postmaster)
+    result: dict[str, Any] = asyncio.run(phase)
+    after = _cpu_seconds(args.api_pids, args.postmaster)
+    requests = result["requests"]
+    result["cpu_us_per_request"] = {name: (after[name] - before[name]) / requests * 1e6 for name in after}
+    return result
 
 
 def load_main(args: argparse.Namespace) -> None:
@@ -275,8 +324,8 @@ def load_main(args: argparse.Namespace) -> None:
     # Warm up: every worker's pool, the key cache, the statement caches.
     asyncio.run(saturate(host, port, args.key, args.accounts, 2, args.concurrency))
     results = {
-        "saturation": asyncio.run(saturate(host, port, args.key, args.accounts, args.duration, args.concurrency)),
-        "fixed": asyncio.run(fixed_rate(host, port, args.key, args.accounts, args.duration, args.rate)),
+        "saturation": _measured(saturate(host, port, args.key, args.accounts, args.duration, args.concurrency), args),
+        "fixed": _measured(fixed_rate(host, port, args.key, args.accounts, args.duration, args.rate), args),
     }
     print(json.dumps(results))
 
@@ -293,7 +342,12 @@ def serve_main(args: argparse.Namespace) -> None:
     tune_gc()
     settings = Settings(database_url=args.database_url, db_pool_size=args.pool)
     # Every worker process accepts on the socket the parent bound (the kernel spreads the connections).
-    uvicorn.run(build_app(settings), fd=args.fd, log_level="warning", access_log=False)
+    # Not uvicorn's `fd=`: it wraps the descriptor as AF_UNIX, so the event loop never sets TCP_NODELAY on the
+    # accepted connections and Nagle holds each response body behind its headers until the client's delayed
+    # ACK (about 40 ms a request at saturation). socket(fileno=...) reads the real family, type and protocol.
+    listener = socket.socket(fileno=args.fd)
+    config = uvicorn.Config(build_app(settings), log_level="warning", access_log=False)
+    uvicorn.Server(config).run(sockets=[listener])
 
 
 def _wait_until_up(port: int, key: str, processes: list[subprocess.Popen[bytes]]) -> None:
@@ -318,6 +372,15 @@ async def prepare(args: argparse.Namespace, workdir: Path) -> tuple[str, str, Da
     settings = Settings(data_dir=workdir / "data", database_url=args.database_url)
     db = await Database.open(settings)
     await db.migrate()
+    async with db.unit_of_work() as conn:
+        seeded = (await conn.exec_driver_sql("SELECT count(*) FROM accounts")).scalar_one()
+    if seeded == args.accounts:
+        async with db.unit_of_work() as conn:
+            new = await create_key(conn, name="bench", scopes=["admin"], kam_id=None, created_by="bench", at=AS_OF)
+        print(f"reused                 {seeded:,} accounts seeded by an earlier run")
+        return db.url, new.key, db
+    if seeded:
+        raise SystemExit(f"the database holds {seeded:,} accounts, not {args.accounts:,}: give an empty one")
     started = time.perf_counter()
     key = await seed(db, args.accounts)
     seconds = time.perf_counter() - started
@@ -327,7 +390,8 @@ async def prepare(args: argparse.Namespace, workdir: Path) -> tuple[str, str, Da
 
 def run_main(args: argparse.Namespace) -> None:
     loop = asyncio.new_event_loop()
-    workdir = Path(tempfile.mkdtemp(prefix="kamwatch-bench-api-"))
+    keep = args.data_dir is not None
+    workdir = args.data_dir.resolve() if keep else Path(tempfile.mkdtemp(prefix="kamwatch-bench-api-"))
     url, key, db = loop.run_until_complete(prepare(args, workdir))
     listener = socket.socket()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -337,6 +401,8 @@ def run_main(args: argparse.Namespace) -> None:
     me = [sys.executable, str(Path(__file__).resolve())]
     serve = [*me, "serve", "--database-url", url, "--fd", str(listener.fileno()), "--pool", str(args.pool)]
     servers = [subprocess.Popen(serve, pass_fds=[listener.fileno()]) for _ in range(args.workers)]
+    pid_file = workdir / "data" / "pgdata" / "postmaster.pid"
+    postmaster = int(pid_file.read_text().split()[0]) if db.embedded is not None and pid_file.exists() else None
     try:
         _wait_until_up(port, key, servers)
         load = subprocess.run(
@@ -355,6 +421,9 @@ def run_main(args: argparse.Namespace) -> None:
                 str(args.rate),
                 "--concurrency",
                 str(args.concurrency),
+                "--api-pids",
+                ",".join(str(server.pid) for server in servers),
+                *(["--postmaster", str(postmaster)] if postmaster else []),
             ],
             check=True,
             capture_output=True,
@@ -370,7 +439,8 @@ def run_main(args: argparse.Namespace) -> None:
         loop.close()
         if db.embedded is not None:
             db.embedded.cleanup()  # stop the embedded server before its directory goes
-        shutil.rmtree(workdir, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(workdir, ignore_errors=True)
     results = json.loads(load.stdout.strip().splitlines()[-1])
     sat, fixed = results["saturation"], results["fixed"]
     print(f"API                    {args.workers} uvicorn process(es), {args.pool} database connections each")
@@ -382,6 +452,12 @@ def run_main(args: argparse.Namespace) -> None:
         f"at {args.rate} requests/s        p50 {fixed['p50'] * 1000:.1f} ms, p99 {fixed['p99'] * 1000:.1f} ms "
         f"({fixed['rps']:,.0f} requests/s achieved, {fixed['errors']:.0f} errors)"
     )
+    for name, phase in (("saturation", sat), (f"at {args.rate} requests/s", fixed)):
+        cpu = phase["cpu_us_per_request"]
+        print(
+            f"CPU per request        {name}: load generator {cpu['load']:.0f} us, API {cpu['api']:.0f} us, "
+            f"PostgreSQL {cpu['postgres']:.0f} us"
+        )
 
 
 def main() -> None:
@@ -393,8 +469,14 @@ def main() -> None:
     run.add_argument("--rate", type=int, default=500, help="Requests/s of the fixed-rate phase.")
     run.add_argument("--concurrency", type=int, default=32, help="Connections of the saturation phase.")
     run.add_argument("--pool", type=int, default=10, help="Database connections per API process.")
-    run.add_argument("--workers", type=int, default=1, help="API processes sharing the listening socket.")
+    run.add_argument("--workers", type=int, default=2, help="API processes sharing the listening socket.")
     run.add_argument("--database-url", default=None, help="Default: an embedded PostgreSQL in a temporary dir.")
+    run.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="Keep the embedded PostgreSQL here and reuse its seeded accounts on the next run (default: seed afresh).",
+    )
     serve = sub.add_parser("serve", help="(internal) the API process")
     serve.add_argument("--database-url", required=True)
     serve.add_argument("--fd", type=int, required=True)
@@ -409,6 +491,8 @@ def main() -> None:
         ("--concurrency", int),
     ):
         load.add_argument(name, type=kind, required=True)
+    load.add_argument("--api-pids", type=lambda v: [int(p) for p in v.split(",")], required=True)
+    load.add_argument("--postmaster", type=int, default=None)
     args = parser.parse_args()
     if args.command == "serve":
         serve_main(args)

@@ -24,6 +24,7 @@ from ingestion.parsing import InboundRecord
 from ingestion.pipeline import BatchResult
 from services import api_pages, api_v1
 from services.alerting import build_alerting
+from services.api_fastpath import HealthFastPath
 from services.api_queries import open_read_pool
 from services.api_slack import slack_router
 from services.auth import KeyCache, Principal, require
@@ -101,12 +102,14 @@ def build_app(
     clock: Callable[[], datetime] = utc_now,
     key_cache_seconds: float = 5.0,
     metrics: Metrics | None = None,
+    health_fast_path: bool = True,
 ) -> FastAPI:
     """The API application; it opens (and closes) its own database unless given one.
 
     ``key_cache_seconds``: how long a checked API key is trusted without asking the database again (a key
     revoked from another process stops working after at most that long). Ingested events are scored and
-    their alerts opened at once, as in the worker.
+    their alerts opened at once, as in the worker. ``health_fast_path``: answer the plain polling requests of
+    GET /v1/accounts/{id}/health without the framework's routing (services/api_fastpath.py; same answers).
     """
     metrics = metrics or Metrics.create()
 
@@ -149,6 +152,8 @@ def build_app(
             response.headers["Allow"] = allowed_methods(request)
         return response
 
+    if health_fast_path:
+        app.add_middleware(HealthFastPath)  # added first: innermost, inside CORS and the request metrics
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

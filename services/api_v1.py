@@ -108,14 +108,23 @@ def _locale(request: Request, locale: str | None) -> Locale:
     return pick_locale(locale, request.headers.get("accept-language"))
 
 
+HEALTH_PATH = "/v1/accounts/{account_id}/health"
+
+
 @router.get(
-    "/accounts/{account_id}/health",
+    HEALTH_PATH.removeprefix("/v1"),
     response_model=AccountHealthOut,
     tags=["accounts"],
     summary="Health of one account (risk, level, drivers, trend, open alerts)",
     responses={**AUTH_ERRORS, **NOT_FOUND, 304: {"description": "Not modified (If-None-Match matched the ETag)"}},
 )
 async def get_health(request: Request, account_id: str, principal: Reader, locale: LocaleParam = None) -> Response:
+    return await health_response(request, account_id, principal, locale)
+
+
+async def health_response(request: Request, account_id: str, principal: Principal, locale: Locale | None) -> Response:
+    """The health document of a visible account (or its 304), else the 404 problem. Shared by the route and
+    its fast path (services/api_fastpath.py), which answers the plain polling requests without the framework."""
     row = await q.account_health_row(request.app.state.read_pool, account_id, q.request_now(request))
     if row is None or not principal.sees_owner(row["owner_kam_id"]):
         raise q.not_found()

@@ -226,6 +226,12 @@ async def api_principal(
     return await authenticate(request, bearer.credentials if bearer else header)
 
 
+async def api_key_of(request: Request) -> str | None:
+    """The key as api_principal's dependencies find it, for code outside FastAPI's dependency injection."""
+    bearer = await _bearer(request)
+    return bearer.credentials if bearer else await _header(request)
+
+
 def require(*scopes: Scope) -> Callable[..., object]:
     """A dependency admitting callers holding any of ``scopes`` (admin always passes)."""
     wanted = frozenset(scopes) | {"admin"}

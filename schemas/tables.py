@@ -216,14 +216,17 @@ outcomes = Table(
     PrimaryKeyConstraint("account_id", "event_time", "source", "event_id"),
 )
 
-# Accounts whose signals changed, one row per ingested batch (a single insert on the hot path rather than
-# one upsert per account); the health engine drains it and rescores each account once.
+# Accounts whose signals changed, one row per ingested batch and shard of accounts (a single insert on the hot
+# path rather than one upsert per account); rescorers claim whole shards and rescore each account once.
 rescore_queue = Table(
     "rescore_queue",
     metadata,
     Column("id", BigInteger, Identity(), primary_key=True),
     Column("account_ids", ARRAY(Id), nullable=False),
     Column("latest_event_time", TZ, nullable=False),
+    Column("shard", SmallInteger, nullable=False, server_default=text("0"), comment="hash shard of the accounts"),
+    Column("queued_at", TZ, nullable=False, server_default=text("clock_timestamp()")),
+    Index("ix_rescore_queue_shard_id", "shard", "id"),
 )
 
 # Current health of each account: the newest score (by as_of), its components and drivers.

@@ -239,6 +239,10 @@ async def saturate(host: str, port: int, key: str, accounts: int, seconds: float
     started = time.perf_counter()
     await asyncio.gather(*(worker(c, n) for n, c in enumerate(connections)))
     elapsed = time.perf_counter() - started
+    return _figures(latencies, elapsed, errors)
+
+
+def _figures(latencies: list[float], elapsed: float, errors: int) -> dict[str, float]:
     cuts = statistics.quantiles(latencies, n=100)
     return {
         "rps": len(latencies) / elapsed,
@@ -278,14 +282,7 @@ async def fixed_rate(host: str, port: int, key: str, accounts: int, seconds: flo
         tasks.append(asyncio.create_task(one(request, due)))
     await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - start
-    cuts = statistics.quantiles(latencies, n=100)
-    return {
-        "rps": len(latencies) / elapsed,
-        "p50": cuts[49],
-        "p99": cuts[98],
-        "errors": errors,
-        "requests": len(latencies),
-    }
+    return _figures(latencies, elapsed, errors)
 
 
 def _cpu_seconds(api_pids: list[int], postmaster: int | None) -> dict[str, float]:

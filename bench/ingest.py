@@ -151,9 +151,8 @@ def evaluator_process(url: str, done: EventType, counts: SimpleQueue[int]) -> No
     async def drain() -> int:
         db = await Database.open(Settings(database_url=url))
         try:
-            settings = Settings(database_url=url)
             engine = HealthEngine(db, load_scoring_config(None), metrics=Metrics.create())
-            pacing = RescorePacing(settings.rescore_settle_s, settings.rescore_max_delay_s)
+            pacing = RescorePacing.from_settings(Settings(database_url=url))
             await rescore_forever(engine, clock=lambda: END, idle_s=0.2, pacing=pacing, until=done.is_set)
             return rescored_so_far(engine.metrics)
         finally:

@@ -229,7 +229,7 @@ SELECT $1, $2, * FROM unnest($3::text[], $4::text[], $5::text[], $6::bytea[])
 ON CONFLICT (ingress, origin, md5(raw)) DO NOTHING
 """
 
-# Rescoring is shared by shards of accounts (see health_engine.repository.claim_rescore_shard): a batch queues
+# Rescoring is shared by shards of accounts (see health_engine.repository.drain_rescore_queue): a batch queues
 # one row per shard it touched. More shards than evaluator processes, so each finds one free.
 RESCORE_SHARDS = 16
 

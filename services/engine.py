@@ -192,6 +192,10 @@ class RescorePacing:
     settle_s: float = 3.0
     max_delay_s: float = 30.0
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RescorePacing:
+        return cls(settings.rescore_settle_s, settings.rescore_max_delay_s)
+
     def due(self, state: QueueState) -> bool:
         return state.newest_s >= self.settle_s or state.oldest_s >= self.max_delay_s
 

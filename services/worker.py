@@ -138,13 +138,7 @@ def evaluation_tasks(
 ) -> list[asyncio.Task[None]]:
     """The engine's live loops: rescoring what ingestion touched, the scheduled sweep, the gauges."""
     return [
-        asyncio.create_task(
-            rescore_forever(
-                engine,
-                clock=utc_now,
-                pacing=RescorePacing(settings.rescore_settle_s, settings.rescore_max_delay_s),
-            )
-        ),
+        asyncio.create_task(rescore_forever(engine, clock=utc_now, pacing=RescorePacing.from_settings(settings))),
         asyncio.create_task(
             sweep_forever(engine, interval_s=settings.sweep_interval_s, shards=settings.sweep_shards, clock=utc_now)
         ),

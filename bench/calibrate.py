@@ -108,10 +108,10 @@ class _Indexed:
 
 
 def _index(signals: AccountSignals, profiles: list[tuple[datetime, AccountProfile]]) -> _Indexed:
-    usage = tuple(sorted(signals.usage, key=lambda u: u.day))
+    usage = tuple(sorted(signals.usage, key=lambda u: u[0]))
     engagements = tuple(sorted(signals.engagements, key=lambda e: e.time))
     s = replace(signals, usage=usage, engagements=engagements)
-    return _Indexed(s, profiles, [u.day for u in usage], [e.time for e in engagements])
+    return _Indexed(s, profiles, [day for day, _, _ in usage], [e.time for e in engagements])
 
 
 def _at(ix: _Indexed, as_of: datetime, w: Windows) -> AccountSignals | None:
@@ -129,7 +129,7 @@ def _at(ix: _Indexed, as_of: datetime, w: Windows) -> AccountSignals | None:
         bisect.bisect_right(ix.usage_days, today),
     )
     usage: list[UsageDay] = list(s.usage[lo:hi])
-    before = [u for u in s.usage[:lo] if u.quantity > 0 or u.active_users > 0]
+    before = [u for u in s.usage[:lo] if u[1] > 0 or u[2] > 0]
     if before:
         usage.append(before[-1])
     since = as_of - timedelta(days=w.ticket_days)

@@ -135,9 +135,9 @@ async def load_signals(
         _USAGE_SQL, ids, first_day, today
     ):
         if offsets:
-            usage[account_id] = list(map(UsageDay, map(window_days.__getitem__, offsets), quantities, users))
+            usage[account_id] = list(zip(map(window_days.__getitem__, offsets), quantities, users, strict=True))
         if last_day is not None:
-            usage[account_id].append(UsageDay(last_day, last_quantity, last_users))
+            usage[account_id].append((last_day, last_quantity, last_users))
     tickets: dict[str, list[Ticket]] = defaultdict(list)
     # Columns are selected in the dataclasses' field order: rows unpack straight into them.
     for row in await conn.fetch(_TICKETS_SQL, ids, as_of - timedelta(days=windows.ticket_days)):

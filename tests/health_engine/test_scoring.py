@@ -65,7 +65,7 @@ def usage(
     for n in range(1, 71):
         quantity = recent if n <= 7 else (previous if previous is not None and n <= 14 else baseline)
         active = recent_users if recent_users is not None and n <= 14 else users
-        days.append(UsageDay(day_ago(n), quantity, active))
+        days.append((day_ago(n), quantity, active))
     return tuple(days)
 
 
@@ -269,7 +269,7 @@ def test_usage_drop_weighs_more_when_sustained() -> None:
 
 def test_usage_drop_lasting_three_weeks_weighs_fully() -> None:
     def weeks_low(n: int) -> float:
-        days = tuple(UsageDay(day_ago(d), 40.0 if d <= 7 * n else 100.0, 10) for d in range(1, 71))
+        days = tuple((day_ago(d), 40.0 if d <= 7 * n else 100.0, 10) for d in range(1, 71))
         driver = drivers(score(healthy(usage=days)))["usage.drop"]
         assert driver.evidence["weeks_in_a_row"] == min(n, 3)
         return driver.points
@@ -278,22 +278,20 @@ def test_usage_drop_lasting_three_weeks_weighs_fully() -> None:
     assert one < two < three
     assert two == pytest.approx(three * CONFIG.usage.two_week_factor, abs=0.1)
     assert weeks_low(4) == three
-    lasting = drivers(
-        score(healthy(usage=tuple(UsageDay(day_ago(d), 40.0 if d <= 21 else 100.0, 10) for d in range(1, 71))))
-    )
+    lasting = drivers(score(healthy(usage=tuple((day_ago(d), 40.0 if d <= 21 else 100.0, 10) for d in range(1, 71)))))
     assert "3 weeks in a row" in lasting["usage.drop"].message_en
     assert "3 semaines de suite" in lasting["usage.drop"].message_fr
 
 
 def test_one_day_dip_is_not_a_usage_drop() -> None:
-    days = tuple(d._replace(quantity=0.0) if d.day == day_ago(3) else d for d in usage())
+    days = tuple((day, 0.0, users) if day == day_ago(3) else (day, quantity, users) for day, quantity, users in usage())
     assert "usage.drop" not in drivers(score(healthy(usage=days)))
 
 
 def test_seasonal_lull_is_not_a_usage_drop() -> None:
     as_of = datetime(2026, 9, 1, 12, tzinfo=UTC)
     lull = tuple(
-        UsageDay(d, 60.0 if d.month == 8 else 100.0, 6 if d.month == 8 else 10)
+        (d, 60.0 if d.month == 8 else 100.0, 6 if d.month == 8 else 10)
         for d in (as_of.date() - timedelta(days=n) for n in range(1, 71))
     )
     signals = healthy(usage=lull)
@@ -307,7 +305,7 @@ def test_seasonal_lull_is_not_a_usage_drop() -> None:
 def test_drop_within_the_accounts_own_variability_is_not_a_usage_drop() -> None:
     # Weeks swing between 60 and 150 a day: a 35% lower week is ordinary for this account.
     swings = (65.0, 65.0, 140.0, 70.0, 120.0, 95.0, 150.0, 60.0, 110.0, 100.0, 100.0)
-    days = [UsageDay(day_ago(n), swings[(n - 1) // 7], 10) for n in range(1, 71)]
+    days = [(day_ago(n), swings[(n - 1) // 7], 10) for n in range(1, 71)]
     assert "usage.drop" not in drivers(score(healthy(usage=tuple(days))))
     steady = usage(recent=65, previous=65)
     assert "usage.drop" in drivers(score(healthy(usage=steady)))
@@ -330,25 +328,23 @@ def test_users_drop() -> None:
 
 
 def test_silent_regular_account() -> None:
-    quiet = tuple(d for d in usage() if d.day < day_ago(10))
+    quiet = tuple(d for d in usage() if d[0] < day_ago(10))
     found = drivers(score(healthy(usage=quiet)))
     assert found["usage.silent"].evidence["days_since_activity"] == 11
-    recent = tuple(d for d in usage() if d.day < day_ago(3))
+    recent = tuple(d for d in usage() if d[0] < day_ago(3))
     assert "usage.silent" not in drivers(score(healthy(usage=recent)))
 
 
 def test_minimum_volume_guard_keeps_tiny_accounts_quiet() -> None:
     # A tiny account using the product every other week: the same relative drop and silence as a large one.
-    tiny = tuple(UsageDay(day_ago(n), 2.0, 1) for n in range(14, 71, 14))
+    tiny = tuple((day_ago(n), 2.0, 1) for n in range(14, 71, 14))
     assert not [d for d in score(healthy(usage=tiny)).drivers if d.component == "usage"]
-    large = tuple(UsageDay(day_ago(n), 100.0, 10) for n in range(14, 71)) + tuple(
-        UsageDay(day_ago(n), 0.0, 0) for n in range(1, 14)
-    )
+    large = tuple((day_ago(n), 100.0, 10) for n in range(14, 71)) + tuple((day_ago(n), 0.0, 0) for n in range(1, 14))
     assert {"usage.drop", "usage.silent"} <= set(drivers(score(healthy(usage=large))))
 
 
 def test_long_silence_is_flagged_even_for_irregular_accounts() -> None:
-    tiny = tuple(UsageDay(day_ago(n), 2.0, 1) for n in range(45, 71, 14))
+    tiny = tuple((day_ago(n), 2.0, 1) for n in range(45, 71, 14))
     assert "usage.silent" in drivers(score(healthy(usage=tiny)))
 
 
@@ -647,7 +643,7 @@ def test_renewal_multiplier_is_capped_at_100() -> None:
 def worst_account() -> AccountSignals:
     return AccountSignals(
         profile=AccountProfile("acme", "strategic", Decimal("480000"), renewal_date=day_ago(-10)),
-        usage=tuple(d for d in usage(recent=30, previous=30, users=10, recent_users=2) if d.day < day_ago(9)),
+        usage=tuple(d for d in usage(recent=30, previous=30, users=10, recent_users=2) if d[0] < day_ago(9)),
         tickets=(
             *(ticket(f"T-{i}", 1 + i * 2, status="opened", priority="urgent", escalations=1) for i in range(6)),
             ticket("T-c", 10, csat=1, reopenings=2),
@@ -744,7 +740,7 @@ def test_events_after_as_of_are_ignored() -> None:
         Engagement(ago(10), "nps_survey", "responded", nps_score=3),
     )
     base = healthy(
-        usage=tuple(d for d in usage() if d.day < day_ago(10)),
+        usage=tuple(d for d in usage() if d[0] < day_ago(10)),
         tickets=(ticket("T-u", 5, status="opened", priority="urgent"),),
         invoices=(*paid_history(), invoice("INV-late", 20, status="issued")),
         engagements=history,
@@ -758,7 +754,7 @@ def test_events_after_as_of_are_ignored() -> None:
     champion_leaves_later = replace(healthy_contacts()[1], active=False, left_at=later)
     future = replace(
         base,
-        usage=(*base.usage, UsageDay(day_ago(-1), 1e6, 999), UsageDay(day_ago(0), 0.0, 0)),
+        usage=(*base.usage, (day_ago(-1), 1e6, 999), (day_ago(0), 0.0, 0)),
         tickets=(resolved_later, ticket("T-future", -2, status="opened", priority="urgent")),
         invoices=(
             *base.invoices[:-1],
@@ -801,9 +797,7 @@ signals_strategy = st.builds(
         renewal_date=maybe(st.integers(-120, 30).map(day_ago)),
     ),
     usage=st.lists(
-        st.builds(
-            UsageDay, day=st.integers(-3, 80).map(day_ago), quantity=st.floats(0, 1e6), active_users=st.integers(0, 500)
-        ),
+        st.tuples(st.integers(-3, 80).map(day_ago), st.floats(0, 1e6), st.integers(0, 500)),
         max_size=80,
     ).map(tuple),
     tickets=st.lists(

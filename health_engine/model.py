@@ -44,8 +44,8 @@ class AccountProfile:
 
 UsageDay: TypeAlias = tuple[date, float, int]
 """Usage rolled up per UTC day (and metric: a day may come in several rows, which add up): (day, quantity,
-active users). A plain tuple: a sweep builds tens of millions of them, and ``zip`` builds those in C (a named
-tuple's constructor is a Python call: 5 times slower, measured, a tenth of a sweep's Python time)."""
+active users). A plain tuple: a sweep builds tens of millions of them, and ``zip`` builds those in C (through a
+named tuple's constructor, a Python call, 63 days took 35 µs instead of 7.5: some 5% of a sweep's Python time)."""
 
 
 @dataclass(frozen=True, slots=True)

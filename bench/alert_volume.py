@@ -134,6 +134,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 precision = dict(await conn.fetchrow(_PRECISION_SQL))
                 by_rule = [dict(r) for r in await conn.fetch(_BY_RULE_SQL)]
             messages = count_messages(messages_file)
+            if args.messages is not None and messages_file.exists():
+                shutil.copyfile(messages_file, args.messages)
         finally:
             await db.close()
             server.cleanup()
@@ -174,6 +176,7 @@ def main() -> None:
     parser.add_argument("--start", type=date.fromisoformat, default=date(2025, 1, 6))
     parser.add_argument("--lead-days", type=int, default=30, help="How early a churner must be alerted.")
     parser.add_argument("--lookback-days", type=int, default=180, help="Older alerts do not count for a churn.")
+    parser.add_argument("--messages", type=Path, help="Keep the rendered messages (NDJSON) in this file.")
     args = parser.parse_args()
     r = asyncio.run(run(args))
     print(f"{args.accounts} accounts, {r['kams']} KAMs, {args.days} days ({r['weeks']} weeks), {r['events']} events")

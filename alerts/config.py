@@ -120,6 +120,9 @@ class PolicyConfig(_Strict):
     """A critical alert still unacknowledged this long after it was notified goes to the KAM's manager."""
     team_channel: str | None = Field(default=None, min_length=1)
     """Slack channel that also receives strategic accounts' critical alerts (none: not sent)."""
+    cleared_note_max_days: int = Field(default=7, ge=1)
+    """A "cleared" note on a warning or info alert never makes a digest of its own: it rides with the KAM's next
+    digest that has news, or goes in the last digest within this many days of the alert resolving."""
 
 
 class AlertsConfig(_Strict):

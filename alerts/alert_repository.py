@@ -131,21 +131,35 @@ async def load_level_since(conn: asyncpg.Connection, account_ids: Sequence[str])
     return {r["account_id"]: r["level_since"] for r in rows}
 
 
-async def load_risk_at(conn: asyncpg.Connection, account_ids: Sequence[str], at: datetime) -> dict[str, float]:
-    """Each account's risk as it stood at ``at`` (its newest history row not after it), for the 7-day trend."""
+@dataclass(frozen=True, slots=True)
+class PastHealth:
+    """An account's risk and component risks as they stood at some earlier time."""
+
+    risk: float
+    components: dict[str, float]
+
+
+async def load_health_at(conn: asyncpg.Connection, account_ids: Sequence[str], at: datetime) -> dict[str, PastHealth]:
+    """Each account's health as it stood at ``at`` (its newest history row not after it), for the 7-day trend
+    and the jump rule."""
     rows = await conn.fetch(
         """
-        SELECT a.account_id, h.risk::float8 AS risk
+        SELECT a.account_id, h.risk::float8 AS risk, h.components
         FROM unnest($1::text[]) AS a(account_id)
         CROSS JOIN LATERAL (
-            SELECT risk FROM account_health_history
+            SELECT risk, components FROM account_health_history
             WHERE account_id = a.account_id AND as_of <= $2 ORDER BY as_of DESC LIMIT 1
         ) h
         """,
         list(account_ids),
         at,
     )
-    return {r["account_id"]: r["risk"] for r in rows}
+    return {
+        r["account_id"]: PastHealth(
+            r["risk"], {name: float(risk) for name, risk in (_loads(r["components"]) or {}).items()}
+        )
+        for r in rows
+    }
 
 
 async def load_kams(conn: asyncpg.Connection, kam_ids: Sequence[str]) -> dict[str, Kam]:

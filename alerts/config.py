@@ -84,6 +84,10 @@ class JumpRule(_Rule):
     unless_explained: bool = True
     """Not while a driver rule (usage drop, champion left…) alerts on the account: that alert already says why
     the risk rose; a jump alone tells of several signals each under its own rule's threshold."""
+    unless_one_rule: bool = True
+    """Not when everything that rose is watched by one driver rule that does not fire (a one-week usage dip, an
+    invoice a little late): that rule judged the signal below its threshold, and alerts, saying why, once it is
+    worth it. Needs the components' risks now and 7 days ago (without them the jump fires)."""
 
 
 class RenewalRule(_Rule):

@@ -98,7 +98,7 @@ class Alerting:
         await repo.reopen_ended_snoozes(conn, as_of, ids)
         accounts = await repo.load_accounts(conn, ids)
         level_since = await repo.load_level_since(conn, ids)
-        before = await repo.load_risk_at(conn, ids, as_of - timedelta(days=TREND_DAYS))
+        before = await repo.load_health_at(conn, ids, as_of - timedelta(days=TREND_DAYS))
         snapshots = {
             s.account_id: snapshot_of(s, accounts[s.account_id], level_since.get(s.account_id), before, as_of)
             for s in scores
@@ -199,9 +199,9 @@ class Alerting:
             return {}
         accounts = await repo.load_accounts(conn, account_ids)
         health = await repo.load_health(conn, account_ids)
-        before = await repo.load_risk_at(conn, account_ids, as_of - timedelta(days=TREND_DAYS))
+        before = await repo.load_health_at(conn, account_ids, as_of - timedelta(days=TREND_DAYS))
         return {
-            a: stored_snapshot(accounts[a], health[a], before.get(a))
+            a: stored_snapshot(accounts[a], health[a], past.risk if (past := before.get(a)) is not None else None)
             for a in account_ids
             if a in accounts and a in health
         }
@@ -423,7 +423,7 @@ def snapshot_of(
     score: HealthScore,
     account: repo.AccountRow,
     level_since: datetime | None,
-    risk_before: Mapping[str, float],
+    health_before: Mapping[str, repo.PastHealth],
     as_of: datetime,
 ) -> AccountSnapshot:
     drivers = tuple(
@@ -440,10 +440,12 @@ def snapshot_of(
         owner_kam_id=account.owner_kam_id,
         risk=score.risk,
         level=score.level,
-        risk_7d_ago=risk_before.get(score.account_id),
+        risk_7d_ago=past.risk if (past := health_before.get(score.account_id)) is not None else None,
         level_since=level_since,
         drivers=drivers,
         as_of=as_of,
+        components={c.name: c.risk for c in score.components},
+        components_7d_ago=past.components if past is not None else {},
     )
 
 

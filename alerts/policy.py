@@ -484,6 +484,13 @@ def cleared_notes_owed(
     return sorted(found, key=lambda n: (n.account_id, n.dedup_key, n.alert_id))
 
 
+def cleared_notes_may_go(waiting: Iterable[ClearedNote], as_of: datetime, config: AlertsConfig) -> bool:
+    """Whether a waiting note could reach its last digest around ``as_of`` (the next digest, then the one after,
+    come within about two days): if not, and nothing else changed, an evaluation has nothing to send."""
+    horizon = as_of + timedelta(days=3) - timedelta(days=config.policy.cleared_note_max_days)
+    return any(n.owed_since <= horizon for n in waiting)
+
+
 def plan_cleared_notes(
     notes: Iterable[ClearedNote],
     plan: Iterable[PlannedNotification],

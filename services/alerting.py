@@ -30,6 +30,7 @@ from alerts.model import AccountSnapshot, Kam, Locale, OpenAlert, SignalDriver
 from alerts.outbox import digest_payload, message_payload, render_payloads
 from alerts.policy import (
     PlannedNotification,
+    cleared_notes_may_go,
     cleared_notes_owed,
     deliveries,
     local_day_bounds,
@@ -110,7 +111,13 @@ class Alerting:
         # "Cleared" notes owed from earlier evaluations, to the KAMs of these accounts: they may go out now.
         owners = sorted({a.owner_kam_id for a in accounts.values() if a.owner_kam_id})
         waiting, waiting_items = await repo.load_waiting_cleared_notes(conn, owners)
-        if not changes and not waiting and not any(_may_escalate(a) for a in open_alerts):
+        # With nothing changed, waiting notes can only go out because their time is up (news would have taken
+        # them when it was planned).
+        if (
+            not changes
+            and not cleared_notes_may_go(waiting, as_of, self.config)
+            and not any(_may_escalate(a) for a in open_alerts)
+        ):
             return Outcome()
 
         await repo.resolve_alerts(conn, changes.resolved, as_of)

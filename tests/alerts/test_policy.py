@@ -17,6 +17,7 @@ from alerts.policy import (
     apply_budget,
     candidates,
     channels_for,
+    cleared_notes_may_go,
     cleared_notes_owed,
     dedup,
     deliveries,
@@ -590,3 +591,14 @@ def test_cleared_notes_follow_the_kams_own_digest_hour_and_channels() -> None:
 def test_cleared_notes_of_an_account_without_a_known_owner_wait() -> None:
     accounts = {"acme": snapshot(owner_kam_id=None)}
     assert plan(Changes(), accounts=accounts, waiting=(note(owed_since=ago(days=30)),)) == []
+
+
+def test_an_evaluation_that_changes_nothing_has_waiting_notes_to_send_only_near_their_deadline() -> None:
+    assert not cleared_notes_may_go([], AS_OF, CONFIG)
+    assert not cleared_notes_may_go([note(owed_since=ago(days=3, hours=23))], AS_OF, CONFIG)
+    assert cleared_notes_may_go([note(owed_since=ago(days=4))], AS_OF, CONFIG)
+    # whenever the plan would send a note, this says so (checked over a fortnight of evaluations, hourly)
+    for hours in range(0, 14 * 24):
+        waiting = (note(owed_since=ago(hours=hours)),)
+        if plan(Changes(), waiting=waiting):
+            assert cleared_notes_may_go(waiting, AS_OF, CONFIG)

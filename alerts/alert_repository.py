@@ -18,6 +18,7 @@ import orjson
 from alerts.messages import AlertItem
 from alerts.model import Kam, Locale, OpenAlert, SignalDriver, Tier
 from alerts.outbox import driver_from_json, driver_json
+from alerts.policy import ClearedNote
 from alerts.reconcile import Opened, Resolved, SeverityChanged
 
 ENGINE_ACTOR = "kamwatch"
@@ -130,21 +131,35 @@ async def load_level_since(conn: asyncpg.Connection, account_ids: Sequence[str])
     return {r["account_id"]: r["level_since"] for r in rows}
 
 
-async def load_risk_at(conn: asyncpg.Connection, account_ids: Sequence[str], at: datetime) -> dict[str, float]:
-    """Each account's risk as it stood at ``at`` (its newest history row not after it), for the 7-day trend."""
+@dataclass(frozen=True, slots=True)
+class PastHealth:
+    """An account's risk and component risks as they stood at some earlier time."""
+
+    risk: float
+    components: dict[str, float]
+
+
+async def load_health_at(conn: asyncpg.Connection, account_ids: Sequence[str], at: datetime) -> dict[str, PastHealth]:
+    """Each account's health as it stood at ``at`` (its newest history row not after it), for the 7-day trend
+    and the jump rule."""
     rows = await conn.fetch(
         """
-        SELECT a.account_id, h.risk::float8 AS risk
+        SELECT a.account_id, h.risk::float8 AS risk, h.components
         FROM unnest($1::text[]) AS a(account_id)
         CROSS JOIN LATERAL (
-            SELECT risk FROM account_health_history
+            SELECT risk, components FROM account_health_history
             WHERE account_id = a.account_id AND as_of <= $2 ORDER BY as_of DESC LIMIT 1
         ) h
         """,
         list(account_ids),
         at,
     )
-    return {r["account_id"]: r["risk"] for r in rows}
+    return {
+        r["account_id"]: PastHealth(
+            r["risk"], {name: float(risk) for name, risk in (_loads(r["components"]) or {}).items()}
+        )
+        for r in rows
+    }
 
 
 async def load_kams(conn: asyncpg.Connection, kam_ids: Sequence[str]) -> dict[str, Kam]:
@@ -256,6 +271,47 @@ async def immediate_sent_today(
     return {r["kam_id"]: r["sent"] for r in rows}
 
 
+async def load_waiting_cleared_notes(
+    conn: asyncpg.Connection, kam_ids: Sequence[str]
+) -> tuple[list[ClearedNote], dict[int, AlertItem]]:
+    """The "cleared" notes still waiting for a digest on the accounts these KAMs own, with their alerts as
+    messages show them; locked until the caller's transaction ends, and those another transaction holds are
+    skipped (that one decides about them), so a note is never planned twice."""
+    if not kam_ids:
+        return [], {}
+    rows = await conn.fetch(
+        f"""
+        SELECT {_OPEN_COLUMNS}, cleared_note_since FROM alerts
+        WHERE cleared_note_since IS NOT NULL AND cleared_note_at IS NULL
+          AND account_id IN (SELECT account_id FROM accounts WHERE owner_kam_id = ANY($1::text[]))
+        ORDER BY id FOR UPDATE SKIP LOCKED
+        """,
+        list(kam_ids),
+    )
+    notes, items = [], {}
+    for r in rows:
+        _, item = _open_alert(r)
+        notes.append(ClearedNote(r["id"], r["dedup_key"], r["account_id"], r["cleared_note_since"]))
+        items[item.alert_id] = item
+    return notes, items
+
+
+async def kams_with_pending_digest(conn: asyncpg.Connection, kam_ids: Sequence[str], at: datetime) -> set[str]:
+    """The KAMs among ``kam_ids`` whose digest still to go out after ``at`` carries alerts (an alert put in a
+    digest is stamped with its send time), whether or not the alerts have resolved since."""
+    if not kam_ids:
+        return set()
+    rows = await conn.fetch(
+        """
+        SELECT DISTINCT ac.owner_kam_id FROM accounts ac JOIN alerts al ON al.account_id = ac.account_id
+        WHERE ac.owner_kam_id = ANY($1::text[]) AND al.delivery = 'digest' AND al.last_notified_at > $2
+        """,
+        list(kam_ids),
+        at,
+    )
+    return {r["owner_kam_id"] for r in rows}
+
+
 # --- writing alerts ------------------------------------------------------------------------------------------
 
 
@@ -358,6 +414,26 @@ async def set_deliveries(conn: asyncpg.Connection, updates: Sequence[DeliveryUpd
         [u.notified_at for u in updates],
         [u.folded_into for u in updates],
     )
+
+
+async def record_cleared_notes(
+    conn: asyncpg.Connection, owed: Sequence[ClearedNote], planned: Mapping[int, datetime]
+) -> None:
+    """Notes just owed (``cleared_note_since``), and when the planned ones go out (alert id -> send time)."""
+    if owed:
+        await conn.execute(
+            "UPDATE alerts a SET cleared_note_since = u.since "
+            "FROM unnest($1::bigint[], $2::timestamptz[]) AS u(id, since) WHERE a.id = u.id",
+            [n.alert_id for n in owed],
+            [n.owed_since for n in owed],
+        )
+    if planned:
+        await conn.execute(
+            "UPDATE alerts a SET cleared_note_at = u.at "
+            "FROM unnest($1::bigint[], $2::timestamptz[]) AS u(id, at) WHERE a.id = u.id",
+            list(planned),
+            list(planned.values()),
+        )
 
 
 async def mark_escalated(conn: asyncpg.Connection, escalated: Mapping[int, str], at: datetime) -> None:
@@ -579,7 +655,8 @@ async def list_alerts(conn: asyncpg.Connection, filters: AlertFilters) -> list[d
         """
         SELECT al.id, al.account_id, ac.name AS account_name, ac.owner_kam_id, al.rule, al.subject, al.severity,
                al.state, al.fired_at, al.delivery, al.folded_into, al.last_notified_at, al.acknowledged_at,
-               al.snoozed_until, al.escalated_at, al.resolved_at, al.title_en
+               al.snoozed_until, al.escalated_at, al.resolved_at, al.cleared_note_since, al.cleared_note_at,
+               al.title_en
         FROM alerts al LEFT JOIN accounts ac ON ac.account_id = al.account_id
         WHERE ($1::text IS NULL OR al.account_id = $1) AND ($2::text IS NULL OR al.rule = $2)
           AND ($3::text IS NULL OR al.severity = $3) AND ($4::text IS NULL OR al.state = $4)

@@ -84,6 +84,10 @@ class JumpRule(_Rule):
     unless_explained: bool = True
     """Not while a driver rule (usage drop, champion left…) alerts on the account: that alert already says why
     the risk rose; a jump alone tells of several signals each under its own rule's threshold."""
+    unless_one_rule: bool = True
+    """Not when everything that rose is watched by one driver rule that does not fire (a one-week usage dip, an
+    invoice a little late): that rule judged the signal below its threshold, and alerts, saying why, once it is
+    worth it. Needs the components' risks now and 7 days ago (without them the jump fires)."""
 
 
 class RenewalRule(_Rule):
@@ -120,6 +124,9 @@ class PolicyConfig(_Strict):
     """A critical alert still unacknowledged this long after it was notified goes to the KAM's manager."""
     team_channel: str | None = Field(default=None, min_length=1)
     """Slack channel that also receives strategic accounts' critical alerts (none: not sent)."""
+    cleared_note_max_days: int = Field(default=7, ge=1)
+    """A "cleared" note on a warning or info alert never makes a digest of its own: it rides with the KAM's next
+    digest that has news, or goes in the last digest within this many days of the alert resolving."""
 
 
 class AlertsConfig(_Strict):

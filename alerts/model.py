@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Literal, TypeAlias
@@ -34,7 +35,9 @@ class SignalDriver:
 
 @dataclass(frozen=True, slots=True)
 class AccountSnapshot:
-    """An account's profile and latest health at ``as_of``; ``risk_7d_ago`` feeds the jump rule and the trend."""
+    """An account's profile and latest health at ``as_of``; ``risk_7d_ago`` feeds the jump rule and the trend,
+    ``components`` and ``components_7d_ago`` (component name -> risk; empty when unknown) tell the jump rule what
+    rose."""
 
     account_id: str
     name: str
@@ -49,6 +52,8 @@ class AccountSnapshot:
     level_since: datetime | None
     drivers: tuple[SignalDriver, ...]
     as_of: datetime
+    components: Mapping[str, float] = field(default_factory=dict)
+    components_7d_ago: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

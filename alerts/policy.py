@@ -6,7 +6,7 @@ can be tested on its own. The outbox and the senders around it are someone else'
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Literal
@@ -37,7 +37,8 @@ class PlannedNotification:
 
     ``recipient`` is a KAM id, or the channel name for ``team_channel``. ``alert_dedup_keys`` lists the alerts
     the message is about, main ones first; for ``immediate`` and ``digest`` it includes the alerts folded into
-    them. ``account_id`` is None for digests, which span accounts.
+    them. ``account_id`` is None for digests, which span accounts. ``alert_ids`` names the resolved alerts of a
+    ``resolved`` note (a dedup key may recur among resolved alerts; empty for the other kinds).
     """
 
     kind: NotificationKind
@@ -47,6 +48,7 @@ class PlannedNotification:
     send_at: datetime
     account_id: str | None
     folded_into: str | None = None
+    alert_ids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +84,24 @@ class UrgentGroup:
     keys: tuple[str, ...]
     folded: tuple[str, ...]
     first_fired_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ClearedNote:
+    """A resolved alert whose KAM is owed a "cleared" note: they heard of the alert and did not snooze it.
+
+    ``owed_since`` is when it resolved. An ``urgent`` one (a critical alert) is told at once; the others go in a
+    digest: ``digest_at`` when the digest that was to announce the alert has not gone out yet (the note goes with
+    it, so that digest does not list the alert as live), else the KAM's next digest that has news, or the last
+    digest within ``cleared_note_max_days`` of ``owed_since``, whichever comes first.
+    """
+
+    alert_id: int
+    dedup_key: str
+    account_id: str
+    owed_since: datetime
+    urgent: bool = False
+    digest_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,6 +316,9 @@ def plan_notifications(
     sent_today: Mapping[str, int],
     as_of: datetime,
     config: AlertsConfig,
+    *,
+    waiting: Sequence[ClearedNote] = (),
+    digest_news: Collection[str] = frozenset(),
 ) -> list[PlannedNotification]:
     """Every notification the changes and the clock (``as_of``) call for, deterministic and sorted.
 
@@ -304,6 +327,10 @@ def plan_notifications(
     local day (see ``local_day_bounds``). Alerts of an account without a known owner KAM reach only the team
     channel, and only when critical. Several digest notifications for the same KAM and ``send_at`` (from
     several calls) are meant to be merged into one message by the sender.
+
+    ``waiting`` are "cleared" notes owed from earlier evaluations and not sent yet (their accounts must be in
+    ``accounts``), ``digest_news`` the KAMs whose next digest already goes out with alerts planned earlier: the
+    notes ride with such a digest, or with one planned here (see ``plan_cleared_notes``).
     """
     if as_of.utcoffset() is None:
         raise ValueError("as_of must be timezone-aware")
@@ -324,7 +351,8 @@ def plan_notifications(
         plan += _team_channel(g, accounts, as_of, config)
     plan += _folded(folded, status, kams, owners, as_of)
     plan += _digests(later, overflow, kams, owners, as_of, config)
-    plan += _resolved(changes, open_alerts, kams, accounts, as_of, config)
+    owed = [*cleared_notes_owed(changes, open_alerts, kams, accounts, as_of), *waiting]
+    plan += plan_cleared_notes(owed, plan, digest_news, kams, accounts, as_of, config)
     # Only alerts still open can be overdue: not one these changes resolve or lower, nor one they raise to
     # critical (its clock starts with the notification of the raise, not with an older one).
     raised = {c.dedup_key for c in changes.severity_changed if c.raised}
@@ -430,18 +458,19 @@ def _digests(
     return found
 
 
-def _resolved(
+def cleared_notes_owed(
     changes: Changes,
     open_alerts: Iterable[OpenAlert],
     kams: Mapping[str, Kam],
     accounts: Mapping[str, AccountSnapshot],
     as_of: datetime,
-    config: AlertsConfig,
-) -> list[PlannedNotification]:
-    """Tell the KAM an alert cleared only if they heard of it and did not snooze it: at once for a critical
-    alert (and on the team channel for a strategic account), in the next digest otherwise."""
+) -> list[ClearedNote]:
+    """The "cleared" notes the alerts these changes resolve owe their KAM: only for an alert the KAM heard of
+    (or is about to, in a digest not sent yet) and did not snooze, on an account with an owner kamwatch knows.
+    A critical alert already told is cleared at once (urgent); an alert still waiting for its digest is cleared
+    in that digest; any other note waits for a digest (see ``plan_cleared_notes``)."""
     by_id = {a.alert_id: a for a in open_alerts}
-    groups: dict[tuple[str, str, bool], list[str]] = {}
+    found = []
     for r in changes.resolved:
         a = by_id.get(r.alert_id)
         if a is None or a.last_notified_at is None or (a.snoozed_until is not None and a.snoozed_until > as_of):
@@ -449,15 +478,75 @@ def _resolved(
         snap = accounts.get(r.account_id)
         if snap is None or snap.owner_kam_id is None or snap.owner_kam_id not in kams:
             continue
-        groups.setdefault((snap.owner_kam_id, r.account_id, a.severity == "critical"), []).append(r.dedup_key)
-    found = []
-    team = config.policy.team_channel
-    for (kam_id, account_id, urgent), keys in sorted(groups.items()):
+        unsent = a.last_notified_at if a.last_notified_at > as_of else None
+        urgent = a.severity == "critical" and unsent is None
+        found.append(ClearedNote(r.alert_id, r.dedup_key, r.account_id, as_of, urgent, unsent))
+    return sorted(found, key=lambda n: (n.account_id, n.dedup_key, n.alert_id))
+
+
+def cleared_notes_may_go(waiting: Iterable[ClearedNote], as_of: datetime, config: AlertsConfig) -> bool:
+    """Whether a waiting note could reach its last digest around ``as_of`` (the next digest, then the one after,
+    come within about two days): if not, and nothing else changed, an evaluation has nothing to send."""
+    horizon = as_of + timedelta(days=3) - timedelta(days=config.policy.cleared_note_max_days)
+    return any(n.owed_since <= horizon for n in waiting)
+
+
+def plan_cleared_notes(
+    notes: Iterable[ClearedNote],
+    plan: Iterable[PlannedNotification],
+    digest_news: Collection[str],
+    kams: Mapping[str, Kam],
+    accounts: Mapping[str, AccountSnapshot],
+    as_of: datetime,
+    config: AlertsConfig,
+) -> list[PlannedNotification]:
+    """The "cleared" notes to send, of those owed (``notes``: just resolved, or still waiting); the others wait.
+
+    Urgent ones go at once (and to the team channel for a strategic account), one message per account; one whose
+    digest has not gone out goes with that digest. The others never make a digest of their own: they ride with
+    the KAM's next digest when it goes out anyway (with alerts in ``plan``, with an alert not yet sent in it, or
+    the KAM is in ``digest_news``: already holding news from an earlier evaluation), and otherwise wait, at most
+    ``cleared_note_max_days``: when the digest after the next one would come later than that after the oldest
+    waiting note, every waiting note of the KAM goes in the next one. Notes of an account without a known owner
+    wait (there is nowhere to send them).
+    """
+    policy = config.policy
+    max_wait = timedelta(days=policy.cleared_note_max_days)
+    owners = {a: s.owner_kam_id for a, s in accounts.items() if s.owner_kam_id in kams}
+    going: set[tuple[str, datetime]] = {
+        (n.recipient, n.send_at) for n in plan if n.kind == "digest" and n.channel != "team_channel"
+    }
+    groups: dict[tuple[str, str, datetime, bool], list[ClearedNote]] = {}
+    waiting: dict[str, list[ClearedNote]] = {}
+    for note in sorted(notes, key=lambda n: (n.owed_since, n.alert_id)):
+        kam_id = owners.get(note.account_id)
+        if kam_id is None:
+            continue
+        if note.urgent:
+            groups.setdefault((kam_id, note.account_id, as_of, True), []).append(note)
+        elif note.digest_at is not None:
+            groups.setdefault((kam_id, note.account_id, note.digest_at, False), []).append(note)
+            going.add((kam_id, note.digest_at))
+        else:
+            waiting.setdefault(kam_id, []).append(note)
+    for kam_id, owed in waiting.items():
         kam = kams[kam_id]
-        send_at = as_of if urgent else next_digest_time(kam.timezone, config.policy.digest_hour, as_of)
-        found += [_note("resolved", ch, kam_id, tuple(sorted(keys)), send_at, account_id) for ch in channels_for(kam)]
+        at = next_digest_time(kam.timezone, policy.digest_hour, as_of)
+        last_chance = next_digest_time(kam.timezone, policy.digest_hour, at) > owed[0].owed_since + max_wait
+        if kam_id in digest_news or (kam_id, at) in going or last_chance:
+            for note in owed:
+                groups.setdefault((kam_id, note.account_id, at, False), []).append(note)
+    found = []
+    team = policy.team_channel
+    for (kam_id, account_id, send_at, urgent), group in sorted(groups.items()):
+        group.sort(key=lambda n: (n.dedup_key, n.alert_id))
+        keys = tuple(n.dedup_key for n in group)
+        ids = tuple(n.alert_id for n in group)
+        found += [
+            _note("resolved", ch, kam_id, keys, send_at, account_id, alert_ids=ids) for ch in channels_for(kams[kam_id])
+        ]
         if urgent and team is not None and accounts[account_id].tier == "strategic":
-            found.append(_note("resolved", "team_channel", team, tuple(sorted(keys)), as_of, account_id))
+            found.append(_note("resolved", "team_channel", team, keys, send_at, account_id, alert_ids=ids))
     return found
 
 
@@ -479,5 +568,6 @@ def _note(
     send_at: datetime,
     account_id: str | None,
     folded_into: str | None = None,
+    alert_ids: tuple[int, ...] = (),
 ) -> PlannedNotification:
-    return PlannedNotification(kind, channel, recipient, keys, send_at, account_id, folded_into)
+    return PlannedNotification(kind, channel, recipient, keys, send_at, account_id, folded_into, alert_ids)

@@ -38,7 +38,7 @@ def evaluate(snapshot: AccountSnapshot, config: AlertsConfig) -> tuple[DesiredAl
     explained: list[DesiredAlert] = []
     for rule, (codes, subject_key) in DRIVER_RULES.items():
         explained += _driver_rule(snapshot, rule, getattr(rules, rule), codes, subject_key)
-    found += _risk_jump(snapshot, rules.risk_jump, explained=bool(explained))
+    found += _risk_jump(snapshot, rules.risk_jump, explained=bool(explained), one_rule=_one_rule_rose(snapshot))
     found += explained
     found += _renewal_at_risk(snapshot, rules.renewal_at_risk)
     return tuple(sorted(found, key=lambda a: a.dedup_key))
@@ -100,8 +100,25 @@ def _risk_level(snapshot: AccountSnapshot, rule: LevelRule) -> list[DesiredAlert
     ]
 
 
-def _risk_jump(snapshot: AccountSnapshot, rule: JumpRule, *, explained: bool) -> list[DesiredAlert]:
+_RULE_OF_CODE = {code: rule for rule, (codes, _) in DRIVER_RULES.items() for code in codes}
+
+
+def _one_rule_rose(snapshot: AccountSnapshot) -> bool:
+    """Whether every driver of the components whose risk rose over 7 days is watched by one and the same driver
+    rule (which, not firing, judges them below its threshold). False when the components are unknown, when none
+    rose (the renewal coming closer), or when an unwatched driver or a second rule's share in the rise."""
+    before, now = snapshot.components_7d_ago, snapshot.components
+    if not before or not now:
+        return False
+    rose = {c for c, risk in now.items() if round(risk, 1) > round(before.get(c, 0.0), 1)}
+    rules = {_RULE_OF_CODE.get(d.code) for d in snapshot.drivers if d.component in rose and d.points > 0}
+    return len(rules) == 1 and None not in rules
+
+
+def _risk_jump(snapshot: AccountSnapshot, rule: JumpRule, *, explained: bool, one_rule: bool) -> list[DesiredAlert]:
     if snapshot.risk_7d_ago is None or not rule.applies_to(snapshot.tier) or (explained and rule.unless_explained):
+        return []
+    if one_rule and rule.unless_one_rule:
         return []
     if LEVEL_RANK[snapshot.level] < LEVEL_RANK[rule.min_level]:
         return []

@@ -49,7 +49,11 @@ SELECT
     count(DISTINCT (ac.owner_kam_id, al.last_notified_at)) FILTER (WHERE al.delivery = 'digest') AS digests,
     count(*) FILTER (WHERE al.delivery = 'digest') AS digest_alerts,
     count(*) FILTER (WHERE al.delivery = 'folded') AS folded_alerts,
-    count(*) AS alerts
+    count(*) AS alerts,
+    count(*) FILTER (WHERE al.cleared_note_at IS NOT NULL) AS cleared_notes_sent,
+    count(*) FILTER (WHERE al.cleared_note_since IS NOT NULL AND al.cleared_note_at IS NULL) AS cleared_notes_waiting,
+    COALESCE(extract(epoch FROM max(al.cleared_note_at - al.cleared_note_since)) / 86400, 0)::float8
+        AS cleared_note_max_wait_days
 FROM alerts al JOIN accounts ac USING (account_id)
 """
 
@@ -134,6 +138,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 precision = dict(await conn.fetchrow(_PRECISION_SQL))
                 by_rule = [dict(r) for r in await conn.fetch(_BY_RULE_SQL)]
             messages = count_messages(messages_file)
+            if args.messages is not None and messages_file.exists():
+                shutil.copyfile(messages_file, args.messages)
         finally:
             await db.close()
             server.cleanup()
@@ -153,6 +159,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "digests_per_kam_week": volume["digests"] / per_kam_week,
         "digest_alerts_per_kam_week": volume["digest_alerts"] / per_kam_week,
         "folded_alerts": volume["folded_alerts"],
+        "cleared_notes_sent": volume["cleared_notes_sent"],
+        "cleared_notes_waiting": volume["cleared_notes_waiting"],
+        "cleared_note_max_wait_days": volume["cleared_note_max_wait_days"],
         "alerts": volume["alerts"],
         "churners": churn["churners"],
         "churners_alerted_early": churn["alerted_early"],
@@ -174,6 +183,7 @@ def main() -> None:
     parser.add_argument("--start", type=date.fromisoformat, default=date(2025, 1, 6))
     parser.add_argument("--lead-days", type=int, default=30, help="How early a churner must be alerted.")
     parser.add_argument("--lookback-days", type=int, default=180, help="Older alerts do not count for a churn.")
+    parser.add_argument("--messages", type=Path, help="Keep the rendered messages (NDJSON) in this file.")
     args = parser.parse_args()
     r = asyncio.run(run(args))
     print(f"{args.accounts} accounts, {r['kams']} KAMs, {args.days} days ({r['weeks']} weeks), {r['events']} events")
@@ -186,6 +196,10 @@ def main() -> None:
     print(f"  immediate messages  {immediate:.2f}  ({immediate_alerts:.2f} alerts)")
     print(f"  digests             {r['digests_per_kam_week']:.2f}  ({r['digest_alerts_per_kam_week']:.2f} alerts)")
     print(f"  alerts in all: {r['alerts']}, of which folded into a critical one: {r['folded_alerts']}")
+    print(
+        f"cleared notes sent: {r['cleared_notes_sent']} (longest wait {r['cleared_note_max_wait_days']:.1f} days), "
+        f"still waiting at the end: {r['cleared_notes_waiting']}"
+    )
     share = r["churners_alerted_early_share"]
     print(
         f"churners alerted >= {args.lead_days} days ahead (alert within {args.lookback_days} days before the churn): "

@@ -324,8 +324,15 @@ alerts = Table(
     Column("title_en", Text, nullable=False),
     Column("title_fr", Text, nullable=False),
     Column("drivers", JSONB, nullable=False),
+    Column("cleared_note_since", TZ, comment="when its cleared note became owed (NULL: none)"),
+    Column("cleared_note_at", TZ, comment="when its cleared note goes out (NULL: waiting)"),
     Index("uq_alerts_open_dedup_key", "dedup_key", unique=True, postgresql_where=text("state <> 'resolved'")),
     Index("ix_alerts_account_id", "account_id", "fired_at"),
+    Index(
+        "ix_alerts_cleared_note_waiting",
+        "account_id",
+        postgresql_where=text("cleared_note_since IS NOT NULL AND cleared_note_at IS NULL"),
+    ),
 )
 
 alert_transitions = Table(

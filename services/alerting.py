@@ -28,7 +28,14 @@ from alerts.config import AlertsConfig, load_rules_config
 from alerts.messages import AlertItem, AlertMessage, DigestSection
 from alerts.model import AccountSnapshot, Kam, Locale, OpenAlert, SignalDriver
 from alerts.outbox import digest_payload, message_payload, render_payloads
-from alerts.policy import PlannedNotification, deliveries, local_day_bounds, plan_notifications
+from alerts.policy import (
+    PlannedNotification,
+    cleared_notes_may_go,
+    cleared_notes_owed,
+    deliveries,
+    local_day_bounds,
+    plan_notifications,
+)
 from alerts.reconcile import Changes, reconcile
 from alerts.rules import evaluate
 from health_engine.model import HealthScore
@@ -92,7 +99,7 @@ class Alerting:
         await repo.reopen_ended_snoozes(conn, as_of, ids)
         accounts = await repo.load_accounts(conn, ids)
         level_since = await repo.load_level_since(conn, ids)
-        before = await repo.load_risk_at(conn, ids, as_of - timedelta(days=TREND_DAYS))
+        before = await repo.load_health_at(conn, ids, as_of - timedelta(days=TREND_DAYS))
         snapshots = {
             s.account_id: snapshot_of(s, accounts[s.account_id], level_since.get(s.account_id), before, as_of)
             for s in scores
@@ -101,7 +108,16 @@ class Alerting:
         open_alerts, items = await repo.load_open_alerts(conn, sorted(snapshots))
         desired = [alert for snap in snapshots.values() for alert in evaluate(snap, self.config)]
         changes = reconcile(desired, open_alerts, as_of)
-        if not changes and not any(_may_escalate(a) for a in open_alerts):
+        # "Cleared" notes owed from earlier evaluations, to the KAMs of these accounts: they may go out now.
+        owners = sorted({a.owner_kam_id for a in accounts.values() if a.owner_kam_id})
+        waiting, waiting_items = await repo.load_waiting_cleared_notes(conn, owners)
+        # With nothing changed, waiting notes can only go out because their time is up (news would have taken
+        # them when it was planned).
+        if (
+            not changes
+            and not cleared_notes_may_go(waiting, as_of, self.config)
+            and not any(_may_escalate(a) for a in open_alerts)
+        ):
             return Outcome()
 
         await repo.resolve_alerts(conn, changes.resolved, as_of)
@@ -110,14 +126,35 @@ class Alerting:
         # A key opened meanwhile by another transaction is theirs to notify.
         changes = replace(changes, opened=tuple(o for o in changes.opened if o.alert.dedup_key in new_ids))
 
-        kams = await repo.load_kams(conn, sorted({a.owner_kam_id for a in accounts.values() if a.owner_kam_id}))
+        kams = await repo.load_kams(conn, owners)
         windows = {
             k: local_day_bounds(kams[k].timezone, as_of)
             for k in {s.owner_kam_id for s in snapshots.values()}
             if k is not None and k in kams
         }
         sent_today = await repo.immediate_sent_today(conn, windows)
-        plan = plan_notifications(changes, open_alerts, kams, snapshots, sent_today, as_of, self.config)
+        # The accounts of waiting notes not scored now appear in the digest as they stand.
+        others = await self._stored_snapshots(conn, sorted({n.account_id for n in waiting} - set(snapshots)), as_of)
+        shown = {**others, **snapshots}
+        owed = cleared_notes_owed(changes, open_alerts, kams, shown, as_of)
+        note_kams = {s.owner_kam_id for n in (*owed, *waiting) if (s := shown.get(n.account_id)) is not None}
+        digest_news = await repo.kams_with_pending_digest(conn, sorted(k for k in note_kams if k in kams), as_of)
+        plan = plan_notifications(
+            changes,
+            open_alerts,
+            kams,
+            shown,
+            sent_today,
+            as_of,
+            self.config,
+            waiting=waiting,
+            digest_news=digest_news,
+        )
+        await repo.record_cleared_notes(
+            conn,
+            owed,
+            {i: n.send_at for n in plan if n.kind == "resolved" and n.channel != "team_channel" for i in n.alert_ids},
+        )
 
         for o in changes.opened:
             a = o.alert
@@ -135,9 +172,11 @@ class Alerting:
         )
         for r in changes.resolved:
             book.live.pop(r.dedup_key, None)
+        book.items |= waiting_items
         book.account_of = {a.alert_id: a.account_id for a in open_alerts}
         book.account_of |= {new_ids[o.alert.dedup_key]: o.alert.account_id for o in changes.opened}
-        queued, escalated = await self._apply(conn, plan, book, snapshots, kams, as_of)
+        book.account_of |= {n.alert_id: n.account_id for n in waiting}
+        queued, escalated = await self._apply(conn, plan, book, shown, kams, as_of)
         self._count(changes, open_alerts, plan)
         return Outcome(
             len(changes.opened), len(changes.severity_changed), len(changes.resolved), len(plan), queued, escalated
@@ -150,20 +189,29 @@ class Alerting:
         candidates, items = await repo.lock_escalation_candidates(conn, as_of - delay)
         if not candidates:
             return Outcome()
-        ids = sorted({a.account_id for a in candidates})
-        accounts = await repo.load_accounts(conn, ids)
-        health = await repo.load_health(conn, ids)
-        before = await repo.load_risk_at(conn, ids, as_of - timedelta(days=TREND_DAYS))
-        snapshots = {
-            a: stored_snapshot(accounts[a], health[a], before.get(a)) for a in ids if a in accounts and a in health
-        }
-        kams = await repo.load_kams(conn, sorted({a.owner_kam_id for a in accounts.values() if a.owner_kam_id}))
+        snapshots = await self._stored_snapshots(conn, sorted({a.account_id for a in candidates}), as_of)
+        kams = await repo.load_kams(conn, sorted({s.owner_kam_id for s in snapshots.values() if s.owner_kam_id}))
         plan = plan_notifications(Changes(), candidates, kams, snapshots, {}, as_of, self.config)
         book = _Book({a.dedup_key: a.alert_id for a in candidates}, {}, items, candidates, Changes())
         book.account_of = {a.alert_id: a.account_id for a in candidates}
         queued, escalated = await self._apply(conn, plan, book, snapshots, kams, as_of)
         self._count(Changes(), candidates, plan)
         return Outcome(planned=len(plan), queued=queued, escalated=escalated)
+
+    async def _stored_snapshots(
+        self, conn: asyncpg.Connection, account_ids: Sequence[str], as_of: datetime
+    ) -> dict[str, AccountSnapshot]:
+        """Accounts not scored now, as their stored health stands (for messages about them)."""
+        if not account_ids:
+            return {}
+        accounts = await repo.load_accounts(conn, account_ids)
+        health = await repo.load_health(conn, account_ids)
+        before = await repo.load_health_at(conn, account_ids, as_of - timedelta(days=TREND_DAYS))
+        return {
+            a: stored_snapshot(accounts[a], health[a], past.risk if (past := before.get(a)) is not None else None)
+            for a in account_ids
+            if a in accounts and a in health
+        }
 
     def _count(self, changes: Changes, open_alerts: Sequence[OpenAlert], plan: Sequence[PlannedNotification]) -> None:
         """Alerts opened, resolved and escalated, by rule and severity (recorded before the commit: a rolled
@@ -223,7 +271,7 @@ class Alerting:
         kam_id: str | None
         locale: Locale
         timezone: str
-        alert_ids = tuple(book.id_of(k, resolved=resolved) for k in n.alert_dedup_keys)
+        alert_ids = n.alert_ids or tuple(book.id_of(k, resolved=resolved) for k in n.alert_dedup_keys)
         to, kam_id, locale, timezone = n.recipient, None, "en", "UTC"
         if n.channel != "team_channel":
             kam = kams[n.recipient]
@@ -382,7 +430,7 @@ def snapshot_of(
     score: HealthScore,
     account: repo.AccountRow,
     level_since: datetime | None,
-    risk_before: Mapping[str, float],
+    health_before: Mapping[str, repo.PastHealth],
     as_of: datetime,
 ) -> AccountSnapshot:
     drivers = tuple(
@@ -399,10 +447,12 @@ def snapshot_of(
         owner_kam_id=account.owner_kam_id,
         risk=score.risk,
         level=score.level,
-        risk_7d_ago=risk_before.get(score.account_id),
+        risk_7d_ago=past.risk if (past := health_before.get(score.account_id)) is not None else None,
         level_since=level_since,
         drivers=drivers,
         as_of=as_of,
+        components={c.name: c.risk for c in score.components},
+        components_7d_ago=past.components if past is not None else {},
     )
 
 

@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from alerts.messages import AlertItem, AlertMessage, DigestSection
-from alerts.model import Severity
+from alerts.model import Locale, Severity
 from alerts.outbox import (
     PayloadError,
     digest_payload,
@@ -90,3 +90,36 @@ def test_only_digests_merge() -> None:
 )
 def test_retry_delay(attempts: int, jitter: float, expected: float) -> None:
     assert retry_delay(attempts, base_s=30, cap_s=3600, jitter=jitter) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("locale", "news", "cleared"),
+    [("en", "Daily digest", "Resolved: Usage down"), ("fr", "Résumé du", "Résolue\u00a0: Usage en baisse")],
+)
+def test_cleared_notes_riding_with_news_render_in_the_kams_locale(locale: Locale, news: str, cleared: str) -> None:
+    # The news planned by one evaluation, cleared notes of another account from days before by another: one digest.
+    day = date(2026, 11, 21)
+    news_part = digest_payload(
+        day,
+        [DigestSection(snapshot(account_id="globex", name="Globex"), (item(3, "globex:nps_detractor"),))],
+        to="lea",
+        locale=locale,
+        timezone="Europe/Paris",
+    )
+    cleared_part = digest_payload(
+        day,
+        [DigestSection(snapshot(), (), (item(1, hours=72),))],
+        to="lea",
+        locale=locale,
+        timezone="Europe/Paris",
+    )
+    rendered = render_payloads([news_part, cleared_part], "email", base_url="https://k.example")
+    assert rendered.email is not None
+    assert news in rendered.email.subject
+    assert cleared in rendered.email.text
+    globex, acme = rendered.email.text.split("== Globex ==")[1].split("== Acme SA ==")
+    assert cleared not in globex  # the news first, the cleared note under its own account
+    assert cleared in acme
+    slack = render_payloads([news_part, cleared_part], "slack", base_url="https://k.example").slack
+    assert slack is not None
+    assert f"✅ {cleared}" in orjson.dumps(slack["blocks"]).decode()

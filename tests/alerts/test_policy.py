@@ -11,11 +11,14 @@ from alerts.model import AccountSnapshot, DesiredAlert, Kam, OpenAlert, Severity
 from alerts.policy import (
     AlertStatus,
     Candidate,
+    ClearedNote,
     UrgentGroup,
     alerts_after,
     apply_budget,
     candidates,
     channels_for,
+    cleared_notes_may_go,
+    cleared_notes_owed,
     dedup,
     deliveries,
     drop_snoozed,
@@ -267,6 +270,9 @@ def plan(
     kams: dict[str, Kam] | None = None,
     sent_today: dict[str, int] | None = None,
     config: object = CONFIG,
+    waiting: tuple[ClearedNote, ...] = (),
+    digest_news: frozenset[str] = frozenset(),
+    as_of: datetime = AS_OF,
 ) -> list[tuple[str, str, str, tuple[str, ...], datetime]]:
     from alerts.config import AlertsConfig
 
@@ -277,8 +283,10 @@ def plan(
         KAMS if kams is None else kams,
         {"acme": snapshot()} if accounts is None else accounts,
         sent_today or {},
-        AS_OF,
+        as_of,
         config,
+        waiting=waiting,
+        digest_news=digest_news,
     )
     return [(n.kind, n.channel, n.recipient, n.alert_dedup_keys, n.send_at) for n in found]
 
@@ -378,9 +386,16 @@ def resolved(alert: OpenAlert) -> Resolved:
             open_alert("acme:risk_level", severity="critical", last_notified_at=ago(days=1)),
             [("resolved", "slack", AS_OF), ("resolved", "email", AS_OF), ("resolved", "team_channel", AS_OF)],
         ),
-        # a warning: in the next digest
+        # a warning the KAM heard of: no digest for that alone (the note waits for one with news, below)
+        (open_alert("acme:usage_drop", last_notified_at=ago(days=1)), []),
+        # a warning whose digest has not gone out yet: cleared in that digest, which then does not list it as live
         (
-            open_alert("acme:usage_drop", last_notified_at=ago(days=1)),
+            open_alert("acme:usage_drop", last_notified_at=PARIS_DIGEST),
+            [("resolved", "slack", PARIS_DIGEST), ("resolved", "email", PARIS_DIGEST)],
+        ),
+        # a critical alert over the budget, waiting for the digest: cleared in it, not at once
+        (
+            open_alert("acme:risk_level", severity="critical", last_notified_at=PARIS_DIGEST),
             [("resolved", "slack", PARIS_DIGEST), ("resolved", "email", PARIS_DIGEST)],
         ),
         # never notified (folded, or still waiting for the digest): nothing to take back
@@ -477,3 +492,113 @@ def test_an_owner_unknown_to_kamwatch_counts_as_no_owner() -> None:
     accounts = {"acme": snapshot(owner_kam_id="kam-ghost", tier="key")}
     found = plan(Changes(opened=(opened("risk_level", "critical"),)), accounts=accounts, sent_today={"kam-ghost": 9})
     assert found == [("immediate", "team_channel", TEAM, ("acme:risk_level",), AS_OF)]
+
+
+# --- "cleared" notes wait for a digest with news ----------------------------------------------------------
+
+
+def note(key: str = "acme:usage_drop", alert_id: int = 7, owed_since: datetime = AS_OF) -> ClearedNote:
+    return ClearedNote(alert_id, key, key.split(":")[0], owed_since)
+
+
+def test_a_warning_resolved_today_owes_a_note_that_waits() -> None:
+    alert = open_alert("acme:usage_drop", alert_id=7, last_notified_at=ago(days=1))
+    changes = Changes(resolved=(resolved(alert),))
+    assert cleared_notes_owed(changes, [alert], KAMS, {"acme": snapshot()}, AS_OF) == [note()]
+    # a cleared-only day: nothing is sent, not even a digest of cleared notes alone
+    assert plan(changes, open_alerts=[alert]) == []
+
+
+def test_cleared_notes_ride_with_the_next_digest_that_has_news() -> None:
+    # resolved the day before, news today on another account of Léa's: one digest carries both
+    accounts = {"acme": snapshot(tier="key"), "globex": snapshot(account_id="globex", tier="key")}
+    changes = Changes(opened=(opened("nps_detractor", "warning", account="globex"),))
+    found = plan(changes, accounts=accounts, waiting=(note(owed_since=ago(days=1)),))
+    assert found == [
+        ("resolved", "slack", "kam-lea", ("acme:usage_drop",), PARIS_DIGEST),
+        ("resolved", "email", "kam-lea", ("acme:usage_drop",), PARIS_DIGEST),
+        ("digest", "slack", "kam-lea", ("globex:nps_detractor",), PARIS_DIGEST),
+        ("digest", "email", "kam-lea", ("globex:nps_detractor",), PARIS_DIGEST),
+    ]
+    # and a note resolved with that news rides too, the cleared alert named by id
+    gone = open_alert("acme:ticket_surge", alert_id=8, last_notified_at=ago(days=3))
+    full = plan_notifications(
+        Changes(opened=changes.opened, resolved=(resolved(gone),)), [gone], KAMS, accounts, {}, AS_OF, CONFIG
+    )
+    assert [(n.kind, n.channel, n.alert_dedup_keys, n.alert_ids) for n in full if n.kind == "resolved"] == [
+        ("resolved", "slack", ("acme:ticket_surge",), (8,)),
+        ("resolved", "email", ("acme:ticket_surge",), (8,)),
+    ]
+
+
+def test_cleared_notes_ride_with_news_planned_by_an_earlier_evaluation() -> None:
+    # Léa's 9:00 digest already holds an alert from another evaluation (another shard of the sweep)
+    found = plan(Changes(), waiting=(note(owed_since=ago(days=2)),), digest_news=frozenset({"kam-lea"}))
+    assert found == [
+        ("resolved", "slack", "kam-lea", ("acme:usage_drop",), PARIS_DIGEST),
+        ("resolved", "email", "kam-lea", ("acme:usage_drop",), PARIS_DIGEST),
+    ]
+    # news for another KAM does not help Léa's notes
+    assert plan(Changes(), waiting=(note(owed_since=ago(days=2)),), digest_news=frozenset({"kam-marc"})) == []
+
+
+@pytest.mark.parametrize(
+    ("owed_since", "sent"),
+    [
+        # resolved at 12:00 UTC 14 November: the 21 November 9:00 Paris digest (8:00 UTC) is the last one within
+        # 7 days, the next one (22 November) would be late: it goes now, alone if need be
+        (utc(2026, 11, 14, 12, 0), True),
+        # resolved at 7:00 UTC on 14 November: the 21 November digest comes 7 days and an hour later, too late
+        # already; never held back further
+        (utc(2026, 11, 14, 7, 0), True),
+        # resolved at 9:00 UTC on 15 November: the 22 November digest is still within 7 days: wait
+        (utc(2026, 11, 15, 9, 0), False),
+        (ago(days=1), False),
+    ],
+)
+def test_cleared_notes_go_out_within_seven_days_even_without_news(owed_since: datetime, sent: bool) -> None:
+    found = plan(Changes(), waiting=(note(owed_since=owed_since), note("acme:nps_detractor", 9, ago(days=1))))
+    if sent:
+        # the oldest note is due: every waiting note of the KAM goes in that digest
+        assert found == [
+            ("resolved", "slack", "kam-lea", ("acme:nps_detractor", "acme:usage_drop"), PARIS_DIGEST),
+            ("resolved", "email", "kam-lea", ("acme:nps_detractor", "acme:usage_drop"), PARIS_DIGEST),
+        ]
+    else:
+        assert found == []
+
+
+def test_cleared_note_wait_is_configurable() -> None:
+    waiting = (note(owed_since=ago(days=2)),)
+    assert plan(Changes(), waiting=waiting) == []
+    assert [k for k, *_ in plan(Changes(), waiting=waiting, config=with_policy(cleared_note_max_days=2))] == [
+        "resolved",
+        "resolved",
+    ]
+
+
+def test_cleared_notes_follow_the_kams_own_digest_hour_and_channels() -> None:
+    new_york = {"kam-lea": kam("kam-lea", timezone="America/New_York", slack_user_id=None, locale="en")}
+    changes = Changes(opened=(opened("usage_drop", "warning", account="globex"),))
+    accounts = {"acme": snapshot(tier="key"), "globex": snapshot(account_id="globex", tier="key")}
+    found = plan(changes, accounts=accounts, kams=new_york, waiting=(note("acme:nps_detractor", 9, ago(days=3)),))
+    assert found == [
+        ("resolved", "email", "kam-lea", ("acme:nps_detractor",), utc(2026, 11, 20, 14, 0)),
+        ("digest", "email", "kam-lea", ("globex:usage_drop",), utc(2026, 11, 20, 14, 0)),
+    ]
+
+
+def test_cleared_notes_of_an_account_without_a_known_owner_wait() -> None:
+    accounts = {"acme": snapshot(owner_kam_id=None)}
+    assert plan(Changes(), accounts=accounts, waiting=(note(owed_since=ago(days=30)),)) == []
+
+
+def test_an_evaluation_that_changes_nothing_has_waiting_notes_to_send_only_near_their_deadline() -> None:
+    assert not cleared_notes_may_go([], AS_OF, CONFIG)
+    assert not cleared_notes_may_go([note(owed_since=ago(days=3, hours=23))], AS_OF, CONFIG)
+    assert cleared_notes_may_go([note(owed_since=ago(days=4))], AS_OF, CONFIG)
+    # whenever the plan would send a note, this says so (checked over a fortnight of evaluations, hourly)
+    for hours in range(0, 14 * 24):
+        waiting = (note(owed_since=ago(hours=hours)),)
+        if plan(Changes(), waiting=waiting):
+            assert cleared_notes_may_go(waiting, AS_OF, CONFIG)

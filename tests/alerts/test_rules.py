@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from alerts.model import AccountSnapshot, DesiredAlert, Level, Tier
+from alerts.model import AccountSnapshot, DesiredAlert, Level, SignalDriver, Tier
 from alerts.rules import DRIVER_RULES, evaluate
 from tests.alerts.helpers import AS_OF, CONFIG, ago, day, driver, snapshot, with_rule
 
@@ -92,6 +92,63 @@ def test_a_risk_jump_a_driver_alert_explains_is_not_an_alert_of_its_own_unless_c
     assert "risk_jump" in by_rule(jumped, with_rule("risk_jump", unless_explained=False))
     # drivers under every rule's threshold explain nothing: the jump is the only word of them
     assert "risk_jump" in by_rule(snapshot(driver("usage.drop", 20), risk=60, risk_7d_ago=40, level="high"))
+
+
+def jumped(*drivers: SignalDriver, before: dict[str, float], now: dict[str, float]) -> AccountSnapshot:
+    return snapshot(*drivers, risk=35, risk_7d_ago=15, level="medium", components=now, components_7d_ago=before)
+
+
+USAGE_DIP = (driver("usage.drop", 26), driver("usage.users_drop", 15))  # both under usage_drop's 30 points
+
+
+@pytest.mark.parametrize(
+    ("drivers", "before", "now", "fires"),
+    [
+        # a one-week usage dip, under the usage drop rule's threshold, is all that rose: that rule's call
+        (USAGE_DIP, {"usage": 0.0, "relationship": 20.0}, {"usage": 40.0, "relationship": 20.0}, False),
+        # the same, with a steady driver of another component beside it (an old absence of champion)
+        (
+            (*USAGE_DIP, driver("relationship.no_champion", 20)),
+            {"usage": 0.0, "relationship": 20.0},
+            {"usage": 40.0, "relationship": 20.0},
+            False,
+        ),
+        # an invoice a little late, under the payment rule's threshold, alone
+        ((driver("payment.overdue", 25),), {"payment": 0.0}, {"payment": 60.0}, False),
+        # two rules' signals each under its threshold: the jump is the only word of them together
+        (
+            (*USAGE_DIP, driver("payment.overdue", 25)),
+            {"usage": 0.0, "payment": 0.0},
+            {"usage": 30.0, "payment": 30.0},
+            True,
+        ),
+        # a signal no rule watches (bad satisfaction ratings) took part: nobody else tells of it
+        (
+            (driver("support.low_csat", 30), driver("support.surge", 20)),
+            {"support": 0.0},
+            {"support": 50.0},
+            True,
+        ),
+        # nothing rose but the renewal coming closer: not one rule's signal
+        (USAGE_DIP, {"usage": 40.0}, {"usage": 40.0}, True),
+        # the components unknown (no history): the jump stands
+        (USAGE_DIP, {}, {"usage": 40.0}, True),
+    ],
+)
+def test_a_risk_jump_that_is_only_one_rules_signal_under_its_threshold_is_that_rules_call(
+    drivers: tuple[SignalDriver, ...], before: dict[str, float], now: dict[str, float], fires: bool
+) -> None:
+    found = by_rule(jumped(*drivers, before=before, now=now))
+    assert ("risk_jump" in found) is fires
+    assert not set(found) - {"risk_jump"}  # every driver under its rule's threshold
+
+
+def test_the_one_rule_exception_can_be_turned_off() -> None:
+    dip = jumped(*USAGE_DIP, before={"usage": 0.0}, now={"usage": 40.0})
+    assert "risk_jump" in by_rule(dip, with_rule("risk_jump", unless_one_rule=False))
+    # and once the drop is worth its own alert, that alert says why, the jump stays quiet as before
+    deeper = jumped(driver("usage.drop", 45), before={"usage": 0.0}, now={"usage": 45.0})
+    assert set(by_rule(deeper)) == {"usage_drop"}
 
 
 def test_risk_jump_title_and_configurable_threshold() -> None:

@@ -1,7 +1,7 @@
 """Usage days readable from the primary key alone
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 
 Scoring reads each account's last 9 weeks of ``usage_daily``: 63 rows, written one day at a time, so on 63
 different pages; fetching them was the largest database cost of a sweep. The primary key now carries what
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0008"
-down_revision: str | None = "0007"
+revision: str = "0009"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

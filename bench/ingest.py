@@ -146,13 +146,14 @@ def rescored_so_far(metrics: Metrics | None) -> int:
 def evaluator_process(url: str, done: EventType, counts: SimpleQueue[int]) -> None:
     """A `kamwatch evaluator`: its priority and its rescoring loop, until ``done`` and nothing is left to claim."""
     tune_gc()
-    yield_cpu(Settings(database_url=url).evaluator_nice)
+    settings = Settings(database_url=url)
+    yield_cpu(settings.evaluator_nice)
 
     async def drain() -> int:
-        db = await Database.open(Settings(database_url=url))
+        db = await Database.open(settings)
         try:
             engine = HealthEngine(db, load_scoring_config(None), metrics=Metrics.create())
-            pacing = RescorePacing.from_settings(Settings(database_url=url))
+            pacing = RescorePacing.from_settings(settings)
             await rescore_forever(engine, clock=lambda: END, idle_s=0.2, pacing=pacing, until=done.is_set)
             return rescored_so_far(engine.metrics)
         finally:

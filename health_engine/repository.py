@@ -27,6 +27,7 @@ from health_engine.model import (
     Ticket,
     UsageDay,
 )
+from schemas.tables import account_shard_sql
 
 _DECISION_ROLES = ["executive_sponsor", "decision_maker"]
 
@@ -336,7 +337,7 @@ def _json(rows: list[dict[str, Any]]) -> str:
 # Queued shards, the longest-waiting first. A shard is one rescorer's until its transaction ends (advisory lock
 # in a key space of its own: two int4 keys), so rescorers never score the same account at the same time.
 _QUEUED_SHARDS_SQL = "SELECT shard FROM rescore_queue WHERE id <= $1 GROUP BY shard ORDER BY min(id)"
-_TRY_LOCK_SHARD_SQL = "SELECT pg_try_advisory_xact_lock($1, $2)"
+_TRY_LOCK_RESCORE_SHARD_SQL = "SELECT pg_try_advisory_xact_lock($1, $2)"
 _TAKE_SHARD_SQL = "DELETE FROM rescore_queue WHERE shard = $1 AND id <= $2 RETURNING account_ids"
 _RESCORE_LOCK_CLASS = 0x6B77  # "kw"
 
@@ -366,7 +367,7 @@ async def drain_rescore_queue(conn: asyncpg.Connection, up_to_id: int) -> list[s
     transaction (they come back if it fails); its touched accounts, once each. Empty when nothing is queued or
     all is taken."""
     for (shard,) in await conn.fetch(_QUEUED_SHARDS_SQL, up_to_id):
-        if await conn.fetchval(_TRY_LOCK_SHARD_SQL, _RESCORE_LOCK_CLASS, shard):
+        if await conn.fetchval(_TRY_LOCK_RESCORE_SHARD_SQL, _RESCORE_LOCK_CLASS, shard):
             touched: set[str] = set()
             for (account_ids,) in await conn.fetch(_TAKE_SHARD_SQL, shard, up_to_id):
                 touched.update(account_ids)
@@ -374,10 +375,10 @@ async def drain_rescore_queue(conn: asyncpg.Connection, up_to_id: int) -> list[s
     return []
 
 
-# Shards by a stable hash of the id, so every worker agrees on which accounts a shard holds.
-_SHARD_SQL = """
+# Shards by a stable hash of the id (account_shard_sql), so every worker agrees on which accounts a shard holds.
+_SHARD_SQL = f"""
 SELECT account_id FROM accounts
-WHERE mod(hashtext(account_id)::bigint + 2147483648, $1) = $2 AND account_id > $3
+WHERE {account_shard_sql("account_id", "$1")} = $2 AND account_id > $3
 ORDER BY account_id LIMIT $4
 """
 

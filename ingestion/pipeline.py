@@ -31,6 +31,7 @@ from ingestion.projections import (
     usage_rows,
 )
 from schemas.events import EngagementEvent, Event, KamEvent, OutcomeEvent, UsageEvent, utc_date
+from schemas.tables import account_shard_sql
 
 Ingress = Literal["kafka", "http", "replay"]
 Status = Literal["accepted", "duplicate", "rejected"]
@@ -235,7 +236,7 @@ RESCORE_SHARDS = 16
 
 _MARK_TOUCHED_SQL = f"""
 INSERT INTO rescore_queue (shard, account_ids, latest_event_time, queued_at)
-SELECT mod(hashtext(account_id)::bigint + 2147483648, {RESCORE_SHARDS}), array_agg(account_id ORDER BY account_id), $2,
+SELECT {account_shard_sql("account_id", str(RESCORE_SHARDS))}, array_agg(account_id ORDER BY account_id), $2,
        clock_timestamp()
 FROM unnest($1::text[]) AS touched(account_id)
 GROUP BY 1

@@ -224,6 +224,14 @@ outcomes = Table(
     PrimaryKeyConstraint("account_id", "event_time", "source", "event_id"),
 )
 
+
+def account_shard_sql(account_id: str, shards: str) -> str:
+    """SQL for the shard, among ``shards``, of the account id ``account_id`` (both SQL expressions): a stable hash
+    of the id, so that every worker and process agrees on which accounts a shard holds (the sweep's shards, the
+    rescore queue's)."""
+    return f"mod(hashtext({account_id})::bigint + 2147483648, {shards})"
+
+
 # Accounts whose signals changed, one row per ingested batch and shard of accounts (a single insert on the hot
 # path rather than one upsert per account); rescorers claim whole shards and rescore each account once.
 rescore_queue = Table(

@@ -39,6 +39,7 @@ from alerts.policy import (
 from alerts.reconcile import Changes, reconcile
 from alerts.rules import evaluate
 from health_engine.model import HealthScore
+from health_engine.repository import component_risks
 from services.metrics import Metrics
 from services.settings import Settings
 
@@ -451,7 +452,7 @@ def snapshot_of(
         level_since=level_since,
         drivers=drivers,
         as_of=as_of,
-        components={c.name: c.risk for c in score.components},
+        components=component_risks(score),
         components_7d_ago=past.components if past is not None else {},
     )
 

@@ -105,18 +105,21 @@ def parse_record(record: InboundRecord) -> Event | EventRejected:
 # PostgreSQL text and jsonb cannot hold NUL, and numeric (so a jsonb number) holds at most 131072 digits
 # before the point and 16383 after: such a record is refused here rather than fail the whole batch.
 # The checks are a cheap superset of the candidates (an escaped NUL, an exponent of 4 digits or more, a run
-# of 4000 digits), run on every record; only a match costs a decoding of the document to check it.
-_LONG_EXPONENT = re.compile(rb"[eE][+-]?[0-9]{4}")
-_LONG_DIGITS = re.compile(rb"[0-9]{4000}")
+# of 4000 digits), run on every record; only a match costs a decoding of the document to check it. Numbers
+# are found in a copy of the payload reduced to their alphabet (digits as 0, e/E as e, signs as +, anything
+# else a space): one C pass and plain substring searches, half a regular expression's cost (measured).
+_NUMBER_SHAPES = bytes(
+    ord("0") if chr(b).isdigit() and b < 128 else ord("e") if b in b"eE" else ord("+") if b in b"+-" else ord(" ")
+    for b in range(256)
+)
 _NUL_REASON = "contains a NUL character (\\u0000), which cannot be stored"
 
 
 def _maybe_unstorable(payload: bytes) -> bool:
-    return (
-        b"\\u0000" in payload
-        or _LONG_EXPONENT.search(payload) is not None
-        or (len(payload) >= 4000 and _LONG_DIGITS.search(payload) is not None)
-    )
+    if b"\\u0000" in payload:
+        return True
+    shapes = payload.translate(_NUMBER_SHAPES)
+    return b"e0000" in shapes or b"e+0000" in shapes or (len(payload) >= 4000 and b"0" * 4000 in shapes)
 
 
 def _refuse_unstorable(payload: bytes) -> None:

@@ -412,6 +412,15 @@ UNSTORABLE: list[tuple[str, bytes, str | None, str]] = [
     # a number PostgreSQL numeric (so jsonb) cannot hold, in an attribute the contract does not know
     ("huge exponent", orjson.dumps(envelope()).replace(b'"id"', b'"big":1e200000,"id"'), "big", "number"),
     ("tiny exponent", orjson.dumps(envelope("usage", {"x": [0]})).replace(b"[0]", b"[1e-16384]"), "data.x.0", "number"),
+    ("exponent with a sign", orjson.dumps(envelope(big=0)).replace(b'"big":0', b'"big":2E+131072'), "big", "number"),
+    # too many digits after the point, or before it, without any exponent
+    ("long fraction", orjson.dumps(envelope(f=0)).replace(b'"f":0', b'"f":0.' + b"1" * 16384), "f", "number"),
+    (
+        "long integer",
+        orjson.dumps(envelope("usage", {"n": 0})).replace(b'"n":0', b'"n":' + b"7" * 131073),
+        "data.n",
+        "number",
+    ),
 ]
 
 

@@ -30,7 +30,7 @@ from ingestion.projections import (
     outcome_rows,
     usage_rows,
 )
-from schemas.events import EngagementEvent, Event, KamEvent, OutcomeEvent, UsageEvent, utc_date
+from schemas.events import EngagementEvent, Event, KamEvent, OutcomeEvent, UsageEvent
 from schemas.tables import account_shard_sql
 
 Ingress = Literal["kafka", "http", "replay"]
@@ -74,8 +74,9 @@ class ParsedBatch:
 
     def months(self) -> set[date]:
         """First day of each month (UTC) of the batch's events: the raw-event partitions it needs. Only
-        those: one event with a wild time (1970, 2099) must not create every month in between."""
-        return {month_of(event.time) for _, event in self.events}
+        those: one event with a wild time (1970, 2099) must not create every month in between. Event times
+        are UTC (``schemas.events.EventTime``), so their year and month are UTC's."""
+        return {date(year, month, 1) for year, month in {(e.time.year, e.time.month) for _, e in self.events}}
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,10 +87,6 @@ class BatchResult:
 
     def count(self, status: Status) -> int:
         return sum(1 for r in self.results if r.status == status)
-
-
-def month_of(moment: datetime) -> date:
-    return utc_date(moment).replace(day=1)
 
 
 def parse_record(record: InboundRecord) -> Event | EventRejected:

@@ -34,7 +34,7 @@ EventTime = Annotated[AwareDatetime, AfterValidator(_storable_time)]
 
 
 def utc_date(moment: datetime) -> date:
-    return moment.astimezone(UTC).date()
+    return moment.date() if moment.tzinfo is UTC else moment.astimezone(UTC).date()
 
 
 TicketStatus = Literal["opened", "updated", "escalated", "reopened", "resolved", "closed"]

@@ -111,7 +111,7 @@ def test_a_condition_back_with_another_severity_continues_the_alert_regraded() -
     changes = reconcile([desired(severity="critical")], [clearing(ago(days=3))], AS_OF, week)
     assert [r.alert_id for r in changes.returned] == [7]
     assert [(c.alert_id, c.severity) for c in changes.severity_changed] == [(7, "critical")]
-    assert not (changes.opened or changes.resolved or changes.clearing)
+    assert (changes.opened, changes.resolved, changes.clearing) == ((), (), ())
 
 
 def test_holds_are_per_rule_and_duplicates_resolve_at_once() -> None:

@@ -261,7 +261,8 @@ def test_the_hold_comes_from_the_policy_or_the_rule() -> None:
 def test_a_negative_hold_is_refused(tmp_path: Path) -> None:
     text = (Path(__file__).parents[2] / "alerts" / "default_rules.yaml").read_text()
     path = tmp_path / "rules.yaml"
-    path.write_text(text.replace("policy:\n", "policy:\n  resolve_hold_days: -1\n"))
+    assert "  resolve_hold_days: 14 " in text
+    path.write_text(text.replace("  resolve_hold_days: 14 ", "  resolve_hold_days: -1 "))
     with pytest.raises(AlertConfigError) as error:
         load_rules_config(path)
     assert "resolve_hold_days" in str(error.value)

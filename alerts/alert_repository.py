@@ -19,7 +19,7 @@ from alerts.messages import AlertItem
 from alerts.model import Kam, Locale, OpenAlert, SignalDriver, Tier
 from alerts.outbox import driver_from_json, driver_json
 from alerts.policy import ClearedNote
-from alerts.reconcile import Opened, Resolved, SeverityChanged
+from alerts.reconcile import Clearing, Opened, Resolved, Returned, SeverityChanged
 
 ENGINE_ACTOR = "kamwatch"
 Delivery = Literal["immediate", "digest", "folded"]
@@ -191,7 +191,7 @@ def _locale(value: str) -> Locale:
 
 
 _OPEN_COLUMNS = """id, dedup_key, account_id, rule, subject, severity, state, fired_at, snoozed_until,
-    acknowledged_at, last_notified_at, escalated_at, title_en, title_fr"""
+    acknowledged_at, last_notified_at, escalated_at, clearing_since, resolves_at, title_en, title_fr"""
 
 
 def _open_alert(r: asyncpg.Record) -> tuple[OpenAlert, AlertItem]:
@@ -208,6 +208,8 @@ def _open_alert(r: asyncpg.Record) -> tuple[OpenAlert, AlertItem]:
         acknowledged_at=r["acknowledged_at"],
         last_notified_at=r["last_notified_at"],
         escalated_at=r["escalated_at"],
+        clearing_since=r["clearing_since"],
+        resolves_at=r["resolves_at"],
     )
     item = AlertItem(r["id"], r["dedup_key"], r["rule"], r["severity"], r["title_en"], r["title_fr"], r["fired_at"])
     return alert, item
@@ -230,12 +232,13 @@ async def load_open_alerts(
 async def lock_escalation_candidates(
     conn: asyncpg.Connection, before: datetime
 ) -> tuple[list[OpenAlert], dict[int, AlertItem]]:
-    """Firing critical alerts never escalated, notified before ``before``; those another transaction holds
-    (the engine rescoring the account) are skipped: that transaction checks them itself."""
+    """Firing critical alerts never escalated, notified before ``before``, not held open with their condition
+    clear; those another transaction holds (the engine rescoring the account) are skipped: that transaction
+    checks them itself."""
     rows = await conn.fetch(
         f"""
         SELECT {_OPEN_COLUMNS} FROM alerts
-        WHERE state = 'firing' AND severity = 'critical' AND escalated_at IS NULL
+        WHERE state = 'firing' AND severity = 'critical' AND escalated_at IS NULL AND clearing_since IS NULL
           AND last_notified_at IS NOT NULL AND last_notified_at <= $1
         ORDER BY id FOR UPDATE SKIP LOCKED
         """,
@@ -379,21 +382,52 @@ async def update_severities(conn: asyncpg.Connection, changed: Sequence[Severity
     )
 
 
-async def resolve_alerts(conn: asyncpg.Connection, resolved: Sequence[Resolved], at: datetime) -> None:
-    """Auto-resolve (the condition cleared), one transition each, by the engine."""
+async def resolve_alerts(conn: asyncpg.Connection, resolved: Sequence[Resolved]) -> None:
+    """Auto-resolve (the condition cleared, and stayed clear for the hold), one transition each, by the engine,
+    dated each one's ``resolved_at`` (the end of its hold)."""
     if not resolved:
         return
-    notes = {r.alert_id: r.message_en for r in resolved}
+    by_id = {r.alert_id: r for r in resolved}
     before = await conn.fetch(
-        "SELECT id, state FROM alerts WHERE id = ANY($1::bigint[]) AND state <> 'resolved'", list(notes)
+        "SELECT id, state FROM alerts WHERE id = ANY($1::bigint[]) AND state <> 'resolved'", list(by_id)
     )
+    ids = [r["id"] for r in before]
     await conn.execute(
-        "UPDATE alerts SET state = 'resolved', resolved_at = $2, updated_at = $2, snoozed_until = NULL "
-        "WHERE id = ANY($1::bigint[]) AND state <> 'resolved'",
-        [r["id"] for r in before],
-        at,
+        "UPDATE alerts a SET state = 'resolved', resolved_at = u.at, updated_at = u.at, snoozed_until = NULL "
+        "FROM unnest($1::bigint[], $2::timestamptz[]) AS u(id, at) WHERE a.id = u.id",
+        ids,
+        [by_id[i].resolved_at for i in ids],
     )
-    await _transitions(conn, [(r["id"], r["state"], "resolved", notes[r["id"]]) for r in before], at)
+    by_time: dict[datetime, list[tuple[int, str | None, str, str | None]]] = {}
+    for r in before:
+        done = by_id[r["id"]]
+        by_time.setdefault(done.resolved_at, []).append((r["id"], r["state"], "resolved", done.message_en))
+    for at, rows in sorted(by_time.items()):
+        await _transitions(conn, rows, at)
+
+
+async def mark_clearing(conn: asyncpg.Connection, clearing: Sequence[Clearing]) -> None:
+    """Alerts held open while their condition is clear: since when, and when they resolve unless it comes back."""
+    if not clearing:
+        return
+    await conn.execute(
+        "UPDATE alerts a SET clearing_since = u.since, resolves_at = u.due "
+        "FROM unnest($1::bigint[], $2::timestamptz[], $3::timestamptz[]) AS u(id, since, due) "
+        "WHERE a.id = u.id AND a.state <> 'resolved'",
+        [c.alert_id for c in clearing],
+        [c.since for c in clearing],
+        [c.resolves_at for c in clearing],
+    )
+
+
+async def mark_returned(conn: asyncpg.Connection, returned: Sequence[Returned]) -> None:
+    """Held alerts whose condition came back: they go on as before (no transition: the state never changed)."""
+    if not returned:
+        return
+    await conn.execute(
+        "UPDATE alerts SET clearing_since = NULL, resolves_at = NULL WHERE id = ANY($1::bigint[])",
+        [b.alert_id for b in returned],
+    )
 
 
 async def set_deliveries(conn: asyncpg.Connection, updates: Sequence[DeliveryUpdate]) -> None:
@@ -655,8 +689,8 @@ async def list_alerts(conn: asyncpg.Connection, filters: AlertFilters) -> list[d
         """
         SELECT al.id, al.account_id, ac.name AS account_name, ac.owner_kam_id, al.rule, al.subject, al.severity,
                al.state, al.fired_at, al.delivery, al.folded_into, al.last_notified_at, al.acknowledged_at,
-               al.snoozed_until, al.escalated_at, al.resolved_at, al.cleared_note_since, al.cleared_note_at,
-               al.title_en
+               al.snoozed_until, al.escalated_at, al.clearing_since, al.resolves_at, al.resolved_at,
+               al.cleared_note_since, al.cleared_note_at, al.title_en
         FROM alerts al LEFT JOIN accounts ac ON ac.account_id = al.account_id
         WHERE ($1::text IS NULL OR al.account_id = $1) AND ($2::text IS NULL OR al.rule = $2)
           AND ($3::text IS NULL OR al.severity = $3) AND ($4::text IS NULL OR al.state = $4)

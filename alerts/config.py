@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Self
 
@@ -44,6 +45,8 @@ class SeverityCuts(_Strict):
 
 class _Rule(_Strict):
     enabled: bool = True
+    resolve_hold_days: float | None = Field(default=None, ge=0)
+    """This rule's hold before resolving (None: the policy's ``resolve_hold_days``)."""
     tiers: tuple[Tier, ...] = Field(default=ALL_TIERS, min_length=1)
     """Tiers the rule applies to (to silence a rule everywhere, set ``enabled: false``)."""
 
@@ -127,12 +130,23 @@ class PolicyConfig(_Strict):
     cleared_note_max_days: int = Field(default=7, ge=1)
     """A "cleared" note on a warning or info alert never makes a digest of its own: it rides with the KAM's next
     digest that has news, or goes in the last digest within this many days of the alert resolving."""
+    resolve_hold_days: float = Field(default=14.0, ge=0)
+    """An alert whose condition clears stays open (unchanged, nothing sent) until the condition has stayed clear
+    this long, then resolves, dated the end of the hold; if the condition comes back meanwhile, the same alert
+    simply goes on. 0: resolve as soon as the condition clears. A rule may set its own."""
 
 
 class AlertsConfig(_Strict):
     version: str = Field(min_length=1)
     rules: RulesConfig
     policy: PolicyConfig = PolicyConfig()
+
+    def resolve_hold(self, rule: str) -> timedelta:
+        """How long an alert of ``rule`` stays open once its condition clears (a rule of its own, else the
+        policy's)."""
+        own = getattr(self.rules, rule, None)
+        days = own.resolve_hold_days if isinstance(own, _Rule) else None
+        return timedelta(days=self.policy.resolve_hold_days if days is None else days)
 
 
 def load_rules_config(path: Path | None = None) -> AlertsConfig:

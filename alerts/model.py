@@ -72,6 +72,11 @@ class OpenAlert:
     acknowledged_at: datetime | None = None
     last_notified_at: datetime | None = None
     escalated_at: datetime | None = None
+    clearing_since: datetime | None = None
+    """When its condition was first found clear, this time: the alert is held open until the condition has
+    stayed clear for the rule's hold (None: the condition holds)."""
+    resolves_at: datetime | None = None
+    """``clearing_since`` plus the hold, as last recorded (shown to people; the decision recomputes it)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,6 +73,8 @@ class AlertStatus:
     fired_at: datetime
     snoozed_until: datetime | None
     last_notified_at: datetime | None
+    clearing_since: datetime | None = None
+    """Its condition clear since then, held open before resolving (None: the condition holds)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +161,7 @@ def alerts_after(changes: Changes, open_alerts: Iterable[OpenAlert]) -> dict[str
                 fired_at=a.fired_at,
                 snoozed_until=a.snoozed_until,
                 last_notified_at=a.last_notified_at,
+                clearing_since=a.clearing_since,
             )
     for r in changes.resolved:
         if (s := status.get(r.dedup_key)) is not None and s.alert_id == r.alert_id:
@@ -166,6 +169,12 @@ def alerts_after(changes: Changes, open_alerts: Iterable[OpenAlert]) -> dict[str
     for c in changes.severity_changed:
         if (s := status.get(c.dedup_key)) is not None:
             status[c.dedup_key] = replace(s, severity=c.severity)
+    for h in changes.clearing:
+        if (s := status.get(h.dedup_key)) is not None and s.alert_id == h.alert_id:
+            status[h.dedup_key] = replace(s, clearing_since=h.since)
+    for b in changes.returned:
+        if (s := status.get(b.dedup_key)) is not None and s.alert_id == b.alert_id:
+            status[b.dedup_key] = replace(s, clearing_since=None)
     for o in changes.opened:
         if o.alert.dedup_key not in status:
             d = o.alert
@@ -212,10 +221,12 @@ def dedup(found: Iterable[Candidate]) -> list[Candidate]:
 
 def inhibit(found: Iterable[Candidate], status: Mapping[str, AlertStatus]) -> tuple[list[Candidate], dict[str, str]]:
     """(kept, folded key -> critical key): while an account has a firing critical alert, its lower-severity
-    alerts are folded into it (the oldest such critical alert) instead of being sent on their own."""
+    alerts are folded into it (the oldest such critical alert) instead of being sent on their own. A critical
+    alert held open while its condition is clear folds nothing: it is on its way out, and what is folded into
+    it is never told on its own."""
     sources: dict[str, AlertStatus] = {}
     for s in sorted(status.values(), key=lambda s: (s.fired_at, s.dedup_key)):
-        if s.severity == "critical" and s.state == "firing":
+        if s.severity == "critical" and s.state == "firing" and s.clearing_since is None:
             sources.setdefault(s.account_id, s)
     kept, folded = [], {}
     for c in found:
@@ -287,11 +298,14 @@ def due_escalations(
     """Critical alerts still firing (not acknowledged, not snoozed) ``escalation_delay_hours`` after the KAM was
     notified, or after a snooze ended, whichever is later; never twice; only when the owner KAM (``owners``:
     account id -> KAM id) has a known manager. Never-notified alerts wait: the KAM cannot be late on news not
-    yet delivered."""
+    yet delivered. Nor is an alert held open while its condition is clear escalated: a manager is not called in
+    for a condition that has gone; should it come back within the hold, the alert is due again as before."""
     delay = timedelta(hours=config.policy.escalation_delay_hours)
     due = []
     for a in open_alerts:
         if a.severity != "critical" or a.state != "firing" or a.escalated_at is not None:
+            continue
+        if a.clearing_since is not None:
             continue
         if a.last_notified_at is None or (a.snoozed_until is not None and a.snoozed_until > as_of):
             continue
@@ -357,7 +371,7 @@ def plan_notifications(
     # critical (its clock starts with the notification of the raise, not with an older one).
     raised = {c.dedup_key for c in changes.severity_changed if c.raised}
     still_open = [
-        replace(a, severity=s.severity)
+        replace(a, severity=s.severity, clearing_since=s.clearing_since)
         for a in open_alerts
         if (s := status.get(a.dedup_key)) is not None and s.alert_id == a.alert_id and a.dedup_key not in raised
     ]
@@ -467,6 +481,7 @@ def cleared_notes_owed(
 ) -> list[ClearedNote]:
     """The "cleared" notes the alerts these changes resolve owe their KAM: only for an alert the KAM heard of
     (or is about to, in a digest not sent yet) and did not snooze, on an account with an owner kamwatch knows.
+    A note is owed from when the alert resolves (after a hold, the end of the hold, which may be before ``as_of``).
     A critical alert already told is cleared at once (urgent); an alert still waiting for its digest is cleared
     in that digest; any other note waits for a digest (see ``plan_cleared_notes``)."""
     by_id = {a.alert_id: a for a in open_alerts}
@@ -480,7 +495,7 @@ def cleared_notes_owed(
             continue
         unsent = a.last_notified_at if a.last_notified_at > as_of else None
         urgent = a.severity == "critical" and unsent is None
-        found.append(ClearedNote(r.alert_id, r.dedup_key, r.account_id, as_of, urgent, unsent))
+        found.append(ClearedNote(r.alert_id, r.dedup_key, r.account_id, r.resolved_at, urgent, unsent))
     return sorted(found, key=lambda n: (n.account_id, n.dedup_key, n.alert_id))
 
 

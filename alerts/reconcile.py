@@ -1,10 +1,15 @@
-"""Pure reconciliation of the desired alert set with the open alerts: what to open, re-grade and resolve."""
+"""Pure reconciliation of the desired alert set with the open alerts: what to open, re-grade, hold and resolve.
+
+An open alert whose condition clears is not resolved at once: it is held (state unchanged, nothing sent) until
+the condition has stayed clear for the rule's hold, and resolves then, dated the end of the hold; should the
+condition come back within the hold, the same alert goes on (Alertmanager's ``resolve_timeout``, as
+hysteresis against a signal oscillating around a rule's threshold)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from alerts.model import SEVERITY_RANK, DesiredAlert, OpenAlert, Severity
 from alerts.vocabulary import rule_label
@@ -44,20 +49,71 @@ class Resolved:
 
 
 @dataclass(frozen=True, slots=True)
+class Clearing:
+    """An open alert whose condition is clear, held open: it resolves at ``resolves_at`` (``since`` plus the
+    rule's hold) unless the condition comes back first. Emitted when the alert starts clearing, and again when
+    its ``resolves_at`` as stored differs (the hold was reconfigured)."""
+
+    alert_id: int
+    dedup_key: str
+    account_id: str
+    since: datetime
+    resolves_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Returned:
+    """A held alert whose condition came back within the hold: it simply goes on (no new alert, no message)."""
+
+    alert_id: int
+    dedup_key: str
+    account_id: str
+    clearing_since: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Changes:
     opened: tuple[Opened, ...] = ()
     severity_changed: tuple[SeverityChanged, ...] = ()
     resolved: tuple[Resolved, ...] = ()
+    clearing: tuple[Clearing, ...] = ()
+    returned: tuple[Returned, ...] = ()
 
     def __bool__(self) -> bool:
-        return bool(self.opened or self.severity_changed or self.resolved)
+        return bool(self.opened or self.severity_changed or self.resolved or self.clearing or self.returned)
 
 
-def reconcile(desired: Iterable[DesiredAlert], open_alerts: Iterable[OpenAlert], as_of: datetime) -> Changes:
+HoldOf = Callable[[str], timedelta]
+"""The hold of a rule (``AlertsConfig.resolve_hold``)."""
+
+
+def no_hold(rule: str) -> timedelta:
+    return timedelta(0)
+
+
+def hold_decision(
+    clearing_since: datetime | None, hold: timedelta, as_of: datetime
+) -> tuple[datetime, datetime | None]:
+    """For an open alert whose condition is clear at ``as_of``: (since when it is clear, when it resolves, or
+    None while held). ``clearing_since`` None: it clears now. It resolves once ``as_of`` reaches the end of the
+    hold, dated that end, however late the evaluation that finds it (a hold of 0 resolves at once, at ``as_of``)."""
+    since = as_of if clearing_since is None else clearing_since
+    end = since + hold
+    return since, (end if as_of >= end else None)
+
+
+def reconcile(
+    desired: Iterable[DesiredAlert],
+    open_alerts: Iterable[OpenAlert],
+    as_of: datetime,
+    hold_of: HoldOf = no_hold,
+) -> Changes:
     """Changes that make the open alerts match ``desired``.
 
     ``open_alerts`` must be the open alerts of exactly the accounts that were evaluated: an open alert with no
-    desired counterpart is resolved. Each change list is sorted by dedup key (deterministic).
+    desired counterpart is clearing, and resolves once clear for its rule's hold (``hold_of``; default none, see
+    ``hold_decision``); one desired again while clearing has returned. A duplicate of a key resolves at once.
+    Each change list is sorted by dedup key (deterministic).
     """
     if as_of.utcoffset() is None:
         raise ValueError("as_of must be timezone-aware")
@@ -79,9 +135,24 @@ def reconcile(desired: Iterable[DesiredAlert], open_alerts: Iterable[OpenAlert],
         for key, new in sorted(wanted.items())
         if (old := current.get(key)) is not None and old.severity != new.severity
     )
-    gone = [a for key, a in current.items() if key not in wanted] + duplicates
-    resolved = tuple(_resolved(a, as_of) for a in sorted(gone, key=lambda a: (a.dedup_key, a.alert_id)))
-    return Changes(opened, changed, resolved)
+    returned = tuple(
+        Returned(old.alert_id, key, old.account_id, old.clearing_since)
+        for key, old in sorted(current.items())
+        if key in wanted and old.clearing_since is not None
+    )
+    resolved: list[Resolved] = []
+    clearing: list[Clearing] = []
+    for key, old in sorted(current.items()):
+        if key in wanted:
+            continue
+        since, resolved_at = hold_decision(old.clearing_since, hold_of(old.rule), as_of)
+        if resolved_at is not None:
+            resolved.append(_resolved(old, resolved_at, since if resolved_at > since else None))
+        elif old.clearing_since is None or old.resolves_at != since + hold_of(old.rule):
+            clearing.append(Clearing(old.alert_id, key, old.account_id, since, since + hold_of(old.rule)))
+    resolved += (_resolved(a, as_of) for a in duplicates)
+    resolved.sort(key=lambda r: (r.dedup_key, r.alert_id))
+    return Changes(opened, changed, tuple(resolved), tuple(clearing), returned)
 
 
 def _one_per_key(desired: Iterable[DesiredAlert]) -> dict[str, DesiredAlert]:
@@ -98,9 +169,22 @@ def _precedence(alert: DesiredAlert) -> tuple[int, datetime, str, str]:
     return (-SEVERITY_RANK[alert.severity], alert.condition_since, alert.title_en, alert.title_fr)
 
 
-def _resolved(alert: OpenAlert, as_of: datetime) -> Resolved:
+def _resolved(alert: OpenAlert, as_of: datetime, clear_since: datetime | None = None) -> Resolved:
+    """Resolved at ``as_of``; ``clear_since``: after a hold, the condition clear since then."""
     en, fr = rule_label(alert.rule, "en"), rule_label(alert.rule, "fr")
     about = f" ({alert.subject})" if alert.subject else ""
+    if clear_since is not None:
+        day = clear_since.date().isoformat()
+        return Resolved(
+            alert_id=alert.alert_id,
+            dedup_key=alert.dedup_key,
+            account_id=alert.account_id,
+            rule=alert.rule,
+            subject=alert.subject,
+            resolved_at=as_of,
+            message_en=f"Resolved: {en}{about}, the condition has stayed clear since {day}",
+            message_fr=f"Alerte résolue\u00a0: {fr}{about}, la condition n'est plus remplie depuis le {day}",
+        )
     return Resolved(
         alert_id=alert.alert_id,
         dedup_key=alert.dedup_key,

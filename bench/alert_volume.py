@@ -80,9 +80,16 @@ SELECT count(*) AS immediate,
 FROM alerts al WHERE al.delivery = 'immediate'
 """
 
-_BY_RULE_SQL = """
-SELECT rule, count(*) AS alerts, count(*) FILTER (WHERE delivery = 'immediate') AS immediate
-FROM alerts GROUP BY rule ORDER BY alerts DESC
+# Flapping: an alert opened on the same key (account, rule, subject) as one resolved less than $1 days before.
+_BY_RULE_SQL = f"""
+SELECT rule, count(*) AS alerts, count(*) FILTER (WHERE delivery = 'immediate') AS immediate,
+       count(*) FILTER (WHERE delivery = 'digest') AS digest,
+       count(*) FILTER (WHERE delivery = 'digest' AND EXISTS (
+           SELECT 1 FROM alerts p
+           WHERE p.dedup_key = al.dedup_key AND p.id <> al.id AND p.resolved_at <= {_OPENED}
+             AND p.resolved_at > {_OPENED} - make_interval(days => $1)
+       )) AS digest_reopened
+FROM alerts al GROUP BY rule ORDER BY alerts DESC
 """
 
 
@@ -136,7 +143,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 volume = dict(await conn.fetchrow(_VOLUME_SQL))
                 churn = dict(await conn.fetchrow(_CHURN_SQL, args.lead_days, args.lookback_days))
                 precision = dict(await conn.fetchrow(_PRECISION_SQL))
-                by_rule = [dict(r) for r in await conn.fetch(_BY_RULE_SQL)]
+                by_rule = [dict(r) for r in await conn.fetch(_BY_RULE_SQL, args.flap_days)]
             messages = count_messages(messages_file)
             if args.messages is not None and messages_file.exists():
                 shutil.copyfile(messages_file, args.messages)
@@ -183,6 +190,9 @@ def main() -> None:
     parser.add_argument("--start", type=date.fromisoformat, default=date(2025, 1, 6))
     parser.add_argument("--lead-days", type=int, default=30, help="How early a churner must be alerted.")
     parser.add_argument("--lookback-days", type=int, default=180, help="Older alerts do not count for a churn.")
+    parser.add_argument(
+        "--flap-days", type=int, default=14, help="A digest alert re-opened this soon after resolving: a flap."
+    )
     parser.add_argument("--messages", type=Path, help="Keep the rendered messages (NDJSON) in this file.")
     args = parser.parse_args()
     r = asyncio.run(run(args))
@@ -210,9 +220,14 @@ def main() -> None:
         "immediate alerts on accounts that later churned or downgraded: "
         + (f"{losses:.2f} of {r['immediate_alerts']}" if losses is not None else "no immediate alert")
     )
-    print("alerts by rule (all / immediate):")
+    print(f"alerts by rule (all / immediate / digest, of which re-opened within {args.flap_days} days of resolving):")
     for row in r["by_rule"]:
-        print(f"  {row['rule']:<24} {row['alerts']:>6} {row['immediate']:>6}")
+        print(
+            f"  {row['rule']:<24} {row['alerts']:>6} {row['immediate']:>6}"
+            f" {row['digest']:>6} {row['digest_reopened']:>6}"
+        )
+    reopened = sum(row["digest_reopened"] for row in r["by_rule"])
+    print(f"digest alerts re-opened within {args.flap_days} days of resolving: {reopened}")
 
 
 if __name__ == "__main__":

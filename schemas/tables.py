@@ -334,6 +334,8 @@ alerts = Table(
     Column("drivers", JSONB, nullable=False),
     Column("cleared_note_since", TZ, comment="when its cleared note became owed (NULL: none)"),
     Column("cleared_note_at", TZ, comment="when its cleared note goes out (NULL: waiting)"),
+    Column("clearing_since", TZ, comment="condition clear since, held open (NULL: it holds)"),
+    Column("resolves_at", TZ, comment="when a held alert resolves unless its condition returns"),
     Index("uq_alerts_open_dedup_key", "dedup_key", unique=True, postgresql_where=text("state <> 'resolved'")),
     Index("ix_alerts_account_id", "account_id", "fired_at"),
     Index(

@@ -108,7 +108,7 @@ class Alerting:
         }
         open_alerts, items = await repo.load_open_alerts(conn, sorted(snapshots))
         desired = [alert for snap in snapshots.values() for alert in evaluate(snap, self.config)]
-        changes = reconcile(desired, open_alerts, as_of)
+        changes = reconcile(desired, open_alerts, as_of, self.config.resolve_hold)
         # "Cleared" notes owed from earlier evaluations, to the KAMs of these accounts: they may go out now.
         owners = sorted({a.owner_kam_id for a in accounts.values() if a.owner_kam_id})
         waiting, waiting_items = await repo.load_waiting_cleared_notes(conn, owners)
@@ -121,7 +121,9 @@ class Alerting:
         ):
             return Outcome()
 
-        await repo.resolve_alerts(conn, changes.resolved, as_of)
+        await repo.resolve_alerts(conn, changes.resolved)
+        await repo.mark_clearing(conn, changes.clearing)
+        await repo.mark_returned(conn, changes.returned)
         await repo.update_severities(conn, changes.severity_changed, as_of)
         new_ids = await repo.insert_alerts(conn, changes.opened, as_of)
         # A key opened meanwhile by another transaction is theirs to notify.
@@ -360,7 +362,11 @@ def send_channel(channel: str) -> Literal["slack", "email", "team_channel"]:
 
 def _may_escalate(a: OpenAlert) -> bool:
     return (
-        a.severity == "critical" and a.state == "firing" and a.escalated_at is None and a.last_notified_at is not None
+        a.severity == "critical"
+        and a.state == "firing"
+        and a.escalated_at is None
+        and a.last_notified_at is not None
+        and a.clearing_since is None
     )
 
 

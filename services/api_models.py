@@ -74,6 +74,14 @@ class AlertOut(BaseModel):
     acknowledged_at: datetime | None
     snoozed_until: datetime | None
     resolved_at: datetime | None
+    clearing_since: datetime | None = Field(
+        default=None,
+        description="Set while the alert is clearing: its condition clear since then, the alert held open before "
+        "resolving (no message meanwhile); null while the condition holds.",
+    )
+    resolves_at: datetime | None = Field(
+        default=None, description="While clearing: when the alert resolves unless its condition comes back."
+    )
 
 
 class GroupMemberOut(BaseModel):

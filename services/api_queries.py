@@ -59,7 +59,8 @@ HEALTH_SQL = """
                        'id', al.id, 'account_id', al.account_id, 'rule', al.rule, 'subject', al.subject,
                        'severity', al.severity, 'state', al.state, 'title_en', al.title_en, 'title_fr', al.title_fr,
                        'fired_at', al.fired_at, 'updated_at', al.updated_at, 'acknowledged_at', al.acknowledged_at,
-                       'snoozed_until', al.snoozed_until, 'resolved_at', al.resolved_at)
+                       'snoozed_until', al.snoozed_until, 'resolved_at', al.resolved_at,
+                       'clearing_since', al.clearing_since, 'resolves_at', al.resolves_at)
                      ORDER BY al.fired_at DESC, al.id DESC), '[]'::json)
               FROM alerts al WHERE al.account_id = a.account_id AND al.state <> 'resolved') AS open_alerts,
            (SELECT json_agg(json_build_object(

@@ -58,6 +58,8 @@ def alert_document(row: Mapping[Any, Any], locale: Locale) -> dict[str, Any]:
         "acknowledged_at": row["acknowledged_at"],
         "snoozed_until": row["snoozed_until"],
         "resolved_at": row["resolved_at"],
+        "clearing_since": row.get("clearing_since"),
+        "resolves_at": row.get("resolves_at"),
     }
 
 

@@ -66,6 +66,11 @@ async def _database(settings: Settings) -> AsyncIterator[Database]:
         await db.close()
 
 
+def _clearing(row: dict[str, Any]) -> str:
+    """For the table: an open alert held while its condition is clear, and when it resolves."""
+    return f", clearing until {row['resolves_at'][:16]}" if row.get("resolves_at") else ""
+
+
 def _alert_json(row: dict[str, Any]) -> dict[str, Any]:
     return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()}
 
@@ -177,7 +182,7 @@ def register(app: typer.Typer, *, clock: Callable[[], datetime] = utc_now) -> No
                 r["rule"] + (f" ({r['subject']})" if r["subject"] else ""),
                 r["severity"],
                 r["fired_at"][:16],
-                r["state"],
+                r["state"] + ("" if r["state"] == "resolved" else _clearing(r)),
                 r["delivery"] or "-",
             )
         console.print(table)

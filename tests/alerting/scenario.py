@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from alerts.config import AlertsConfig, load_rules_config
 from health_engine.config import load_scoring_config
 from services.alerting import Alerting
 from services.database import Database
@@ -26,6 +27,12 @@ LEA = {
     "timezone": "Europe/Paris",
 }
 MARC = {"name": "Marc Petit", "email": "marc@example.com", "locale": "en", "timezone": "Europe/Paris"}
+
+
+def rules_with_hold(days: float) -> AlertsConfig:
+    """The shipped rules with another hold before auto-resolving (0: an alert resolves when its condition clears)."""
+    config = load_rules_config()
+    return config.model_copy(update={"policy": config.policy.model_copy(update={"resolve_hold_days": days})})
 
 
 class Clock:

@@ -16,7 +16,7 @@ from services.database import Database
 from services.engine import HealthEngine
 from services.pipeline import Pipeline
 from services.settings import Settings
-from tests.alerting.scenario import SCORING, START, Clock, history, rows
+from tests.alerting.scenario import SCORING, START, Clock, history, rows, rules_with_hold
 from tests.alerting.servers import SlackStandIn, SmtpServer
 from tests.events import event, records
 
@@ -42,7 +42,9 @@ async def resolved_rows(db: Database) -> list[tuple[Any, ...]]:
 async def test_cleared_notes_wait_for_a_digest_with_news(
     db: Database, alert_settings: Settings, smtp: SmtpServer, slack: SlackStandIn
 ) -> None:
-    engine = HealthEngine(db, SCORING, on_scores=build_alerting(alert_settings, notify="send"))
+    # No hold before resolving: a detractor alert resolves as soon as a good answer comes (see test_resolve_hold).
+    hook = build_alerting(alert_settings, notify="send", config=rules_with_hold(0))
+    engine = HealthEngine(db, SCORING, on_scores=hook)
     pipeline = Pipeline(db, engine=engine)
     globex = {"name": "Globex", "owner_kam_id": "kam-lea", "arr": "120000", "currency": "EUR", "tier": "key"}
     accounts = [*history("acme", tier="key"), *history("globex", tier="key"), event("account", "globex", T1, globex)]

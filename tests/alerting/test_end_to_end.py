@@ -17,7 +17,7 @@ from services.database import Database
 from services.engine import ScoresHook
 from services.pipeline import Pipeline
 from services.settings import Settings
-from tests.alerting.scenario import Clock, go_critical, replacements, rows
+from tests.alerting.scenario import Clock, go_critical, replacements, rows, rules_with_hold
 from tests.alerting.servers import SlackStandIn, SmtpServer
 from tests.events import records
 
@@ -25,7 +25,8 @@ from tests.events import records
 async def test_critical_account_reaches_slack_and_email_then_resolves(
     db: Database, alert_settings: Settings, smtp: SmtpServer, slack: SlackStandIn
 ) -> None:
-    hook = build_alerting(alert_settings, notify="send")
+    # No hold before resolving: the alerts resolve as soon as their condition clears (the hold has its own tests).
+    hook = build_alerting(alert_settings, notify="send", config=rules_with_hold(0))
     engine, as_of = await go_critical(db, hook)
 
     alerts = await rows(db, "SELECT dedup_key, severity, state, delivery FROM alerts ORDER BY dedup_key")

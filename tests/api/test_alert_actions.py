@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
 from sqlalchemy import select
 
 from alerts import store
-from schemas.tables import alert_feedback, alert_transitions
+from schemas.tables import alert_feedback, alert_transitions, alerts
 from services.database import Database
 from tests.api.conftest import World
 from tests.api.seed import NOW
@@ -112,3 +112,31 @@ async def test_store_rules(db: Database, world: World) -> None:
         reopened = await store.transition(conn, alert_id, "firing", actor="kamwatch", via="engine", at=NOW)
         assert (acked["state"], reopened["state"], reopened["acknowledged_at"]) == ("acknowledged", "firing", NOW)
     assert len(await _transitions(db, alert_id)) == 2
+
+
+async def test_a_clearing_alert_says_so_and_when_it_resolves(
+    client: httpx.AsyncClient, world: World, db: Database
+) -> None:
+    alert_id = world.alerts["acme"]
+    since = NOW - timedelta(days=2)
+    async with db.unit_of_work() as conn:
+        await conn.execute(
+            alerts.update()
+            .where(alerts.c.id == alert_id)
+            .values(clearing_since=since, resolves_at=since + timedelta(days=14))
+        )
+    listed = await client.get("/v1/alerts?account_id=acme", headers=world.auth("lea"))
+    health = await client.get("/v1/accounts/acme/health", headers=world.auth("lea"))
+
+    def times(a: dict[str, str | None]) -> tuple[datetime | None, ...]:
+        return tuple(
+            None if (v := a[k]) is None else datetime.fromisoformat(v) for k in ("clearing_since", "resolves_at")
+        )
+
+    [item] = [a for a in listed.json()["items"] if a["id"] == alert_id]
+    assert item["state"] == "firing"
+    assert times(item) == (since, since + timedelta(days=14))
+    [shown] = [a for a in health.json()["open_alerts"] if a["id"] == alert_id]
+    assert times(shown) == (since, since + timedelta(days=14))
+    others = [a for a in listed.json()["items"] if a["id"] != alert_id]
+    assert all(times(a) == (None, None) for a in others)

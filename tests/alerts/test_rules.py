@@ -73,12 +73,16 @@ def test_risk_level_severity_mapping_is_configurable() -> None:
     ],
 )
 def test_risk_jump_threshold(before: float | None, now: float, fires: bool) -> None:
-    found = by_rule(snapshot(risk=now, risk_7d_ago=before, level="medium"))
+    found = by_rule(snapshot(risk=now, risk_7d_ago=before, level="high"))
     assert ("risk_jump" in found) is fires
 
 
-def test_a_risk_jump_that_stays_low_is_not_an_alert_unless_configured() -> None:
+def test_a_risk_jump_that_ends_below_high_is_not_an_alert_unless_configured() -> None:
     assert "risk_jump" not in by_rule(snapshot(risk=25, risk_7d_ago=5, level="low"))
+    assert "risk_jump" not in by_rule(snapshot(risk=45, risk_7d_ago=25, level="medium"))
+    assert "risk_jump" in by_rule(
+        snapshot(risk=45, risk_7d_ago=25, level="medium"), with_rule("risk_jump", min_level="medium")
+    )
     assert "risk_jump" in by_rule(
         snapshot(risk=25, risk_7d_ago=5, level="low"), with_rule("risk_jump", min_level="low")
     )
@@ -96,6 +100,11 @@ def test_a_risk_jump_a_driver_alert_explains_is_not_an_alert_of_its_own_unless_c
 
 def jumped(*drivers: SignalDriver, before: dict[str, float], now: dict[str, float]) -> AccountSnapshot:
     return snapshot(*drivers, risk=35, risk_7d_ago=15, level="medium", components=now, components_7d_ago=before)
+
+
+# Jumps that end at medium, alerted on (the default waits for high, where risk_level alerts too): the one-rule
+# exception alone decides.
+MEDIUM_JUMPS = with_rule("risk_jump", min_level="medium")
 
 
 USAGE_DIP = (driver("usage.drop", 26), driver("usage.users_drop", 15))  # both under usage_drop's 30 points
@@ -138,17 +147,18 @@ USAGE_DIP = (driver("usage.drop", 26), driver("usage.users_drop", 15))  # both u
 def test_a_risk_jump_that_is_only_one_rules_signal_under_its_threshold_is_that_rules_call(
     drivers: tuple[SignalDriver, ...], before: dict[str, float], now: dict[str, float], fires: bool
 ) -> None:
-    found = by_rule(jumped(*drivers, before=before, now=now))
+    found = by_rule(jumped(*drivers, before=before, now=now), MEDIUM_JUMPS)
     assert ("risk_jump" in found) is fires
     assert not set(found) - {"risk_jump"}  # every driver under its rule's threshold
 
 
 def test_the_one_rule_exception_can_be_turned_off() -> None:
     dip = jumped(*USAGE_DIP, before={"usage": 0.0}, now={"usage": 40.0})
-    assert "risk_jump" in by_rule(dip, with_rule("risk_jump", unless_one_rule=False))
+    assert "risk_jump" not in by_rule(dip, MEDIUM_JUMPS)
+    assert "risk_jump" in by_rule(dip, with_rule("risk_jump", MEDIUM_JUMPS, unless_one_rule=False))
     # and once the drop is worth its own alert, that alert says why, the jump stays quiet as before
     deeper = jumped(driver("usage.drop", 45), before={"usage": 0.0}, now={"usage": 45.0})
-    assert set(by_rule(deeper)) == {"usage_drop"}
+    assert set(by_rule(deeper, MEDIUM_JUMPS)) == {"usage_drop"}
 
 
 def test_risk_jump_title_and_configurable_threshold() -> None:

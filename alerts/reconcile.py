@@ -173,18 +173,10 @@ def _resolved(alert: OpenAlert, as_of: datetime, clear_since: datetime | None = 
     """Resolved at ``as_of``; ``clear_since``: after a hold, the condition clear since then."""
     en, fr = rule_label(alert.rule, "en"), rule_label(alert.rule, "fr")
     about = f" ({alert.subject})" if alert.subject else ""
+    cleared_en, cleared_fr = "the condition has cleared", "la condition n'est plus remplie"
     if clear_since is not None:
         day = clear_since.date().isoformat()
-        return Resolved(
-            alert_id=alert.alert_id,
-            dedup_key=alert.dedup_key,
-            account_id=alert.account_id,
-            rule=alert.rule,
-            subject=alert.subject,
-            resolved_at=as_of,
-            message_en=f"Resolved: {en}{about}, the condition has stayed clear since {day}",
-            message_fr=f"Alerte résolue\u00a0: {fr}{about}, la condition n'est plus remplie depuis le {day}",
-        )
+        cleared_en, cleared_fr = f"the condition has stayed clear since {day}", f"{cleared_fr} depuis le {day}"
     return Resolved(
         alert_id=alert.alert_id,
         dedup_key=alert.dedup_key,
@@ -192,6 +184,6 @@ def _resolved(alert: OpenAlert, as_of: datetime, clear_since: datetime | None = 
         rule=alert.rule,
         subject=alert.subject,
         resolved_at=as_of,
-        message_en=f"Resolved: {en}{about}, the condition has cleared",
-        message_fr=f"Alerte résolue\u00a0: {fr}{about}, la condition n'est plus remplie",
+        message_en=f"Resolved: {en}{about}, {cleared_en}",
+        message_fr=f"Alerte résolue\u00a0: {fr}{about}, {cleared_fr}",
     )

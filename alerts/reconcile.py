@@ -175,8 +175,9 @@ def _resolved(alert: OpenAlert, as_of: datetime, clear_since: datetime | None = 
     about = f" ({alert.subject})" if alert.subject else ""
     cleared_en, cleared_fr = "the condition has cleared", "la condition n'est plus remplie"
     if clear_since is not None:
-        day = clear_since.date().isoformat()
-        cleared_en, cleared_fr = f"the condition has stayed clear since {day}", f"{cleared_fr} depuis le {day}"
+        day = clear_since.date()
+        cleared_en = f"the condition has stayed clear since {day.isoformat()}"
+        cleared_fr = f"{cleared_fr} depuis le {day:%d/%m/%Y}"
     return Resolved(
         alert_id=alert.alert_id,
         dedup_key=alert.dedup_key,

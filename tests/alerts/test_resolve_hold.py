@@ -103,7 +103,7 @@ def test_clear_past_the_hold_resolves_dated_its_end_with_the_day_it_cleared() ->
     assert r.message_en == "Resolved: Usage drop, the condition has stayed clear since 2026-11-11"
     assert (
         r.message_fr
-        == "Alerte résolue\u00a0: Baisse d'utilisation, la condition n'est plus remplie depuis le 2026-11-11"
+        == "Alerte résolue\u00a0: Baisse d'utilisation, la condition n'est plus remplie depuis le 11/11/2026"
     )
 
 

@@ -99,3 +99,14 @@ def with_rule(rule: str, config: AlertsConfig = CONFIG, **changes: Any) -> Alert
 
 def day(y: int, m: int, d: int) -> date:
     return date(y, m, d)
+
+
+# An escalation's cast: Léa owns acme, Marc (no manager) does not; a critical alert told Léa 25 hours ago.
+KAMS = {k.kam_id: k for k in (kam("kam-lea"), kam("kam-marc", name="Marc Petit", manager_kam_id=None))}
+OWNERS: dict[str, str | None] = {"acme": "kam-lea"}
+
+
+def critical(**kw: object) -> OpenAlert:
+    defaults: dict[str, object] = {"severity": "critical", "fired_at": ago(days=3), "last_notified_at": ago(hours=25)}
+    defaults.update(kw)
+    return open_alert("acme:champion_left:C-7", alert_id=5, **defaults)

@@ -31,7 +31,7 @@ from alerts.policy import (
     split_urgent,
 )
 from alerts.reconcile import Changes, Opened, Resolved, SeverityChanged
-from tests.alerts.helpers import AS_OF, CONFIG, ago, kam, open_alert, snapshot, with_policy
+from tests.alerts.helpers import AS_OF, CONFIG, KAMS, OWNERS, ago, critical, kam, open_alert, snapshot, with_policy
 
 # --- time --------------------------------------------------------------------------------------------------
 
@@ -197,15 +197,6 @@ def test_channels_for(slack: str | None, channels: tuple[str, ...]) -> None:
 
 
 # --- escalation --------------------------------------------------------------------------------------------
-
-KAMS = {k.kam_id: k for k in (kam("kam-lea"), kam("kam-marc", name="Marc Petit", manager_kam_id=None))}
-OWNERS: dict[str, str | None] = {"acme": "kam-lea"}
-
-
-def critical(**kw: object) -> OpenAlert:
-    defaults: dict[str, object] = {"severity": "critical", "fired_at": ago(days=3), "last_notified_at": ago(hours=25)}
-    defaults.update(kw)
-    return open_alert("acme:champion_left:C-7", alert_id=5, **defaults)
 
 
 @pytest.mark.parametrize(

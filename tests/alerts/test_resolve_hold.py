@@ -15,7 +15,18 @@ from alerts.config import AlertConfigError, load_rules_config
 from alerts.model import DesiredAlert, OpenAlert, Severity, dedup_key
 from alerts.policy import AlertStatus, Candidate, cleared_notes_owed, due_escalations, inhibit, plan_notifications
 from alerts.reconcile import Changes, Clearing, Returned, hold_decision, reconcile
-from tests.alerts.helpers import AS_OF, CONFIG, ago, kam, open_alert, snapshot, with_policy, with_rule
+from tests.alerts.helpers import (
+    AS_OF,
+    CONFIG,
+    KAMS,
+    OWNERS,
+    ago,
+    critical,
+    open_alert,
+    snapshot,
+    with_policy,
+    with_rule,
+)
 
 WEEK = timedelta(days=7)
 
@@ -176,15 +187,6 @@ def test_days_of_evaluations_keep_one_alert_per_key_and_resolve_only_after_the_h
 
 
 # --- the policy around a held alert ------------------------------------------------------------------------
-
-KAMS = {k.kam_id: k for k in (kam("kam-lea"), kam("kam-marc", name="Marc Petit", manager_kam_id=None))}
-OWNERS: dict[str, str | None] = {"acme": "kam-lea"}
-
-
-def critical(**kw: object) -> OpenAlert:
-    defaults: dict[str, object] = {"severity": "critical", "fired_at": ago(days=3), "last_notified_at": ago(hours=25)}
-    defaults.update(kw)
-    return open_alert("acme:champion_left:C-7", alert_id=5, **defaults)
 
 
 @pytest.mark.parametrize(

@@ -72,6 +72,11 @@ def departures(account: str = "acme") -> list[dict[str, Any]]:
     return [event("contact_change", account, DEPARTURE, champion), event("contact_change", account, DEPARTURE, sponsor)]
 
 
+def nps(at: datetime, score: int, account: str = "acme") -> dict[str, Any]:
+    """An NPS survey answer (6 or less: a detractor)."""
+    return event("engagement", account, at, {"kind": "nps_survey", "outcome": "responded", "nps_score": score})
+
+
 def replacements(at: datetime, account: str = "acme") -> list[dict[str, Any]]:
     """A new champion and a new sponsor."""
     return [

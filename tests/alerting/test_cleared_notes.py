@@ -4,7 +4,7 @@ says which, all along. On real PostgreSQL, from events to the KAM's inbox."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from alerts import alert_repository as repo
@@ -16,15 +16,11 @@ from services.database import Database
 from services.engine import HealthEngine
 from services.pipeline import Pipeline
 from services.settings import Settings
-from tests.alerting.scenario import SCORING, START, Clock, history, rows, rules_with_hold
+from tests.alerting.scenario import SCORING, START, Clock, history, nps, rows, rules_with_hold
 from tests.alerting.servers import SlackStandIn, SmtpServer
 from tests.events import event, records
 
 T1 = START + timedelta(days=100, hours=10)  # Wednesday 15 April 2026, noon in Paris
-
-
-def nps(account: str, at: datetime, score: int) -> dict[str, object]:
-    return event("engagement", account, at, {"kind": "nps_survey", "outcome": "responded", "nps_score": score})
 
 
 async def notes(db: Database) -> list[tuple[Any, ...]]:
@@ -50,7 +46,7 @@ async def test_cleared_notes_wait_for_a_digest_with_news(
     accounts = [*history("acme", tier="key"), *history("globex", tier="key"), event("account", "globex", T1, globex)]
     await pipeline.ingest(records(*accounts), ingress="http", as_of=T1)
     # An NPS detractor at Acme: a warning, for Léa's next 9:00 (Paris) digest.
-    await pipeline.ingest(records(nps("acme", T1, 0)), ingress="http", as_of=T1 + timedelta(minutes=1))
+    await pipeline.ingest(records(nps(T1, 0, "acme")), ingress="http", as_of=T1 + timedelta(minutes=1))
     first_digest = next_digest_time("Europe/Paris", 9, T1)
     alerter = Alerter.from_settings(db, alert_settings, clock=Clock(first_digest))
     assert await alerter.run_until_idle() == 2  # Léa hears of it in Thursday's digest, by Slack and email
@@ -58,7 +54,7 @@ async def test_cleared_notes_wait_for_a_digest_with_news(
     # Friday, a glowing NPS answer: the detractor alert resolves, and with it the risk level it raised. Léa is
     # owed two "cleared" notes, but there is no news: nothing is queued, the notes wait in the database.
     t2 = T1 + timedelta(days=2)
-    await pipeline.ingest(records(nps("acme", t2, 10)), ingress="http", as_of=t2 + timedelta(minutes=1))
+    await pipeline.ingest(records(nps(t2, 10, "acme")), ingress="http", as_of=t2 + timedelta(minutes=1))
     assert await notes(db) == [("acme", "resolved", t2 + timedelta(minutes=1), None)]
     assert await resolved_rows(db) == []
     listed = {a["rule"]: a for a in await list_alerts(db, repo.AlertFilters(account_id="acme"))}
@@ -68,7 +64,7 @@ async def test_cleared_notes_wait_for_a_digest_with_news(
 
     # Saturday, news: a detractor at Globex. Sunday's digest carries it, and Acme's cleared notes ride with it.
     t3 = t2 + timedelta(days=1)
-    await pipeline.ingest(records(nps("globex", t3, 0)), ingress="http", as_of=t3 + timedelta(minutes=1))
+    await pipeline.ingest(records(nps(t3, 0, "globex")), ingress="http", as_of=t3 + timedelta(minutes=1))
     digest_at = next_digest_time("Europe/Paris", 9, t3)
     acme_ids = [r[0] for r in await rows(db, "SELECT id FROM alerts WHERE account_id = 'acme' ORDER BY dedup_key")]
     assert await resolved_rows(db) == [("email", digest_at, acme_ids), ("slack", digest_at, acme_ids)]
@@ -96,7 +92,7 @@ async def test_cleared_notes_wait_for_a_digest_with_news(
     # Globex's answer improves on Monday: that note waits, and with no news at all it still goes out within 7
     # days, in the last digest before they run out. A sweep every midnight, as the worker would.
     t4 = digest_at + timedelta(days=1, hours=3)
-    await pipeline.ingest(records(nps("globex", t4, 10)), ingress="http", as_of=t4)
+    await pipeline.ingest(records(nps(t4, 10, "globex")), ingress="http", as_of=t4)
     assert await resolved_rows(db) == [("email", digest_at, acme_ids), ("slack", digest_at, acme_ids)]
     midnight = t4.replace(hour=0) + timedelta(days=1)
     for day in range(8):

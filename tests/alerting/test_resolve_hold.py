@@ -5,7 +5,7 @@ the hold however late the evaluation that finds it. ``kamwatch alerts list`` sho
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from alerts import alert_repository as repo
@@ -15,15 +15,11 @@ from services.database import Database
 from services.engine import HealthEngine
 from services.pipeline import Pipeline
 from services.settings import Settings
-from tests.alerting.scenario import SCORING, START, history, rows, rules_with_hold
-from tests.events import event, records
+from tests.alerting.scenario import SCORING, START, history, nps, rows, rules_with_hold
+from tests.events import records
 
 T1 = START + timedelta(days=100, hours=10)  # Wednesday 15 April 2026, noon in Paris
 HOLD = timedelta(days=7)
-
-
-def nps(at: datetime, score: int) -> dict[str, object]:
-    return event("engagement", "acme", at, {"kind": "nps_survey", "outcome": "responded", "nps_score": score})
 
 
 async def detractor(db: Database) -> list[tuple[Any, ...]]:

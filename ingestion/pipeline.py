@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, cast
 
 import asyncpg
 
@@ -54,11 +54,17 @@ class BatchWrites:
     """What storing some fresh events writes, encoded ahead of the transaction (pure, no I/O): the
     transaction then only sends it, so the next batch's encoding overlaps this one's database time."""
 
+    keys: list[tuple[str, str, datetime]]
+    """(source, id, time) of each event, sorted: concurrent writers with overlapping keys then lock them in
+    the same order (no deadlock)."""
     raw_events: Sequence[tuple[datetime, str, str, str, str, datetime, str]]
     statements: tuple[tuple[str, tuple[Any, ...]], ...]
     """The projections, then the mark of the touched accounts for rescoring: (statement, arguments)."""
     touched: dict[str, datetime]
     """Accounts whose state changed, with their newest event time."""
+    months: frozenset[date]
+    """First day of each month (UTC) of the events: the raw-event partitions they need. Only those: one
+    event with a wild time (1970, 2099) must not create every month in between."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,11 +78,9 @@ class ParsedBatch:
     writes: BatchWrites
     """The writes of every event in ``events``: what is stored unless some were already (duplicates)."""
 
-    def months(self) -> set[date]:
-        """First day of each month (UTC) of the batch's events: the raw-event partitions it needs. Only
-        those: one event with a wild time (1970, 2099) must not create every month in between. Event times
-        are UTC (``schemas.events.EventTime``), so their year and month are UTC's."""
-        return {date(year, month, 1) for year, month in {(e.time.year, e.time.month) for _, e in self.events}}
+    def months(self) -> frozenset[date]:
+        """The raw-event partitions the batch needs (see ``BatchWrites.months``)."""
+        return self.writes.months
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,9 +88,10 @@ class BatchResult:
     results: tuple[EventResult, ...]
     touched_accounts: frozenset[str]
     fresh_events: tuple[Event, ...]
+    counts: dict[Status, int]
 
     def count(self, status: Status) -> int:
-        return sum(1 for r in self.results if r.status == status)
+        return self.counts[status]
 
 
 def parse_record(record: InboundRecord) -> Event | EventRejected:
@@ -109,14 +114,20 @@ _NUMBER_SHAPES = bytes(
     ord("0") if chr(b).isdigit() and b < 128 else ord("e") if b in b"eE" else ord("+") if b in b"+-" else ord(" ")
     for b in range(256)
 )
+_LONG_DIGIT_RUN = b"0" * 4000
 _NUL_REASON = "contains a NUL character (\\u0000), which cannot be stored"
 
 
 def _maybe_unstorable(payload: bytes) -> bool:
-    if b"\\u0000" in payload:
+    # ``find`` rather than ``in``: a third cheaper on bytes (measured)
+    if payload.find(b"\\u0000") >= 0:
         return True
     shapes = payload.translate(_NUMBER_SHAPES)
-    return b"e0000" in shapes or b"e+0000" in shapes or (len(payload) >= 4000 and b"0" * 4000 in shapes)
+    return (
+        shapes.find(b"e0000") >= 0
+        or shapes.find(b"e+0000") >= 0
+        or (len(payload) >= 4000 and shapes.find(_LONG_DIGIT_RUN) >= 0)
+    )
 
 
 def _refuse_unstorable(payload: bytes) -> None:
@@ -184,13 +195,27 @@ def parse_batch(records: Sequence[InboundRecord], received_at: datetime) -> Pars
 def encode_writes(
     records: Sequence[InboundRecord], fresh: Sequence[tuple[int, Event]], received_at: datetime
 ) -> BatchWrites:
-    events = [event for _, event in fresh]
-    raw = [(e.time, e.source, e.id, e.type, e.subject, received_at, records[i].payload.decode()) for i, e in fresh]
-    touched = _touched_accounts(events)
-    statements: list[tuple[str, tuple[Any, ...]]] = [(sql, (rows,)) for sql, rows in _projection_statements(events)]
+    """One pass over the events (times are UTC, see ``schemas.events.EventTime``): the hot path of ingestion."""
+    raw = []
+    keys = []
+    months = set()
+    touched: dict[str, datetime] = {}
+    by_type: dict[type[Any], list[Any]] = defaultdict(list)
+    for index, event in fresh:
+        moment, source, event_id, subject, kind = event.time, event.source, event.id, event.subject, type(event)
+        raw.append((moment, source, event_id, event.type, subject, received_at, records[index].payload.decode()))
+        keys.append((source, event_id, moment))
+        months.add((moment.year, moment.month))
+        by_type[kind].append(event)
+        if kind is not KamEvent:  # a KAM event's subject is a KAM, not an account
+            newest = touched.get(subject)
+            if newest is None or moment > newest:
+                touched[subject] = moment
+    keys.sort()
+    statements: list[tuple[str, tuple[Any, ...]]] = [(sql, (rows,)) for sql, rows in _projection_statements(by_type)]
     if touched:
         statements.append((_MARK_TOUCHED_SQL, (sorted(touched), max(touched.values()))))
-    return BatchWrites(raw, tuple(statements), touched)
+    return BatchWrites(keys, raw, tuple(statements), touched, frozenset(date(year, month, 1) for year, month in months))
 
 
 @functools.lru_cache(maxsize=256)
@@ -255,19 +280,16 @@ async def write_batch(
     for index, event in batch.in_batch_duplicates:
         results[index] = EventResult("duplicate", event.source, event.id, event.type)
 
-    fresh: list[tuple[int, Event]] = []
+    fresh: Sequence[tuple[int, Event]] = batch.events
     writes = batch.writes
-    if batch.events:
-        # Sorted: concurrent writers with overlapping keys then lock them in the same order (no deadlock).
-        ordered = sorted((e.source, e.id, e.time) for _, e in batch.events)
-        already_stored = await _claim_keys(conn, ordered)
-        for index, event in batch.events:
-            is_new = (event.source, event.id) not in already_stored
-            results[index] = EventResult("accepted" if is_new else "duplicate", event.source, event.id, event.type)
-            if is_new:
-                fresh.append((index, event))
+    if fresh:
+        already_stored = await _claim_keys(conn, writes.keys)
         if already_stored:
+            fresh = [(i, e) for i, e in batch.events if (e.source, e.id) not in already_stored]
             writes = encode_writes(batch.records, fresh, batch.received_at)
+        for index, event in batch.events:
+            known = already_stored and (event.source, event.id) in already_stored
+            results[index] = EventResult("duplicate" if known else "accepted", event.source, event.id, event.type)
 
     if fresh:
         await conn.copy_records_to_table("raw_events", records=writes.raw_events, columns=_RAW_EVENT_COLUMNS)
@@ -289,10 +311,13 @@ async def write_batch(
         )
 
     touched = writes.touched if fresh else {}
+    rejected = len(batch.rejected)
     return BatchResult(
-        results=tuple(r if r is not None else EventResult("rejected") for r in results),
+        # every record has its result: rejected, a duplicate within the batch, or one of the batch's events
+        results=cast(tuple[EventResult, ...], tuple(results)),
         touched_accounts=frozenset(touched),
         fresh_events=tuple(event for _, event in fresh),
+        counts={"accepted": len(fresh), "duplicate": len(results) - len(fresh) - rejected, "rejected": rejected},
     )
 
 
@@ -310,21 +335,7 @@ async def _claim_keys(conn: asyncpg.Connection, ordered: list[tuple[str, str, da
         return {(row["source"], row["event_id"]) for row in await conn.fetch(_INSERT_KEYS_SQL, json_rows(keys))}
 
 
-def _touched_accounts(events: Sequence[Event]) -> dict[str, datetime]:
-    latest: dict[str, datetime] = {}
-    for event in events:
-        if isinstance(event, KamEvent):
-            continue  # its subject is a KAM, not an account
-        known = latest.get(event.subject)
-        if known is None or event.time > known:
-            latest[event.subject] = event.time
-    return latest
-
-
-def _projection_statements(events: Sequence[Event]) -> list[tuple[str, str]]:
-    by_type: dict[type[Any], list[Any]] = defaultdict(list)
-    for event in events:
-        by_type[type(event)].append(event)
+def _projection_statements(by_type: dict[type[Any], list[Any]]) -> list[tuple[str, str]]:
     statements = []
     if usage := by_type.get(UsageEvent):
         statements.append((USAGE_SQL, json_rows(usage_rows(usage))))

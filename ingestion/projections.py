@@ -27,7 +27,6 @@ from schemas.events import (
     PaymentEvent,
     SupportTicketEvent,
     UsageEvent,
-    utc_date,
 )
 
 OrderKey = tuple[datetime, str]
@@ -316,13 +315,13 @@ ON CONFLICT (account_id, day, metric) DO UPDATE SET
 
 
 def usage_rows(events: Sequence[UsageEvent]) -> list[dict[str, Any]]:
-    """Rows for USAGE_SQL (usage is summed per account, UTC day and metric)."""
+    """Rows for USAGE_SQL (usage is summed per account, UTC day and metric; event times are UTC)."""
     return [
         {
             "account_id": e.subject,
-            "day": utc_date(e.time),
+            "day": e.time.date(),
             "metric": e.data.metric,
-            "quantity": e.data.quantity,
+            "quantity": str(e.data.quantity),
             "user_id": e.data.user_id,
         }
         for e in events

@@ -33,10 +33,6 @@ def _storable_time(moment: datetime) -> datetime:
 EventTime = Annotated[AwareDatetime, AfterValidator(_storable_time)]
 
 
-def utc_date(moment: datetime) -> date:
-    return moment.date() if moment.tzinfo is UTC else moment.astimezone(UTC).date()
-
-
 TicketStatus = Literal["opened", "updated", "escalated", "reopened", "resolved", "closed"]
 TicketPriority = Literal["low", "normal", "high", "urgent"]
 InvoiceStatus = Literal["issued", "paid", "failed", "disputed", "refunded", "written_off"]

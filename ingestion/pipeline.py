@@ -36,7 +36,7 @@ from schemas.tables import account_shard_sql
 Ingress = Literal["kafka", "http", "replay"]
 Status = Literal["accepted", "duplicate", "rejected"]
 
-_EVENT_KEY_COLUMNS = ("source", "event_id", "event_time")
+_EVENT_KEY_COLUMNS = ("source", "event_id")
 _RAW_EVENT_COLUMNS = ("event_time", "source", "event_id", "type", "subject", "received_at", "payload")
 
 
@@ -54,8 +54,8 @@ class BatchWrites:
     """What storing some fresh events writes, encoded ahead of the transaction (pure, no I/O): the
     transaction then only sends it, so the next batch's encoding overlaps this one's database time."""
 
-    keys: list[tuple[str, str, datetime]]
-    """(source, id, time) of each event, sorted: concurrent writers with overlapping keys then lock them in
+    keys: list[tuple[str, str]]
+    """(source, id) of each event, sorted: concurrent writers with overlapping keys then lock them in
     the same order (no deadlock)."""
     raw_events: Sequence[tuple[datetime, str, str, str, str, datetime, str]]
     statements: tuple[tuple[str, tuple[Any, ...]], ...]
@@ -204,7 +204,7 @@ def encode_writes(
     for index, event in fresh:
         moment, source, event_id, subject, kind = event.time, event.source, event.id, event.subject, type(event)
         raw.append((moment, source, event_id, event.type, subject, received_at, records[index].payload.decode()))
-        keys.append((source, event_id, moment))
+        keys.append((source, event_id))
         months.add((moment.year, moment.month))
         by_type[kind].append(event)
         if kind is not KamEvent:  # a KAM event's subject is a KAM, not an account
@@ -239,9 +239,9 @@ _PARAMETER = re.compile(r"\$(\d+)")
 # Returns the keys that were already there: none in the common case, so nothing to decode.
 _INSERT_KEYS_SQL = """
 WITH batch AS (
-    SELECT * FROM json_to_recordset($1::json) AS k(source text, event_id text, event_time timestamptz)
+    SELECT * FROM json_to_recordset($1::json) AS k(source text, event_id text)
 ), inserted AS (
-    INSERT INTO event_keys (source, event_id, event_time) SELECT * FROM batch
+    INSERT INTO event_keys (source, event_id) SELECT * FROM batch
     ON CONFLICT DO NOTHING
     RETURNING source, event_id
 )
@@ -321,7 +321,7 @@ async def write_batch(
     )
 
 
-async def _claim_keys(conn: asyncpg.Connection, ordered: list[tuple[str, str, datetime]]) -> set[tuple[str, str]]:
+async def _claim_keys(conn: asyncpg.Connection, ordered: list[tuple[str, str]]) -> set[tuple[str, str]]:
     """Record the batch's (source, id) keys; returns those already stored (duplicates).
 
     Optimistic: a plain COPY costs half an INSERT ... ON CONFLICT (measured) and almost every batch is all
@@ -331,7 +331,7 @@ async def _claim_keys(conn: asyncpg.Connection, ordered: list[tuple[str, str, da
             await conn.copy_records_to_table("event_keys", records=ordered, columns=_EVENT_KEY_COLUMNS)
         return set()
     except asyncpg.UniqueViolationError:
-        keys = [{"source": s, "event_id": i, "event_time": t} for s, i, t in ordered]
+        keys = [{"source": s, "event_id": i} for s, i in ordered]
         return {(row["source"], row["event_id"]) for row in await conn.fetch(_INSERT_KEYS_SQL, json_rows(keys))}
 
 

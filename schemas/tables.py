@@ -49,7 +49,6 @@ event_keys = Table(
     metadata,
     Column("source", Id, nullable=False),
     Column("event_id", Id, nullable=False),
-    Column("event_time", TZ, nullable=False),
     PrimaryKeyConstraint("source", "event_id"),
 )
 

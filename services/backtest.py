@@ -121,7 +121,7 @@ async def run_backtest(
         async with db.unit_of_work() as sa_conn:
             conn = await driver_connection(sa_conn)
             labels = read_outcomes(outcomes) if outcomes else await stored_outcomes(conn)
-            end = await conn.fetchval("SELECT max(event_time) FROM event_keys")
+            end = await conn.fetchval("SELECT max(event_time) FROM raw_events")
     results = []
     for cfg, log in ((config, primary), (candidate, shadow)):
         if cfg is None:

@@ -96,7 +96,7 @@ class BatchResult:
 
 def parse_record(record: InboundRecord) -> Event | EventRejected:
     try:
-        if not record.payload.strip():
+        if not record.payload or record.payload.isspace():  # isspace: no copy, unlike strip
             raise EventRejected("empty message")
         _refuse_unstorable(record.payload)
         return parse_event(record.payload)

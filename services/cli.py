@@ -175,7 +175,7 @@ def replay(
                 task = progress.add_task("replay", total=None)
 
                 def advance(result: BatchResult) -> None:
-                    progress.advance(task, len(result.results))
+                    progress.advance(task, result.record_count)
 
                 if as_of_clock:
                     stats = await replay_as_lived(Pipeline(db), engine, file, batch_size=size, on_batch=advance)

@@ -134,7 +134,7 @@ async def _load_history(
 
     def progress(result: BatchResult) -> None:
         nonlocal done, next_report
-        done += len(result.results)
+        done += result.record_count
         if done >= summary.events * next_report or done == summary.events:
             _say(f"demo: replayed {done:,}/{summary.events:,} events ({done / summary.events:.0%})")
             while next_report <= done / summary.events:

@@ -26,7 +26,7 @@ class ReplayStats:
     rejected: int = 0
 
     def add(self, result: BatchResult) -> None:
-        self.lines += len(result.results)
+        self.lines += result.record_count
         self.accepted += result.count("accepted")
         self.duplicates += result.count("duplicate")
         self.rejected += result.count("rejected")

@@ -4,8 +4,8 @@ Revision ID: 0011
 Revises: 0010
 
 An event's time is in raw_events; in the ledger it was read by nothing that needed it there, and encoding it
-was a third of the client's cost of recording the keys (asyncpg encodes an aware datetime in about four times
-the time of a text value, measured).
+was most of the client's cost of recording the keys (a COPY of 4,000 keys: 2.2 to 2.9 µs per row with the
+time, 0.54 to 0.61 µs without, measured).
 """
 
 from collections.abc import Sequence

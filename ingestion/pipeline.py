@@ -37,7 +37,8 @@ Ingress = Literal["kafka", "http", "replay"]
 Status = Literal["accepted", "duplicate", "rejected"]
 
 _EVENT_KEY_COLUMNS = ("source", "event_id")
-_RAW_EVENT_COLUMNS = ("event_time", "source", "event_id", "type", "subject", "received_at", "payload")
+# received_at is the database's (the storing transaction's start): one value per batch, not encoded per row.
+_RAW_EVENT_COLUMNS = ("event_time", "source", "event_id", "type", "subject", "payload")
 
 
 class EventResult(NamedTuple):
@@ -57,7 +58,7 @@ class BatchWrites:
     keys: list[tuple[str, str]]
     """(source, id) of each event, sorted: concurrent writers with overlapping keys then lock them in
     the same order (no deadlock)."""
-    raw_events: Sequence[tuple[datetime, str, str, str, str, datetime, str]]
+    raw_events: Sequence[tuple[datetime, str, str, str, str, str]]
     statements: tuple[tuple[str, tuple[Any, ...]], ...]
     """The projections, then the mark of the touched accounts for rescoring: (statement, arguments)."""
     touched: dict[str, datetime]
@@ -74,7 +75,6 @@ class ParsedBatch:
     """Valid events, first occurrence of each (source, id) in the batch, with their record index."""
     rejected: list[tuple[int, EventRejected]]
     in_batch_duplicates: list[tuple[int, Event]]
-    received_at: datetime
     writes: BatchWrites
     """The writes of every event in ``events``: what is stored unless some were already (duplicates)."""
 
@@ -193,9 +193,7 @@ def _field(path: str) -> str | None:
     return path.replace("\0", "\\u0000") or None
 
 
-def assemble_batch(
-    records: Sequence[InboundRecord], parsed: Sequence[Event | EventRejected], received_at: datetime
-) -> ParsedBatch:
+def assemble_batch(records: Sequence[InboundRecord], parsed: Sequence[Event | EventRejected]) -> ParsedBatch:
     """Group parse outcomes and encode the writes; a (source, id) seen twice in the batch is a duplicate from
     its second time."""
     events: list[tuple[int, Event]] = []
@@ -212,16 +210,14 @@ def assemble_batch(
         else:
             seen.add(key)
             events.append((index, outcome))
-    return ParsedBatch(records, events, rejected, duplicates, received_at, encode_writes(records, events, received_at))
+    return ParsedBatch(records, events, rejected, duplicates, encode_writes(records, events))
 
 
-def parse_batch(records: Sequence[InboundRecord], received_at: datetime) -> ParsedBatch:
-    return assemble_batch(records, [parse_record(record) for record in records], received_at)
+def parse_batch(records: Sequence[InboundRecord]) -> ParsedBatch:
+    return assemble_batch(records, [parse_record(record) for record in records])
 
 
-def encode_writes(
-    records: Sequence[InboundRecord], fresh: Sequence[tuple[int, Event]], received_at: datetime
-) -> BatchWrites:
+def encode_writes(records: Sequence[InboundRecord], fresh: Sequence[tuple[int, Event]]) -> BatchWrites:
     """One pass over the events (times are UTC, see ``schemas.events.EventTime``): the hot path of ingestion."""
     raw = []
     keys = []
@@ -230,7 +226,7 @@ def encode_writes(
     by_type: dict[type[Any], list[Any]] = defaultdict(list)
     for index, event in fresh:
         moment, source, event_id, subject, kind = event.time, event.source, event.id, event.subject, type(event)
-        raw.append((moment, source, event_id, event.type, subject, received_at, records[index].payload.decode()))
+        raw.append((moment, source, event_id, event.type, subject, records[index].payload.decode()))
         keys.append((source, event_id))
         months.add((moment.year, moment.month))
         by_type[kind].append(event)
@@ -277,19 +273,20 @@ WHERE NOT EXISTS (SELECT FROM inserted i WHERE i.source = b.source AND i.event_i
 """
 
 _DEAD_LETTERS_SQL = """
-INSERT INTO dead_letters (received_at, ingress, origin, reason, field, raw)
-SELECT $1, $2, * FROM unnest($3::text[], $4::text[], $5::text[], $6::bytea[])
+INSERT INTO dead_letters (ingress, origin, reason, field, raw)
+SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::bytea[])
 ON CONFLICT (ingress, origin, md5(raw)) DO NOTHING
 """
 
 # Rescoring is shared by shards of accounts (see health_engine.repository.drain_rescore_queue): a batch queues
-# one row per shard it touched. More shards than evaluator processes, so each finds one free.
+# one row per shard it touched. More shards than evaluator processes, so each finds one free. Ids sort
+# byte-wise, as everywhere: for 3,948 accounts the statement took 7.3 ms so, 8.8 ms with the locale's order.
 RESCORE_SHARDS = 16
 
 _MARK_TOUCHED_SQL = f"""
 INSERT INTO rescore_queue (shard, account_ids, latest_event_time, queued_at)
-SELECT {account_shard_sql("account_id", str(RESCORE_SHARDS))}, array_agg(account_id ORDER BY account_id), $2,
-       clock_timestamp()
+SELECT {account_shard_sql("account_id", str(RESCORE_SHARDS))},
+       array_agg(account_id ORDER BY account_id COLLATE "C"), $2, clock_timestamp()
 FROM unnest($1::text[]) AS touched(account_id)
 GROUP BY 1
 """
@@ -308,7 +305,7 @@ async def write_batch(
         already_stored = await _claim_keys(conn, writes.keys)
         if already_stored:
             fresh = [(i, e) for i, e in batch.events if (e.source, e.id) not in already_stored]
-            writes = encode_writes(batch.records, fresh, batch.received_at)
+            writes = encode_writes(batch.records, fresh)
 
     if fresh:
         await conn.copy_records_to_table("raw_events", records=writes.raw_events, columns=_RAW_EVENT_COLUMNS)
@@ -321,7 +318,6 @@ async def write_batch(
         rejected_records = [(batch.records[i], r) for i, r in batch.rejected]
         await conn.execute(
             _DEAD_LETTERS_SQL,
-            batch.received_at,
             ingress,
             [record.origin for record, _ in rejected_records],
             [r.reason for _, r in rejected_records],

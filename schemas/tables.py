@@ -42,6 +42,11 @@ TZ = DateTime(timezone=True)
 # (memcmp instead of locale-aware comparison on every key of every index insert).
 Id = Text(collation="C")
 
+# Arrival is bookkeeping, not a signal (scores and alerts read event times): the database stamps it, one value
+# per storing transaction, so ingestion sends nothing per row for it.
+RECEIVED_NOW = text("transaction_timestamp()")
+RECEIVED_AT = "when it was stored: the start of the storing transaction (database clock)"
+
 # Idempotency ledger: one row per (source, id) ever accepted. Kept apart from raw_events because a
 # unique key on a month-partitioned table would have to include the month.
 event_keys = Table(
@@ -60,7 +65,7 @@ raw_events = Table(
     Column("event_id", Id, nullable=False),
     Column("type", Text, nullable=False),
     Column("subject", Id, nullable=False),
-    Column("received_at", TZ, nullable=False),
+    Column("received_at", TZ, nullable=False, server_default=RECEIVED_NOW, comment=RECEIVED_AT),
     Column("payload", JSON, nullable=False, comment="the event as received"),
     Index("ix_raw_events_subject_time", "subject", "event_time"),
     postgresql_partition_by="RANGE (event_time)",
@@ -70,7 +75,7 @@ dead_letters = Table(
     "dead_letters",
     metadata,
     Column("id", BigInteger, Identity(), primary_key=True),
-    Column("received_at", TZ, nullable=False),
+    Column("received_at", TZ, nullable=False, server_default=RECEIVED_NOW, comment=RECEIVED_AT),
     Column("ingress", Text, nullable=False),
     Column("origin", Text),
     Column("reason", Text, nullable=False),

@@ -25,8 +25,8 @@ def utc_now() -> datetime:
 
 @dataclass
 class Pipeline:
-    """``clock`` stamps arrivals and, live, is the time accounts are rescored at; ``engine`` (when set)
-    rescores the accounts a batch touched once the batch is stored."""
+    """``clock`` is, live, the time accounts are rescored at; ``engine`` (when set) rescores the accounts a
+    batch touched once the batch is stored. Arrival times (``received_at``) are the database's."""
 
     db: Database
     clock: Callable[[], datetime] = field(default=utc_now)
@@ -44,14 +44,12 @@ class Pipeline:
         return result
 
     async def parse(self, records: Sequence[InboundRecord]) -> ParsedBatch:
-        """Validate and encode (the records are received now), in slices, yielding in between so that a
-        write already in flight keeps going."""
-        received_at = self.clock()
+        """Validate and encode, in slices, yielding in between so that a write already in flight keeps going."""
         outcomes: list[Event | EventRejected] = []
         for start in range(0, len(records), _PARSE_SLICE):
             outcomes.extend(parse_record(record) for record in records[start : start + _PARSE_SLICE])
             await asyncio.sleep(0)
-        return assemble_batch(records, outcomes, received_at)
+        return assemble_batch(records, outcomes)
 
     async def store(self, batch: ParsedBatch, *, ingress: Ingress, dead_letter: bool = True) -> BatchResult:
         started = time.perf_counter()

@@ -125,7 +125,7 @@ async def replay_as_lived(
     async def flush(records: list[InboundRecord], outcomes: list[Event | EventRejected]) -> None:
         if not records:
             return
-        result = await pipeline.store(assemble_batch(records, outcomes, pipeline.clock()), ingress="replay")
+        result = await pipeline.store(assemble_batch(records, outcomes), ingress="replay")
         stats.add(result)
         if on_batch is not None:
             on_batch(result)

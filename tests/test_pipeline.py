@@ -160,6 +160,7 @@ async def test_the_same_id_from_two_sources_is_two_events(db: Database) -> None:
 
 async def test_dead_letters_keep_raw_bytes_reason_field_and_origin_once_per_origin(db: Database) -> None:
     pipeline = pipeline_at_now(db)
+    before = datetime.now(UTC)
     bad = encode(invoice("acme", at(2), "I", "lost"))
     not_json = b'{"specversion": "1.0", '
 
@@ -175,12 +176,15 @@ async def test_dead_letters_keep_raw_bytes_reason_field_and_origin_once_per_orig
     letters = await fetch(
         db, "SELECT ingress, origin, field, reason, raw, received_at, replayed_at FROM dead_letters ORDER BY 1, 2"
     )
-    assert [(i, o, f, bytes(raw), when, replayed) for i, o, f, _, raw, when, replayed in letters] == [
-        ("kafka", "kafka:payments/0@41", "data.status", bad, NOW, None),
-        ("kafka", "kafka:payments/0@42", None, not_json, NOW, None),
-        ("kafka", "kafka:payments/1@7", "data.status", bad, NOW, None),
-        ("replay", "kafka:payments/0@41", "data.status", bad, NOW, None),
+    assert [(i, o, f, bytes(raw), replayed) for i, o, f, _, raw, _, replayed in letters] == [
+        ("kafka", "kafka:payments/0@41", "data.status", bad, None),
+        ("kafka", "kafka:payments/0@42", None, not_json, None),
+        ("kafka", "kafka:payments/1@7", "data.status", bad, None),
+        ("replay", "kafka:payments/0@41", "data.status", bad, None),
     ]
+    # stamped by the database when stored: once per batch, after the first batch for the later ones
+    first_batch, *later = [letters[0][5], letters[1][5], letters[2][5], letters[3][5]]
+    assert before <= first_batch == later[0] < later[1] < later[2] <= datetime.now(UTC)
     assert "'issued'" in letters[0][3]  # the reason lists what is allowed
     assert letters[1][3].startswith("invalid JSON")
     assert await fetch(db, "SELECT count(*) FROM raw_events") == [(0,)]
@@ -217,6 +221,7 @@ async def test_records_postgresql_cannot_store_are_dead_lettered_without_failing
 
 async def test_late_events_land_on_their_own_utc_day_not_today(db: Database) -> None:
     pipeline = pipeline_at_now(db)
+    before = datetime.now(UTC)
     await pipeline.ingest(records(event("usage", "acme", NOW, {"quantity": 5})), ingress="kafka")
     late = records(
         event("usage", "acme", "2026-03-06T10:00:00+00:00", {"quantity": 2}),  # two weeks late
@@ -230,8 +235,10 @@ async def test_late_events_land_on_their_own_utc_day_not_today(db: Database) -> 
         ("2026-03-06", "2", 1, []),
         ("2026-03-20", "5", 1, []),  # today's row holds today's event only
     ]
-    received = await fetch(db, "SELECT DISTINCT received_at FROM raw_events")
-    assert received == [(NOW,)]  # all of them arrived "today"
+    # late or not, each is stamped with its arrival (the database's time of its batch), not its event time
+    (first, one), (then, three) = await fetch(db, "SELECT received_at, count(*) FROM raw_events GROUP BY 1 ORDER BY 1")
+    assert (one, three) == (1, 3)
+    assert before <= first < then <= datetime.now(UTC)
 
 
 # --- merge rules: the stored row is the state of the latest event, whatever the arrival order ------------

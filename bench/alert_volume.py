@@ -30,13 +30,13 @@ from typing import Any
 import orjson
 
 from health_engine.config import load_scoring_config
-from services.alerting import build_alerting
-from services.database import Database, driver_connection, start_embedded
-from services.engine import HealthEngine
-from services.pipeline import Pipeline
-from services.replay import replay_as_lived
-from services.settings import Settings
-from services.simulator import simulate_to_dir
+from services.flows.alerting import build_alerting
+from services.flows.evaluation import HealthEngine
+from services.flows.ingest import Pipeline
+from services.flows.replay import replay_as_lived
+from services.platform.database import Database, driver_connection, start_embedded
+from services.platform.settings import Settings
+from services.simulator.generator import simulate_to_dir
 
 # When each alert was opened: its first transition (fired_at may be earlier, when the condition began).
 _OPENED = "(SELECT min(t.at) FROM alert_transitions t WHERE t.alert_id = al.id AND t.from_state IS NULL)"

@@ -32,9 +32,9 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from services.auth import create_key  # noqa: E402
-from services.database import Database, driver_connection  # noqa: E402
-from services.settings import Settings  # noqa: E402
+from services.api.auth import create_key  # noqa: E402
+from services.platform.database import Database, driver_connection  # noqa: E402
+from services.platform.settings import Settings  # noqa: E402
 
 AS_OF = datetime(2026, 11, 20, 6, tzinfo=UTC)
 LEVELS = ((35, "low"), (60, "medium"), (80, "high"), (101, "critical"))
@@ -333,8 +333,8 @@ def load_main(args: argparse.Namespace) -> None:
 def serve_main(args: argparse.Namespace) -> None:
     import uvicorn
 
-    from services.api import build_app
-    from services.runtime import tune_gc
+    from services.api.app import build_app
+    from services.platform.runtime import tune_gc
 
     tune_gc()
     settings = Settings(database_url=args.database_url, db_pool_size=args.pool)

@@ -57,9 +57,9 @@ class Dataset:
 
 async def _load() -> Dataset:
     from health_engine.repository import load_signals
-    from services.backtest import stored_outcomes
-    from services.database import Database, driver_connection
-    from services.settings import Settings
+    from services.flows.backtesting import stored_outcomes
+    from services.platform.database import Database, driver_connection
+    from services.platform.settings import Settings
 
     db = await Database.open(Settings())
     try:

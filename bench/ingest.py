@@ -28,13 +28,13 @@ import orjson
 
 from health_engine.config import load_scoring_config
 from ingestion.pipeline import BatchResult, Ingress, ParsedBatch
-from services.database import Database, driver_connection
-from services.engine import HealthEngine, RescorePacing, rescore_forever
-from services.metrics import Metrics
-from services.pipeline import Pipeline
-from services.replay import read_batches, replay_file
-from services.runtime import tune_gc, yield_cpu
-from services.settings import Settings
+from services.flows.evaluation import HealthEngine, RescorePacing, rescore_forever
+from services.flows.ingest import Pipeline
+from services.flows.replay import read_batches, replay_file
+from services.platform.database import Database, driver_connection
+from services.platform.metrics import Metrics
+from services.platform.runtime import tune_gc, yield_cpu
+from services.platform.settings import Settings
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
 END = START + timedelta(days=366)

@@ -21,10 +21,10 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from services.database import Database, driver_connection
-from services.engine import HealthEngine
-from services.runtime import tune_gc
-from services.settings import Settings
+from services.flows.evaluation import HealthEngine
+from services.platform.database import Database, driver_connection
+from services.platform.runtime import tune_gc
+from services.platform.settings import Settings
 
 AS_OF = datetime(2026, 6, 1, 6, 0, tzinfo=UTC)
 
@@ -153,7 +153,7 @@ def main() -> None:
     url = args.database_url
     workdir = Path(tempfile.mkdtemp(prefix="kamwatch-sweep-"))
     if url is None:
-        from services.database import start_embedded
+        from services.platform.database import start_embedded
 
         url, server = start_embedded(workdir / "pgdata")
     seeded = time.perf_counter()

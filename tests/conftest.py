@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from services.database import Database, sqlalchemy_url, start_embedded
-from services.settings import Settings
+from services.platform.database import Database, sqlalchemy_url, start_embedded
+from services.platform.settings import Settings
 from tests.dbutil import cloned_database, create_template
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy import make_url, text
 
-from services.database import Database
+from services.platform.database import Database
 
 TEMPLATE = "kamwatch_template"
 _counter = itertools.count()
@@ -62,7 +62,7 @@ async def cloned_database(server_url: str) -> AsyncIterator[str]:
 
 
 async def create_template(server_url: str) -> None:
-    from services.settings import Settings
+    from services.platform.settings import Settings
 
     await _admin(server_url, f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")
     await _admin(server_url, f"CREATE DATABASE {TEMPLATE}")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from services.settings import Settings
+from services.platform.settings import Settings
 
 KAMWATCH = Path(sys.executable).with_name("kamwatch")
 

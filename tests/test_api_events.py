@@ -9,10 +9,10 @@ import orjson
 import pytest
 from sqlalchemy import text
 
-from services.api import build_app
-from services.auth import create_key
-from services.database import Database
-from services.settings import Settings
+from services.api.app import build_app
+from services.api.auth import create_key
+from services.platform.database import Database
+from services.platform.settings import Settings
 from tests.events import at, encode, event
 
 

@@ -1,5 +1,5 @@
-from services.asyncapi import STREAM_EVENTS, asyncapi_document
-from services.settings import DEFAULT_TOPICS, Settings
+from services.platform.settings import DEFAULT_TOPICS, Settings
+from services.worker.asyncapi import STREAM_EVENTS, asyncapi_document
 
 
 def test_asyncapi_describes_every_topic_with_its_event_schemas() -> None:

@@ -11,8 +11,8 @@ import yaml
 from typer.testing import CliRunner
 
 from health_engine.config import DEFAULT_CONFIG_PATH
-from services.cli import app
-from services.simulator import simulate_to_dir
+from services.cli.main import app
+from services.simulator.generator import simulate_to_dir
 
 
 def test_backtest_reports_each_horizon_for_both_configs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

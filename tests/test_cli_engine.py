@@ -10,10 +10,10 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from services.cli import app
-from services.database import Database
-from services.pipeline import Pipeline
-from services.settings import Settings
+from services.cli.main import app
+from services.flows.ingest import Pipeline
+from services.platform.database import Database
+from services.platform.settings import Settings
 from tests.events import at, event, records
 
 AS_OF = datetime(2026, 3, 20, tzinfo=UTC)

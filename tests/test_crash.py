@@ -11,11 +11,11 @@ from pathlib import Path
 import asyncpg
 
 from health_engine.config import load_scoring_config
-from services.database import Database
-from services.engine import HealthEngine
-from services.pipeline import Pipeline
-from services.replay import replay_file
-from services.settings import Settings
+from services.flows.evaluation import HealthEngine
+from services.flows.ingest import Pipeline
+from services.flows.replay import replay_file
+from services.platform.database import Database
+from services.platform.settings import Settings
 from tests.dbutil import admin_dsn, cloned_database, snapshot
 from tests.events import at, encode, event
 

@@ -15,10 +15,10 @@ import orjson
 import pytest
 from sqlalchemy import text
 
-from services.database import Database
-from services.demo import LIVE_SOURCE, run_demo
-from services.settings import Settings
-from services.simulator import SOURCE
+from services.demo.run import LIVE_SOURCE, run_demo
+from services.platform.database import Database
+from services.platform.settings import Settings
+from services.simulator.generator import SOURCE
 from tests.processes import free_port
 
 NOW = datetime(2026, 3, 16, 10, 30, tzinfo=UTC)

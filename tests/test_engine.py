@@ -14,12 +14,12 @@ from sqlalchemy import text
 from health_engine.config import load_scoring_config
 from health_engine.repository import QueueState, claim_shard, drain_rescore_queue
 from ingestion.parsing import parse_event
-from services.database import Database, driver_connection
-from services.engine import HealthEngine, RescorePacing, SweepReport, rescore_forever
-from services.pipeline import Pipeline
-from services.replay import next_midnight, replay_as_lived
-from services.settings import Settings
-from services.simulator import simulate_to_dir
+from services.flows.evaluation import HealthEngine, RescorePacing, SweepReport, rescore_forever
+from services.flows.ingest import Pipeline
+from services.flows.replay import next_midnight, replay_as_lived
+from services.platform.database import Database, driver_connection
+from services.platform.settings import Settings
+from services.simulator.generator import simulate_to_dir
 from tests.dbutil import cloned_database
 from tests.events import event, records
 

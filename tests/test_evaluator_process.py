@@ -7,9 +7,9 @@ from typing import Any
 
 from sqlalchemy import text
 
-from services.database import Database
-from services.pipeline import Pipeline
-from services.settings import Settings
+from services.flows.ingest import Pipeline
+from services.platform.database import Database
+from services.platform.settings import Settings
 from tests.events import at, event, records
 from tests.processes import kamwatch_service
 

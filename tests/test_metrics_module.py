@@ -1,4 +1,4 @@
-"""services.metrics: the registry definition, exposition, multiprocess mode and the standalone /metrics server."""
+"""services.platform.metrics: the registry, exposition, multiprocess mode and the standalone /metrics server."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from prometheus_client.samples import Sample
 
 from health_engine.model import Level
 from schemas.events import Tier
-from services.metrics import (
+from services.platform.metrics import (
     FASTSTREAM_METRIC_NAMES,
     LEVELS,
     METRIC_DOCS,
@@ -161,7 +161,7 @@ def test_multiprocess_values_are_collected_across_processes(tmp_path: Path, monk
     child = textwrap.dedent(
         """
         import sys
-        from services.metrics import Metrics
+        from services.platform.metrics import Metrics
 
         metrics = Metrics.create()
         assert metrics.multiprocess

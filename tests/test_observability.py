@@ -9,13 +9,13 @@ from faststream.kafka import TestKafkaBroker
 from prometheus_client.parser import text_string_to_metric_families
 
 from health_engine.config import load_scoring_config
-from services.database import Database
-from services.engine import HealthEngine
-from services.metrics import Metrics
-from services.observability import sample
-from services.pipeline import Pipeline
-from services.settings import Settings
-from services.worker import build_broker
+from services.flows.evaluation import HealthEngine
+from services.flows.ingest import Pipeline
+from services.platform.database import Database
+from services.platform.metrics import Metrics
+from services.platform.observability import sample
+from services.platform.settings import Settings
+from services.worker.consumer import build_broker
 from tests.events import at, encode, event
 
 ACCOUNT = event(

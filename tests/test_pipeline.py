@@ -17,9 +17,9 @@ from sqlalchemy import text
 
 from ingestion.parsing import InboundRecord
 from ingestion.pipeline import EventResult
-from services.database import Database
-from services.pipeline import Pipeline
-from services.settings import Settings
+from services.flows.ingest import Pipeline
+from services.platform.database import Database
+from services.platform.settings import Settings
 from tests.dbutil import cloned_database
 from tests.events import at, encode, event, records
 

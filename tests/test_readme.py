@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer.main
 
-from services.cli import app
-from services.metrics import METRIC_NAMES
+from services.cli.main import app
+from services.platform.metrics import METRIC_NAMES
 
 README = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
 

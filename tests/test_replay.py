@@ -11,10 +11,10 @@ from typing import Any
 from sqlalchemy import text
 
 from ingestion.pipeline import BatchResult
-from services.database import Database
-from services.pipeline import Pipeline
-from services.replay import ReplayStats, replay_file
-from services.settings import Settings
+from services.flows.ingest import Pipeline
+from services.flows.replay import ReplayStats, replay_file
+from services.platform.database import Database
+from services.platform.settings import Settings
 from tests.dbutil import cloned_database, snapshot
 from tests.events import at, encode, event
 

@@ -13,9 +13,9 @@ from typing import Any
 
 from sqlalchemy import text
 
-from services.database import Database
-from services.settings import Settings
-from services.simulator import simulate_to_dir
+from services.platform.database import Database
+from services.platform.settings import Settings
+from services.simulator.generator import simulate_to_dir
 from tests.dbutil import cloned_database, snapshot
 
 KAMWATCH = Path(sys.executable).with_name("kamwatch")

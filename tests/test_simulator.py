@@ -24,7 +24,7 @@ from schemas.events import (
     SupportTicketEvent,
     UsageEvent,
 )
-from services.simulator import SOURCE, Portfolio, plan_portfolio, simulate, simulate_to_dir
+from services.simulator.generator import SOURCE, Portfolio, plan_portfolio, simulate, simulate_to_dir
 
 START = date(2026, 1, 5)  # a Monday; 120 days end in early May, away from the August and December lulls
 SIZE = {"accounts": 60, "kams": 6, "days": 120, "seed": 11, "start": START}

@@ -5,7 +5,7 @@ from sqlalchemy import Connection, text
 
 import schemas.access_tables  # noqa: F401  (registers the access tables on the metadata)
 from schemas.tables import metadata
-from services.database import Database, alembic_config
+from services.platform.database import Database, alembic_config
 
 
 async def test_migrations_are_idempotent(db: Database) -> None:

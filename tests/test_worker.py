@@ -14,10 +14,10 @@ from faststream.kafka import KafkaBroker, TestKafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from sqlalchemy import text
 
-from services.database import Database
-from services.pipeline import Pipeline
-from services.settings import Settings
-from services.worker import build_broker
+from services.flows.ingest import Pipeline
+from services.platform.database import Database
+from services.platform.settings import Settings
+from services.worker.consumer import build_broker
 from tests.dbutil import cloned_database, snapshot
 from tests.events import at, encode, event
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from pydantic import SecretStr
 
-from services.settings import Settings
+from services.platform.settings import Settings
 from tests.alerting.servers import SlackStandIn, SmtpServer
 
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"

@@ -9,10 +9,10 @@ from sqlalchemy import text
 
 from alerts.config import AlertsConfig, load_rules_config
 from health_engine.config import load_scoring_config
-from services.alerting import Alerting
-from services.database import Database
-from services.engine import HealthEngine
-from services.pipeline import Pipeline
+from services.flows.alerting import Alerting
+from services.flows.evaluation import HealthEngine
+from services.flows.ingest import Pipeline
+from services.platform.database import Database
 from tests.events import event, records
 
 SCORING = load_scoring_config(None)

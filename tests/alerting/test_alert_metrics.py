@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from services.alerting import build_alerting
-from services.database import Database
-from services.metrics import Metrics
-from services.settings import Settings
+from services.flows.alerting import build_alerting
+from services.platform.database import Database
+from services.platform.metrics import Metrics
+from services.platform.settings import Settings
 from tests.alerting.scenario import go_critical, rows
 
 

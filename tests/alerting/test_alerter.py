@@ -14,9 +14,9 @@ from pydantic import SecretStr
 from alerts import alert_repository as repo
 from alerts.messages import AlertItem, AlertMessage, DigestSection
 from alerts.outbox import digest_payload, message_payload
-from services.alerter import Alerter
-from services.database import Database, driver_connection
-from services.settings import Settings
+from services.alerter.delivery import Alerter
+from services.platform.database import Database, driver_connection
+from services.platform.settings import Settings
 from tests.alerting.scenario import Clock, rows
 from tests.alerting.servers import Inbox, SlackStandIn, SmtpServer
 from tests.alerts.helpers import snapshot
@@ -122,9 +122,9 @@ async def test_a_killed_alerter_loses_nothing(db: Database, alert_settings: Sett
     [notification_id] = await queue(db, [email(1)])
     script = (
         "import asyncio\n"
-        "from services.alerter import Alerter\n"
-        "from services.database import Database\n"
-        "from services.settings import Settings\n"
+        "from services.alerter.delivery import Alerter\n"
+        "from services.platform.database import Database\n"
+        "from services.platform.settings import Settings\n"
         "async def main():\n"
         "    db = await Database.open(Settings())\n"
         "    await Alerter.from_settings(db, Settings()).run_until_idle()\n"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.settings import Settings
+from services.platform.settings import Settings
 from tests.processes import kamwatch_service
 
 

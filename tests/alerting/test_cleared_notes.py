@@ -9,13 +9,13 @@ from typing import Any
 
 from alerts import alert_repository as repo
 from alerts.policy import next_digest_time
-from services.alerter import Alerter
-from services.alerting import build_alerting
-from services.cli_alerts import list_alerts
-from services.database import Database
-from services.engine import HealthEngine
-from services.pipeline import Pipeline
-from services.settings import Settings
+from services.alerter.delivery import Alerter
+from services.cli.alert_actions import list_alerts
+from services.flows.alerting import build_alerting
+from services.flows.evaluation import HealthEngine
+from services.flows.ingest import Pipeline
+from services.platform.database import Database
+from services.platform.settings import Settings
 from tests.alerting.scenario import SCORING, START, Clock, history, nps, rows, rules_with_hold
 from tests.alerting.servers import SlackStandIn, SmtpServer
 from tests.events import event, records

@@ -9,10 +9,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from services.alerting import build_alerting
-from services.cli_alerts import register
-from services.database import Database
-from services.settings import Settings
+from services.cli.alert_actions import register
+from services.flows.alerting import build_alerting
+from services.platform.database import Database
+from services.platform.settings import Settings
 from tests.alerting.scenario import DEPARTURE, Clock, go_critical, rows
 
 
@@ -59,7 +59,7 @@ def test_list_act_feedback_and_stats(settings: Settings, monkeypatch: pytest.Mon
 
 
 async def test_cli_transitions_are_recorded_via_cli(db: Database, settings: Settings) -> None:
-    from services.cli_alerts import act
+    from services.cli.alert_actions import act
 
     _, as_of = await go_critical(db, build_alerting(settings, notify="none"))
     [(alert_id,)] = await rows(db, "SELECT id FROM alerts WHERE dedup_key = 'acme:risk_level'")

@@ -11,12 +11,12 @@ import orjson
 
 from alerts.messages import ACK_ACTION, SNOOZE_ACTION
 from alerts.policy import next_digest_time
-from services.alerter import Alerter
-from services.alerting import build_alerting
-from services.database import Database
-from services.engine import ScoresHook
-from services.pipeline import Pipeline
-from services.settings import Settings
+from services.alerter.delivery import Alerter
+from services.flows.alerting import build_alerting
+from services.flows.evaluation import ScoresHook
+from services.flows.ingest import Pipeline
+from services.platform.database import Database
+from services.platform.settings import Settings
 from tests.alerting.scenario import Clock, go_critical, replacements, rows, rules_with_hold
 from tests.alerting.servers import SlackStandIn, SmtpServer
 from tests.events import records

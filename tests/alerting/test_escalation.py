@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from alerts import store
-from services.alerter import Alerter
-from services.alerting import build_alerting
-from services.database import Database
-from services.settings import Settings
+from services.alerter.delivery import Alerter
+from services.flows.alerting import build_alerting
+from services.platform.database import Database
+from services.platform.settings import Settings
 from tests.alerting.scenario import Clock, go_critical, rows
 from tests.alerting.servers import SmtpServer
 

@@ -9,12 +9,12 @@ from datetime import timedelta
 from typing import Any
 
 from alerts import alert_repository as repo
-from services.alerting import build_alerting
-from services.cli_alerts import list_alerts
-from services.database import Database
-from services.engine import HealthEngine
-from services.pipeline import Pipeline
-from services.settings import Settings
+from services.cli.alert_actions import list_alerts
+from services.flows.alerting import build_alerting
+from services.flows.evaluation import HealthEngine
+from services.flows.ingest import Pipeline
+from services.platform.database import Database
+from services.platform.settings import Settings
 from tests.alerting.scenario import SCORING, START, history, nps, rows, rules_with_hold
 from tests.events import records
 

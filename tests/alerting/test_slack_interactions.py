@@ -15,11 +15,11 @@ import pytest
 from fastapi import FastAPI
 
 from alerts.messages import ACK_ACTION, SNOOZE_ACTION
-from services.alerting import build_alerting
-from services.api_slack import slack_router
-from services.database import Database
-from services.problems import install_problem_handlers
-from services.settings import Settings
+from services.api.problems import install_problem_handlers
+from services.api.slack_actions import slack_router
+from services.flows.alerting import build_alerting
+from services.platform.database import Database
+from services.platform.settings import Settings
 from tests.alerting.conftest import SIGNING_SECRET
 from tests.alerting.scenario import Clock, go_critical, rows
 

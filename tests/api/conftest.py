@@ -10,9 +10,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from services.api import build_app
-from services.database import Database
-from services.settings import Settings
+from services.api.app import build_app
+from services.platform.database import Database
+from services.platform.settings import Settings
 from tests.api import seed
 from tests.api.seed import NOW
 

@@ -7,8 +7,8 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from services.auth import create_key, revoke_key
-from services.database import Database
+from services.api.auth import create_key, revoke_key
+from services.platform.database import Database
 from tests.api.conftest import World
 from tests.api.seed import NOW
 from tests.events import encode, event

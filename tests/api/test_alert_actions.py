@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from alerts import store
 from schemas.tables import alert_feedback, alert_transitions, alerts
-from services.database import Database
+from services.platform.database import Database
 from tests.api.conftest import World
 from tests.api.seed import NOW
 

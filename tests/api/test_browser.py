@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import select
 
 from schemas.tables import alerts
-from services.api import build_app
-from services.database import Database
-from services.settings import Settings
+from services.api.app import build_app
+from services.platform.database import Database
+from services.platform.settings import Settings
 from tests.api.cdp import chromium_binary, headless_chromium
 from tests.api.conftest import World
 from tests.api.seed import NOW

@@ -9,9 +9,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from services.cli_access import parse_duration, register
-from services.settings import Settings
-from services.widget import verify
+from services.api.widget import verify
+from services.cli.keys import parse_duration, register
+from services.platform.settings import Settings
 
 runner = CliRunner()
 

@@ -1,4 +1,4 @@
-"""The health fast path (services/api_fastpath.py) answers exactly as the route, and only the plain requests."""
+"""The health fast path (services/api/fastpath.py) answers exactly as the route, and only the plain requests."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import pytest
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
-from services.api import build_app
-from services.api_fastpath import HealthFastPath
-from services.api_v1 import HEALTH_PATH
-from services.database import Database
-from services.settings import Settings
+from services.api.app import build_app
+from services.api.fastpath import HealthFastPath
+from services.api.v1 import HEALTH_PATH
+from services.platform.database import Database
+from services.platform.settings import Settings
 from tests.api.conftest import World
 from tests.api.seed import NOW
 

@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, settings
 from pydantic import SecretStr
 from schemathesis import checks
 
-from services.api import build_app
-from services.settings import Settings
+from services.api.app import build_app
+from services.platform.settings import Settings
 from tests.api.conftest import World
 from tests.api.seed import NOW
 from tests.api.server import serving

@@ -7,7 +7,7 @@ import httpx
 from sqlalchemy import update
 
 from schemas.tables import accounts
-from services.database import Database
+from services.platform.database import Database
 from tests.api import seed
 from tests.api.conftest import World
 

@@ -8,7 +8,7 @@ import httpx
 from sqlalchemy import insert
 
 from schemas.tables import health_overrides
-from services.database import Database
+from services.platform.database import Database
 from tests.api import seed
 from tests.api.conftest import World
 from tests.api.seed import NOW

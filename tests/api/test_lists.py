@@ -9,7 +9,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from services.database import Database
+from services.platform.database import Database
 from tests.api.conftest import World
 from tests.api.seed import NOW
 

@@ -6,7 +6,7 @@ import httpx
 from sqlalchemy import select
 
 from schemas.tables import health_overrides
-from services.database import Database
+from services.platform.database import Database
 from tests.api.conftest import World
 
 

@@ -11,10 +11,10 @@ from pydantic import SecretStr
 from sqlalchemy import select
 
 from schemas.tables import alert_transitions, alerts
-from services.api import build_app
-from services.database import Database
-from services.settings import Settings
-from services.widget import InvalidToken, mint, verify
+from services.api.app import build_app
+from services.api.widget import InvalidToken, mint, verify
+from services.platform.database import Database
+from services.platform.settings import Settings
 from tests.api.conftest import World, make_app
 from tests.api.seed import NOW
 

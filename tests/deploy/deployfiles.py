@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 
-from services.metrics import FASTSTREAM_METRIC_NAMES, METRIC_NAMES, Metrics
+from services.platform.metrics import FASTSTREAM_METRIC_NAMES, METRIC_NAMES, Metrics
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"

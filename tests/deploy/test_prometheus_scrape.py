@@ -19,11 +19,11 @@ import pytest
 import uvicorn
 import yaml
 
-from services.api import build_app
-from services.auth import create_key
-from services.database import Database
-from services.metrics import Metrics, serve_metrics
-from services.settings import Settings
+from services.api.app import build_app
+from services.api.auth import create_key
+from services.platform.database import Database
+from services.platform.metrics import Metrics, serve_metrics
+from services.platform.settings import Settings
 from tests.processes import free_port
 
 HOST = "127.0.0.1"

@@ -1,0 +1,286 @@
+"""``kamwatch alerter``: deliver the notification outbox to Slack and email, and run the escalation check.
+
+Each notification is claimed with ``FOR UPDATE SKIP LOCKED`` in a transaction held open while it is sent and
+closed once the attempt is recorded: two alerters never hold the same row, and an alerter killed mid-send
+leaves no claim behind (its transaction rolls back, the row stays pending for the next one). The price is
+at-least-once in one narrow case: killed after the server accepted the message but before the commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from email.utils import make_msgid
+from typing import Protocol
+
+import aiosmtplib
+from slack_sdk import WebClient
+from slack_sdk.webhook import WebhookClient
+
+from alerts import alert_repository as repo
+from alerts.outbox import PayloadError, Rendered, render_payloads, retry_delay
+from services.flows.alerting import (
+    Alerting,
+    alerts_config,
+    build_alerting,
+    email_configured,
+    send_channel,
+    slack_configured,
+)
+from services.flows.ingest import utc_now
+from services.platform.database import Database, driver_connection
+from services.platform.metrics import Metrics
+from services.platform.settings import Settings
+
+log = logging.getLogger(__name__)
+
+NOTIFICATION_HEADER = "X-Kamwatch-Notification"
+
+
+class PermanentError(Exception):
+    """Retrying will not help (nothing configured for the channel, an unreadable payload): fail at once."""
+
+
+class Sender(Protocol):
+    async def send(self, channel: str, to: str, rendered: Rendered, notification_ids: Sequence[int]) -> None: ...
+
+
+@dataclass
+class SlackSender:
+    """Slack through slack_sdk: ``chat.postMessage`` with a bot token (DMs go to the user id, which Slack opens
+    as a DM), else the incoming webhook (every message lands in the webhook's channel).
+
+    slack_sdk's async clients need aiohttp, which kamwatch does not ship; the sync clients (urllib) run in a
+    worker thread instead."""
+
+    bot_token: str | None = None
+    base_url: str = "https://slack.com/api/"
+    webhook_url: str | None = None
+    timeout_s: int = 30
+
+    async def send(self, channel: str, to: str, rendered: Rendered, notification_ids: Sequence[int]) -> None:
+        if rendered.slack is None:
+            raise PermanentError("nothing rendered for Slack")
+        body = dict(rendered.slack)
+        if self.bot_token:
+            client = WebClient(token=self.bot_token, base_url=self.base_url, timeout=self.timeout_s)
+            await asyncio.to_thread(client.chat_postMessage, channel=to, **body)
+        elif self.webhook_url:
+            webhook = WebhookClient(self.webhook_url, timeout=self.timeout_s)
+            response = await asyncio.to_thread(webhook.send_dict, body)
+            if response.status_code != 200:
+                raise RuntimeError(f"Slack webhook answered {response.status_code}: {response.body[:200]}")
+        else:
+            raise PermanentError("Slack is not configured (KAMWATCH_SLACK_BOT_TOKEN or KAMWATCH_SLACK_WEBHOOK_URL)")
+
+
+@dataclass
+class EmailSender:
+    """Multipart (text + HTML) email through aiosmtplib."""
+
+    host: str | None
+    port: int
+    sender: str
+    username: str | None = None
+    password: str | None = None
+    starttls: bool = False
+    tls: bool = False
+    timeout_s: float = 30.0
+
+    async def send(self, channel: str, to: str, rendered: Rendered, notification_ids: Sequence[int]) -> None:
+        if self.host is None:
+            raise PermanentError("SMTP is not configured (KAMWATCH_SMTP_HOST)")
+        if rendered.email is None:
+            raise PermanentError("nothing rendered for email")
+        message = EmailMessage()
+        message["From"] = self.sender
+        message["To"] = to
+        message["Subject"] = rendered.email.subject
+        message["Message-ID"] = make_msgid(domain="kamwatch")
+        message[NOTIFICATION_HEADER] = ",".join(str(i) for i in notification_ids)
+        message.set_content(rendered.email.text)
+        message.add_alternative(rendered.email.html, subtype="html")
+        await aiosmtplib.send(
+            message,
+            hostname=self.host,
+            port=self.port,
+            username=self.username,
+            password=self.password,
+            use_tls=self.tls,
+            start_tls=self.starttls,
+            timeout=self.timeout_s,
+        )
+
+
+@dataclass
+class Alerter:
+    """Sends due notifications; ``clock`` and ``jitter`` are injectable so that tests control time."""
+
+    db: Database
+    alerting: Alerting
+    slack: Sender
+    email: Sender
+    base_url: str
+    max_attempts: int = 8
+    backoff_base_s: float = 30.0
+    backoff_cap_s: float = 3600.0
+    concurrency: int = 4
+    clock: Callable[[], datetime] = utc_now
+    jitter: Callable[[], float] = random.random
+    metrics: Metrics | None = None
+    sent: list[int] = field(default_factory=list)
+
+    @classmethod
+    def from_settings(
+        cls,
+        db: Database,
+        settings: Settings,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        metrics: Metrics | None = None,
+    ) -> Alerter:
+        secret = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+        webhook = settings.slack_webhook_url.get_secret_value() if settings.slack_webhook_url else None
+        return cls(
+            db=db,
+            alerting=build_alerting(settings, notify="send", config=alerts_config(settings)),
+            slack=SlackSender(secret, settings.slack_api_base_url, webhook, timeout_s=int(settings.smtp_timeout_s)),
+            email=EmailSender(
+                host=settings.smtp_host,
+                port=settings.smtp_port,
+                sender=settings.smtp_from,
+                username=settings.smtp_username,
+                password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+                starttls=settings.smtp_starttls,
+                tls=settings.smtp_tls,
+                timeout_s=settings.smtp_timeout_s,
+            ),
+            base_url=settings.public_url,
+            max_attempts=settings.alerter_max_attempts,
+            backoff_base_s=settings.alerter_backoff_base_s,
+            backoff_cap_s=settings.alerter_backoff_cap_s,
+            concurrency=settings.alerter_concurrency,
+            clock=clock,
+            metrics=metrics,
+        )
+
+    async def send_one(self) -> bool:
+        """Claim, send and record one due notification (a whole digest counts as one); False if none is due."""
+        async with self.db.unit_of_work() as sa_conn:
+            conn = await driver_connection(sa_conn)
+            first = await repo.claim_due(conn, self.clock())
+            if first is None:
+                return False
+            claimed = [first]
+            if first.payload.get("format") == "digest":
+                claimed += await repo.claim_digest_parts(conn, first)
+            ids = [n.id for n in claimed]
+            error: str | None = None
+            permanent = False
+            try:
+                rendered = render_payloads(
+                    [n.payload for n in claimed], send_channel(first.channel), base_url=self.base_url
+                )
+                sender = self.email if first.channel == "email" else self.slack
+                await sender.send(first.channel, str(first.payload.get("to") or first.recipient), rendered, ids)
+            except (PermanentError, PayloadError, KeyError, ValueError) as exc:
+                error, permanent = f"{type(exc).__name__}: {exc}", True
+            except Exception as exc:  # any transport failure is worth another try
+                error = f"{type(exc).__name__}: {exc}"
+            now = self.clock()
+            attempts = max(n.attempts for n in claimed) + 1
+            retry_at = None
+            if error is not None and not permanent:
+                delay = retry_delay(
+                    attempts, base_s=self.backoff_base_s, cap_s=self.backoff_cap_s, jitter=self.jitter()
+                )
+                retry_at = now + timedelta(seconds=delay)
+            statuses = await repo.record_attempt(
+                conn, ids, now, error=error, retry_at=retry_at, max_attempts=self.max_attempts
+            )
+        result = "sent" if error is None else ("failed" if "failed" in statuses else "retried")
+        if error is None:
+            self.sent.extend(ids)
+        else:
+            log.warning("notification %s via %s: %s (%s)", ids, first.channel, error, result)
+        if self.metrics is not None:
+            self.metrics.notifications_total.labels(channel=first.channel, result=result).inc(len(ids))
+        return True
+
+    async def run_until_idle(self) -> int:
+        """Send everything due now with ``concurrency`` claims in flight; returns the claims processed."""
+
+        async def worker() -> int:
+            done = 0
+            while await self.send_one():
+                done += 1
+            return done
+
+        return sum(await asyncio.gather(*(worker() for _ in range(self.concurrency))))
+
+    async def check_escalations(self) -> int:
+        """Queue escalations (manager) and reminders (KAM) of overdue critical alerts; returns how many alerts."""
+        async with self.db.unit_of_work() as sa_conn:
+            outcome = await self.alerting.check_escalations(await driver_connection(sa_conn), self.clock())
+        return outcome.escalated
+
+    async def sample(self) -> None:
+        """Outbox backlog and per-rule feedback precision, for /metrics."""
+        if self.metrics is None:
+            return
+        async with self.db.unit_of_work() as sa_conn:
+            conn = await driver_connection(sa_conn)
+            pending, age = await repo.outbox_backlog(conn, self.clock())
+            precision = await repo.feedback_by_rule(conn)
+        self.metrics.outbox_pending.set(pending)
+        self.metrics.outbox_oldest_pending_age_seconds.set(age)
+        for rule in precision:
+            if rule.precision is not None:
+                self.metrics.alert_feedback_precision.labels(rule=rule.rule).set(rule.precision)
+
+    async def run_forever(self, *, poll_interval_s: float, escalation_interval_s: float) -> None:
+        """Deliver, check escalations every ``escalation_interval_s``; a database hiccup is logged and retried."""
+        next_check = self.clock()
+        while True:
+            try:
+                if self.clock() >= next_check:
+                    escalated = await self.check_escalations()
+                    if escalated:
+                        log.info("escalated %d alerts", escalated)
+                    await self.sample()
+                    next_check = self.clock() + timedelta(seconds=escalation_interval_s)
+                done = await self.run_until_idle()
+            except Exception:
+                log.exception("alerter round failed; retrying")
+                done = 0
+            if not done:
+                await asyncio.sleep(poll_interval_s)
+
+
+async def run_alerter(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> None:
+    """The ``kamwatch alerter`` process: until stopped, with /metrics on KAMWATCH_METRICS_PORT."""
+    from services.platform.metrics import serve_metrics
+
+    if not slack_configured(settings) and not email_configured(settings):
+        log.warning("neither Slack nor SMTP is configured: queued notifications will fail")
+    metrics = Metrics.create()
+    db = await Database.open(settings)
+    server = None
+    try:
+        await db.migrate()
+        server = await serve_metrics(metrics.registry, settings.metrics_host, settings.metrics_port, ready=db.ping)
+        alerter = Alerter.from_settings(db, settings, clock=clock, metrics=metrics)
+        await alerter.run_forever(
+            poll_interval_s=settings.alerter_poll_interval_s,
+            escalation_interval_s=settings.alerter_escalation_interval_s,
+        )
+    finally:
+        if server is not None:
+            await server.aclose()
+        metrics.close()
+        await db.close()

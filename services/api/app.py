@@ -1,0 +1,276 @@
+"""HTTP API (FastAPI): event ingestion, the /v1 account and alert endpoints, the widget and portfolio pages."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any, Literal
+
+import orjson
+from fastapi import Depends, FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic import BaseModel, Field
+from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from health_engine.config import load_scoring_config
+from ingestion.parsing import InboundRecord
+from ingestion.pipeline import BatchResult
+from services.api import v1 as api_v1
+from services.api.auth import KeyCache, Principal, require
+from services.api.fastpath import HealthFastPath
+from services.api.pages import routes as api_pages
+from services.api.problems import Problem, install_problem_handlers, problem_response
+from services.api.queries import open_read_pool
+from services.api.slack_actions import slack_router
+from services.flows.alerting import build_alerting
+from services.flows.evaluation import HealthEngine
+from services.flows.ingest import Pipeline, utc_now
+from services.platform.database import Database
+from services.platform.metrics import Metrics
+from services.platform.observability import sample_forever
+from services.platform.runtime import tune_gc
+from services.platform.settings import Settings
+
+NDJSON_TYPES = ("application/x-ndjson", "application/jsonl", "application/json-seq", "application/ndjson")
+
+
+class EventResultOut(BaseModel):
+    index: int = Field(description="Position of the event in the request body.")
+    status: Literal["accepted", "duplicate", "rejected"]
+    source: str | None = None
+    id: str | None = None
+    reason: str | None = Field(default=None, description="Why the event was rejected.")
+    field: str | None = Field(default=None, description="Dotted path of the offending attribute.")
+
+
+class IngestResponse(BaseModel):
+    accepted: int
+    duplicates: int
+    rejected: int
+    results: list[EventResultOut]
+
+
+_EXAMPLE_EVENT = {
+    "specversion": "1.0",
+    "id": "usage-000123",
+    "source": "product/telemetry",
+    "type": "kamwatch.usage.v1",
+    "subject": "acme-corp",
+    "time": "2026-11-20T09:30:00+01:00",
+    "data": {"metric": "activity", "quantity": 3, "user_id": "u-42"},
+}
+
+
+_REQUEST_BODY: dict[str, Any] = {
+    "required": True,
+    "description": "A CloudEvents 1.0 event (structured mode), a JSON array of them, or NDJSON (one per line).",
+    "content": {
+        "application/json": {
+            # An array may hold anything: each item gets its own result, invalid ones `rejected` with the reason.
+            "schema": {"oneOf": [{"type": "object"}, {"type": "array", "items": {}}]},
+            "example": _EXAMPLE_EVENT,
+        },
+        "application/x-ndjson": {"schema": {"type": "string"}},
+    },
+}
+
+
+def split_body(body: bytes, content_type: str) -> list[InboundRecord]:
+    """One event, a JSON array of events, or NDJSON, as raw records for the pipeline."""
+    if content_type.split(";")[0].strip().lower() in NDJSON_TYPES:
+        return [InboundRecord(line.strip()) for line in body.splitlines() if line.strip()]
+    stripped = body.lstrip()
+    if stripped.startswith(b"["):
+        try:
+            items = orjson.loads(stripped)
+        except orjson.JSONDecodeError as error:
+            raise Problem(422, "Unprocessable Content", f"invalid JSON: {error}") from None
+        return [InboundRecord(orjson.dumps(item)) for item in items]
+    return [InboundRecord(body)]
+
+
+def build_app(
+    settings: Settings,
+    db: Database | None = None,
+    *,
+    clock: Callable[[], datetime] = utc_now,
+    key_cache_seconds: float = 5.0,
+    metrics: Metrics | None = None,
+    health_fast_path: bool = True,
+) -> FastAPI:
+    """The API application; it opens (and closes) its own database unless given one.
+
+    ``key_cache_seconds``: how long a checked API key is trusted without asking the database again (a key
+    revoked from another process stops working after at most that long). Ingested events are scored and
+    their alerts opened at once, as in the worker. ``health_fast_path``: answer the plain polling requests of
+    GET /v1/accounts/{id}/health without the framework's routing (services/api/fastpath.py; same answers).
+    """
+    metrics = metrics or Metrics.create()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        database = db or await Database.open(settings)
+        app.state.db = database
+        alerting = build_alerting(settings, notify="send", metrics=metrics)
+        engine = HealthEngine.from_settings(database, settings, alerting, metrics=metrics)
+        app.state.pipeline = Pipeline(database, clock=clock, engine=engine, metrics=metrics)
+        app.state.read_pool = await open_read_pool(database, settings.db_pool_size)
+        sampler = asyncio.create_task(sample_forever(database, metrics, clock))
+        try:
+            yield
+        finally:
+            sampler.cancel()
+            await app.state.read_pool.close()
+            if db is None:
+                await database.close()
+
+    app = FastAPI(
+        title="kamwatch",
+        version="1",
+        summary="Key-account health: churn early warning for Key Account Managers.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.clock = clock
+    app.state.metrics = metrics
+    app.state.levels = load_scoring_config(settings.scoring_config).levels
+    app.state.key_cache = KeyCache(key_cache_seconds)
+    install_problem_handlers(app)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # As problems.py, but keeping the headers the error carries (`Allow` on a 405, RFC 9110).
+        response = problem_response(exc.status_code, str(exc.detail), instance=request.url.path)
+        response.headers.update(exc.headers or {})
+        if exc.status_code == 405:
+            response.headers["Allow"] = allowed_methods(request)
+        return response
+
+    if health_fast_path:
+        app.add_middleware(HealthFastPath)  # added first: innermost, inside CORS and the request metrics
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "If-None-Match", "Accept-Language"],
+            expose_headers=["ETag"],
+            max_age=600,
+        )
+    app.include_router(api_v1.router)
+    app.include_router(api_pages.router)
+    # Slack buttons authenticate by Slack's request signature (settings.slack_signing_secret), not an API key.
+    app.include_router(slack_router(settings))
+
+    @app.post(
+        "/v1/events",
+        response_model=IngestResponse,
+        tags=["ingestion"],
+        summary="Ingest events (one CloudEvent, a JSON array, or NDJSON)",
+        responses={
+            **api_v1.AUTH_ERRORS,
+            413: api_v1.problem_doc("The body is larger than KAMWATCH_HTTP_MAX_BODY_BYTES"),
+            422: api_v1.problem_doc("A single event, or the body, is invalid (problem+json, names the field)"),
+        },
+        openapi_extra={"requestBody": _REQUEST_BODY},
+    )
+    async def ingest_events(request: Request, _: Principal = Depends(require("ingest"))) -> IngestResponse:
+        body = await request.body()
+        if len(body) > settings.http_max_body_bytes:
+            raise Problem(413, "Content Too Large", f"body exceeds {settings.http_max_body_bytes} bytes")
+        records = split_body(body, request.headers.get("content-type", "application/json"))
+        if not records:
+            raise Problem(422, "Unprocessable Content", "no event in the request body")
+        pipeline: Pipeline = request.app.state.pipeline
+        result = await pipeline.ingest(records, ingress="http")
+        single = len(records) == 1 and not body.lstrip().startswith(b"[")
+        if single and result.results[0].status == "rejected":
+            rejected = result.results[0]
+            raise Problem(422, "Invalid event", rejected.reason, field=rejected.field)
+        return _response(result)
+
+    app.add_middleware(RequestMetrics, metrics=metrics)
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=PlainTextResponse)
+    async def metrics_endpoint(request: Request) -> Response:
+        body, content_type = metrics.exposition(request.headers.get("accept"))
+        return Response(body, media_type=content_type)
+
+    @app.get("/healthz", tags=["operations"], summary="Liveness")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"], summary="Readiness: the database answers")
+    async def readyz(request: Request) -> JSONResponse:
+        db: Database = request.app.state.db
+        try:
+            async with db.unit_of_work() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception as error:  # any failure means not ready; say which
+            return JSONResponse({"status": "unavailable", "database": str(error)}, status_code=503)
+        return JSONResponse({"status": "ok", "database": "ok"})
+
+    return app
+
+
+class RequestMetrics:
+    """Requests by route template (bounded: never the raw path with its ids), method and status, and their
+    latency. Plain ASGI: Starlette's ``@app.middleware("http")`` costs a task and a stream per request."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started, status = time.perf_counter(), 500
+
+        async def recording_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording_send)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            method = scope["method"]
+            self.metrics.http_requests_total.labels(route=route, method=method, status=str(status)).inc()
+            self.metrics.http_request_seconds.labels(route=route, method=method).observe(time.perf_counter() - started)
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one `kamwatch api` server process, configured from the environment."""
+    tune_gc()
+    return build_app(Settings())
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method of every route on this path (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
+
+
+def _response(result: BatchResult) -> IngestResponse:
+    return IngestResponse(
+        accepted=result.count("accepted"),
+        duplicates=result.count("duplicate"),
+        rejected=result.count("rejected"),
+        results=[
+            EventResultOut(index=i, status=r.status, source=r.source, id=r.id, reason=r.reason, field=r.field)
+            for i, r in enumerate(result.results)
+        ],
+    )

@@ -1,0 +1,400 @@
+"""Read queries behind the API and the pages: each endpoint is one or two statements."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Mapping, Sequence
+from datetime import date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any, Literal
+
+import asyncpg
+import orjson
+from fastapi import Request
+from sqlalchemy import (
+    ColumnElement,
+    Numeric,
+    RowMapping,
+    and_,
+    case,
+    cast,
+    desc,
+    func,
+    literal,
+    make_url,
+    or_,
+    select,
+    text,
+)
+from sqlalchemy.dialects.postgresql import distinct_on
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from schemas.tables import account_health, account_health_history, accounts, alerts, kams
+from services.api.auth import Principal
+from services.api.problems import Problem
+from services.platform.database import Database
+
+AccountSort = Literal["risk", "arr_at_risk", "change"]
+AT_RISK = ("high", "critical")
+
+# The health of one account in a single round trip: profile, score, trend points, active override, open alerts.
+# The hottest query: run straight on the driver (prepared once per connection, no BEGIN/COMMIT round trips).
+HEALTH_SQL = """
+    SELECT a.account_id, a.name, a.owner_kam_id, k.name AS owner_name, a.tier, a.segment,
+           a.arr::text AS arr, a.currency, a.renewal_date,
+           h.as_of, h.risk::float8 AS risk, h.level, h.level_since, h.components, h.drivers, h.config_version,
+           (SELECT x.risk::float8 FROM account_health_history x
+             WHERE x.account_id = a.account_id AND x.as_of <= h.as_of - interval '7 days'
+             ORDER BY x.as_of DESC LIMIT 1) AS risk_7d,
+           (SELECT x.risk::float8 FROM account_health_history x
+             WHERE x.account_id = a.account_id AND x.as_of <= h.as_of - interval '30 days'
+             ORDER BY x.as_of DESC LIMIT 1) AS risk_30d,
+           (SELECT json_build_object('id', o.id, 'level', o.level, 'reason', o.reason, 'created_by', o.created_by,
+                                     'created_at', o.created_at, 'expires_at', o.expires_at)
+              FROM health_overrides o
+             WHERE o.account_id = a.account_id AND o.revoked_at IS NULL
+               AND o.created_at <= $2 AND o.expires_at > $2
+             ORDER BY o.created_at DESC, o.id DESC LIMIT 1) AS override,
+           (SELECT coalesce(json_agg(json_build_object(
+                       'id', al.id, 'account_id', al.account_id, 'rule', al.rule, 'subject', al.subject,
+                       'severity', al.severity, 'state', al.state, 'title_en', al.title_en, 'title_fr', al.title_fr,
+                       'fired_at', al.fired_at, 'updated_at', al.updated_at, 'acknowledged_at', al.acknowledged_at,
+                       'snoozed_until', al.snoozed_until, 'resolved_at', al.resolved_at,
+                       'clearing_since', al.clearing_since, 'resolves_at', al.resolves_at)
+                     ORDER BY al.fired_at DESC, al.id DESC), '[]'::json)
+              FROM alerts al WHERE al.account_id = a.account_id AND al.state <> 'resolved') AS open_alerts,
+           (SELECT json_agg(json_build_object(
+                       'account_id', s.account_id, 'name', s.name, 'owner_kam_id', s.owner_kam_id,
+                       'arr', s.arr::text, 'risk', sh.risk::float8, 'level', sh.level)
+                     ORDER BY s.account_id)
+              FROM accounts s JOIN account_health sh ON sh.account_id = s.account_id
+             WHERE s.parent_account_id = a.account_id AND s.account_id <> a.account_id) AS subsidiaries
+      FROM accounts a
+      LEFT JOIN account_health h ON h.account_id = a.account_id
+      LEFT JOIN kams k ON k.kam_id = a.owner_kam_id
+     WHERE a.account_id = $1
+"""
+
+
+def request_db(request: Request) -> Database:
+    """The app's database (opened by its lifespan)."""
+    db: Database = request.app.state.db
+    return db
+
+
+def request_now(request: Request) -> datetime:
+    """Now, by the app's clock (the service edge)."""
+    clock: Callable[[], datetime] = request.app.state.clock
+    return clock()
+
+
+def not_found(what: str = "account") -> Problem:
+    return Problem(404, "Not Found", f"no such {what}")
+
+
+def encode_cursor(*values: Any) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(list(values))).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, arity: int) -> list[Any]:
+    try:
+        values = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, TypeError):
+        raise Problem(422, "Unprocessable Content", "cursor: not a cursor from this API", field="cursor") from None
+    if not isinstance(values, list) or len(values) != arity or not all(isinstance(v, str) for v in values):
+        raise Problem(422, "Unprocessable Content", "cursor: not a cursor from this API", field="cursor")
+    return values
+
+
+def _decimal(value: str) -> Decimal:
+    try:
+        return Decimal(value)
+    except InvalidOperation:
+        raise Problem(422, "Unprocessable Content", "cursor: not a cursor from this API", field="cursor") from None
+
+
+async def open_read_pool(db: Database, size: int) -> asyncpg.Pool:
+    """Plain asyncpg connections for the hottest read: no BEGIN/ROLLBACK nor pre-ping around one statement."""
+
+    async def init(conn: asyncpg.Connection) -> None:
+        for type_name in ("json", "jsonb"):
+            await conn.set_type_codec(type_name, encoder=_json_text, decoder=orjson.loads, schema="pg_catalog")
+
+    async def reset(conn: asyncpg.Connection) -> None:
+        # These connections only ever run the read-only health statement: no session state to undo, so skip
+        # asyncpg's default reset (a round trip on every release).
+        return None
+
+    dsn = make_url(db.url).set(drivername="postgresql").render_as_string(hide_password=False)
+    pool: asyncpg.Pool = await asyncpg.create_pool(dsn, min_size=1, max_size=size, init=init, reset=reset)
+    return pool
+
+
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+async def account_health_row(pool: asyncpg.Pool, account_id: str, now: datetime) -> Mapping[str, Any] | None:
+    """The health row of one account: one prepared statement, outside any transaction (it is consistent alone)."""
+    async with pool.acquire() as conn:
+        row: Mapping[str, Any] | None = await conn.fetchrow(HEALTH_SQL, account_id, now)
+        return row
+
+
+async def visible_account(conn: AsyncConnection, principal: Principal, account_id: str) -> RowMapping:
+    """The account row if it exists and the caller may see it; 404 alike otherwise."""
+    row = (await conn.execute(select(accounts).where(accounts.c.account_id == account_id))).mappings().one_or_none()
+    if row is None or not principal.sees_owner(row["owner_kam_id"]):
+        raise not_found()
+    return row
+
+
+def _risk_days_ago(days: int) -> ColumnElement[Any]:
+    past = account_health_history.alias("past")
+    return (
+        select(past.c.risk)
+        .where(
+            past.c.account_id == accounts.c.account_id, past.c.as_of <= account_health.c.as_of - timedelta(days=days)
+        )
+        .order_by(past.c.as_of.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+def _arr_at_risk() -> ColumnElement[Decimal]:
+    return case((account_health.c.level.in_(AT_RISK), accounts.c.arr), else_=literal(Decimal(0), Numeric(20, 4)))
+
+
+async def list_accounts(
+    conn: AsyncConnection,
+    principal: Principal,
+    *,
+    owner: str | None,
+    levels: Sequence[str],
+    tiers: Sequence[str],
+    segment: str | None,
+    renewal_from: date | None,
+    renewal_to: date | None,
+    sort: AccountSort,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[RowMapping], str | None]:
+    change = account_health.c.risk - _risk_days_ago(7)
+    keys: dict[AccountSort, ColumnElement[Any]] = {
+        "risk": func.coalesce(account_health.c.risk, -1),
+        "arr_at_risk": _arr_at_risk(),
+        "change": func.coalesce(change, -1000),
+    }
+    key = keys[sort].label("sort_key")
+    conditions: list[ColumnElement[bool]] = [principal.visible(accounts.c.owner_kam_id)]
+    if owner:
+        conditions.append(accounts.c.owner_kam_id == owner)
+    if levels:
+        conditions.append(account_health.c.level.in_(levels))
+    if tiers:
+        conditions.append(accounts.c.tier.in_(tiers))
+    if segment:
+        conditions.append(accounts.c.segment == segment)
+    if renewal_from:
+        conditions.append(accounts.c.renewal_date >= renewal_from)
+    if renewal_to:
+        conditions.append(accounts.c.renewal_date <= renewal_to)
+    if cursor:
+        value, after_id = decode_cursor(cursor, 2)
+        bound = cast(literal(_decimal(value)), Numeric)
+        conditions.append(or_(keys[sort] < bound, and_(keys[sort] == bound, accounts.c.account_id > after_id)))
+    query = (
+        select(
+            accounts.c.account_id,
+            accounts.c.name,
+            accounts.c.owner_kam_id,
+            accounts.c.tier,
+            accounts.c.segment,
+            cast(accounts.c.arr, Numeric).label("arr"),
+            accounts.c.currency,
+            accounts.c.renewal_date,
+            account_health.c.risk,
+            account_health.c.level,
+            account_health.c.as_of,
+            _arr_at_risk().label("arr_at_risk"),
+            change.label("change_7d"),
+            key,
+        )
+        .select_from(accounts.outerjoin(account_health, account_health.c.account_id == accounts.c.account_id))
+        .where(*conditions)
+        .order_by(desc(key), accounts.c.account_id)
+        .limit(limit + 1)
+    )
+    rows = list((await conn.execute(query)).mappings())
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor(str(rows[-1]["sort_key"]), rows[-1]["account_id"])
+    return rows, next_cursor
+
+
+async def history(conn: AsyncConnection, account_id: str, start: datetime, end: datetime) -> list[RowMapping]:
+    day = func.date(func.timezone("UTC", account_health_history.c.as_of))
+    query = (
+        select(account_health_history)
+        .ext(distinct_on(day))
+        .where(
+            account_health_history.c.account_id == account_id,
+            account_health_history.c.as_of >= start,
+            account_health_history.c.as_of <= end,
+        )
+        .order_by(day, account_health_history.c.as_of.desc())
+    )
+    return list((await conn.execute(query)).mappings())
+
+
+# Events, alerts, alert transitions and level changes of one account, newest first, keyset-paginated on
+# (at, item id): item ids are unique and sort the same way on every call.
+TIMELINE_SQL = text(
+    """
+    SELECT * FROM (
+        SELECT e.event_time AS at, 'event' AS kind, e.type AS type, 'e:' || e.source || ':' || e.event_id AS item_id,
+               e.payload::jsonb AS data
+          FROM raw_events e WHERE e.subject = :account_id
+        UNION ALL
+        SELECT al.fired_at, 'alert', 'alert.fired', 'a:' || al.id,
+               json_build_object('alert_id', al.id, 'rule', al.rule, 'severity', al.severity, 'state', al.state,
+                                 'title_en', al.title_en, 'title_fr', al.title_fr)::jsonb
+          FROM alerts al WHERE al.account_id = :account_id
+        UNION ALL
+        SELECT t.at, 'alert_transition', 'alert.' || t.to_state, 't:' || t.id,
+               json_build_object('alert_id', t.alert_id, 'from_state', t.from_state, 'to_state', t.to_state,
+                                 'actor', t.actor, 'via', t.via, 'note', t.note, 'rule', al.rule)::jsonb
+          FROM alert_transitions t JOIN alerts al ON al.id = t.alert_id
+         WHERE al.account_id = :account_id AND t.from_state IS NOT NULL
+        UNION ALL
+        SELECT l.as_of, 'level_change', 'level.' || l.level, 'l:' || to_char(l.as_of AT TIME ZONE 'UTC',
+                                                                             'YYYYMMDDHH24MISSUS'),
+               json_build_object('level', l.level, 'previous', l.previous, 'risk', l.risk)::jsonb
+          FROM (SELECT as_of, level, risk, lag(level) OVER (ORDER BY as_of) AS previous
+                  FROM account_health_history WHERE account_id = :account_id) l
+         WHERE l.previous IS DISTINCT FROM l.level
+    ) items
+    WHERE CAST(:before_at AS timestamptz) IS NULL
+       OR (items.at, items.item_id) < (CAST(:before_at AS timestamptz), CAST(:before_id AS text))
+    ORDER BY items.at DESC, items.item_id DESC
+    LIMIT :limit
+    """
+)
+
+
+async def timeline(
+    conn: AsyncConnection, account_id: str, *, limit: int, cursor: str | None
+) -> tuple[list[RowMapping], str | None]:
+    before_at: datetime | None = None
+    before_id: str | None = None
+    if cursor:
+        at_text, before_id = decode_cursor(cursor, 2)
+        try:
+            before_at = datetime.fromisoformat(at_text)
+        except ValueError:
+            raise Problem(422, "Unprocessable Content", "cursor: not a cursor from this API", field="cursor") from None
+    params = {"account_id": account_id, "before_at": before_at, "before_id": before_id, "limit": limit + 1}
+    rows = list((await conn.execute(TIMELINE_SQL, params)).mappings())
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor(rows[-1]["at"].isoformat(), rows[-1]["item_id"])
+    return rows, next_cursor
+
+
+async def portfolio_groups(conn: AsyncConnection, principal: Principal) -> list[RowMapping]:
+    level = func.coalesce(account_health.c.level, "unscored").label("level")
+    query = (
+        select(
+            accounts.c.owner_kam_id,
+            kams.c.name.label("kam_name"),
+            accounts.c.tier,
+            level,
+            accounts.c.currency,
+            func.count().label("accounts"),
+            func.sum(accounts.c.arr).label("arr"),
+        )
+        .select_from(
+            accounts.outerjoin(account_health, account_health.c.account_id == accounts.c.account_id).outerjoin(
+                kams, kams.c.kam_id == accounts.c.owner_kam_id
+            )
+        )
+        .where(principal.visible(accounts.c.owner_kam_id))
+        .group_by(accounts.c.owner_kam_id, kams.c.name, accounts.c.tier, level, accounts.c.currency)
+    )
+    return list((await conn.execute(query)).mappings())
+
+
+RETENTION_SQL = text(
+    """
+    SELECT o.outcome, a.currency, count(*) AS n,
+           sum(o.arr_before) FILTER (WHERE o.arr_before IS NOT NULL) AS arr_before,
+           sum(coalesce(o.arr_after, CASE WHEN o.outcome = 'churned' THEN 0 END))
+               FILTER (WHERE o.arr_before IS NOT NULL) AS arr_after
+      FROM outcomes o JOIN accounts a ON a.account_id = o.account_id
+     WHERE o.event_time >= :start AND o.event_time < :end
+       AND (CAST(:all_kams AS boolean) OR a.owner_kam_id = ANY(CAST(:kam_ids AS text[])))
+     GROUP BY o.outcome, a.currency
+    """
+)
+
+
+async def retention(conn: AsyncConnection, principal: Principal, start: datetime, end: datetime) -> list[RowMapping]:
+    params = {
+        "start": start,
+        "end": end,
+        "all_kams": principal.kam_ids is None,
+        "kam_ids": sorted(principal.kam_ids or ()),
+    }
+    return list((await conn.execute(RETENTION_SQL, params)).mappings())
+
+
+async def list_alerts(
+    conn: AsyncConnection,
+    principal: Principal,
+    *,
+    states: Sequence[str],
+    severities: Sequence[str],
+    account_id: str | None,
+    rule: str | None,
+    owner: str | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[RowMapping], str | None]:
+    conditions: list[ColumnElement[bool]] = [principal.visible(accounts.c.owner_kam_id)]
+    if states:
+        conditions.append(alerts.c.state.in_(states))
+    if severities:
+        conditions.append(alerts.c.severity.in_(severities))
+    if account_id:
+        conditions.append(alerts.c.account_id == account_id)
+    if rule:
+        conditions.append(alerts.c.rule == rule)
+    if owner:
+        conditions.append(accounts.c.owner_kam_id == owner)
+    if cursor:
+        (before,) = decode_cursor(cursor, 1)
+        if not before.isdigit():
+            raise Problem(422, "Unprocessable Content", "cursor: not a cursor from this API", field="cursor")
+        conditions.append(alerts.c.id < int(before))
+    join = alerts.outerjoin(accounts, accounts.c.account_id == alerts.c.account_id)
+    query = select(alerts).select_from(join).where(*conditions).order_by(alerts.c.id.desc()).limit(limit + 1)
+    rows = list((await conn.execute(query)).mappings())
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor(str(rows[-1]["id"]))
+    return rows, next_cursor
+
+
+async def alert_owner(conn: AsyncConnection, alert_id: int) -> tuple[bool, str | None]:
+    """Whether the alert exists, and the owner of its account (None if the account is unknown)."""
+    query = (
+        select(alerts.c.id, accounts.c.owner_kam_id)
+        .select_from(alerts.outerjoin(accounts, accounts.c.account_id == alerts.c.account_id))
+        .where(alerts.c.id == alert_id)
+    )
+    row = (await conn.execute(query)).one_or_none()
+    return (False, None) if row is None else (True, row.owner_kam_id)

@@ -1,0 +1,468 @@
+"""The /v1 read and action endpoints for CRMs, widgets and pages (ingestion stays in services/api/app.py)."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, time, timedelta
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from pydantic import BeforeValidator
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from alerts import store
+from health_engine import overrides
+from services.api import queries as q
+from services.api.auth import Principal, reader
+from services.api.models import (
+    AccountHealthOut,
+    AccountPage,
+    AlertOut,
+    AlertPage,
+    FeedbackIn,
+    FeedbackOut,
+    HistoryOut,
+    Level,
+    Locale,
+    NoteIn,
+    OverrideIn,
+    OverrideOut,
+    PortfolioSummary,
+    Severity,
+    SnoozeIn,
+    TimelinePage,
+    WidgetTokenIn,
+    WidgetTokenOut,
+)
+from services.api.problems import Problem
+from services.api.views import (
+    account_summary,
+    alert_document,
+    encode,
+    etag,
+    etag_matches,
+    group_document,
+    health_document,
+    history_point,
+    pick_locale,
+    portfolio_document,
+    timeline_item,
+)
+from services.api.widget import mint, signing_secret
+from services.platform.database import Database
+
+
+async def reject_nul(request: Request) -> None:
+    """PostgreSQL text cannot hold NUL: refuse it in the path and query up front (422), not as a 500."""
+    for name, value in (*request.path_params.items(), *request.query_params.multi_items()):
+        if "\x00" in str(value):
+            raise Problem(422, "Unprocessable Content", f"{name}: must not contain NUL characters", field=name)
+
+
+router = APIRouter(prefix="/v1", dependencies=[Depends(reject_nul)])
+
+
+def problem_doc(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/problem+json": {"schema": PROBLEM_SCHEMA}}}
+
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "field": {"type": "string"},
+        "errors": {"type": "array", "items": {"type": "object"}},
+    },
+}
+AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: problem_doc("The body is not JSON (or not UTF-8)"),
+    401: problem_doc("Missing, unknown, revoked or expired API key"),
+    403: problem_doc("The key lacks the scope"),
+    422: problem_doc("Invalid parameter or body; `field` names it"),
+}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: problem_doc("Unknown, or not visible to this key")}
+CONFLICT: dict[int | str, dict[str, Any]] = {409: problem_doc("The alert is resolved")}
+
+Reader = Annotated[Principal, Depends(reader())]
+LocaleParam = Annotated[Locale | None, Query(description="Language of messages (else Accept-Language, else en).")]
+
+
+def _iso_date(value: object) -> object:
+    # Only YYYY-MM-DD: pydantic would also take a number as a Unix time, which the schema does not allow.
+    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise ValueError("expected a date as YYYY-MM-DD")
+    return value
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+AlertId = Annotated[int, Path(ge=1, le=2**63 - 1, description="Alert id.")]
+
+
+def _locale(request: Request, locale: str | None) -> Locale:
+    return pick_locale(locale, request.headers.get("accept-language"))
+
+
+HEALTH_PATH = "/v1/accounts/{account_id}/health"
+
+
+@router.get(
+    HEALTH_PATH.removeprefix("/v1"),
+    response_model=AccountHealthOut,
+    tags=["accounts"],
+    summary="Health of one account (risk, level, drivers, trend, open alerts)",
+    responses={**AUTH_ERRORS, **NOT_FOUND, 304: {"description": "Not modified (If-None-Match matched the ETag)"}},
+)
+async def get_health(request: Request, account_id: str, principal: Reader, locale: LocaleParam = None) -> Response:
+    return await health_response(request, account_id, principal, locale)
+
+
+async def health_response(request: Request, account_id: str, principal: Principal, locale: Locale | None) -> Response:
+    """The health document of a visible account (or its 304), else the 404 problem. Shared by the route and
+    its fast path (services/api/fastpath.py), which answers the plain polling requests without the framework."""
+    row = await q.account_health_row(request.app.state.read_pool, account_id, q.request_now(request))
+    if row is None or not principal.sees_owner(row["owner_kam_id"]):
+        raise q.not_found()
+    document = health_document(row, _locale(request, locale))
+    document["group"] = group_document(row, request.app.state.levels, principal.sees_owner)
+    body = encode(document)
+    tag = etag(body)
+    # Polling widgets revalidate every time and get a body-less 304 until the health changes.
+    headers = {"ETag": tag, "Cache-Control": "private, no-cache", "Vary": "Authorization, X-API-Key, Accept-Language"}
+    if etag_matches(request.headers.get("if-none-match"), tag):
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type="application/json", headers=headers)
+
+
+@router.get(
+    "/accounts",
+    response_model=AccountPage,
+    tags=["accounts"],
+    summary="Accounts visible to the caller, filtered and sorted, by pages",
+    responses=AUTH_ERRORS,
+)
+async def get_accounts(
+    request: Request,
+    principal: Reader,
+    owner: Annotated[str | None, Query(description="Owner KAM id.")] = None,
+    level: Annotated[list[Level] | None, Query(description="Repeat for several.")] = None,
+    tier: Annotated[list[str] | None, Query()] = None,
+    segment: str | None = None,
+    renewal_from: Annotated[IsoDate | None, Query(description="Renewal on or after this day.")] = None,
+    renewal_to: Annotated[IsoDate | None, Query(description="Renewal on or before this day.")] = None,
+    sort: Annotated[q.AccountSort, Query(description="Descending: highest first.")] = "risk",
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    async with q.request_db(request).unit_of_work() as conn:
+        rows, next_cursor = await q.list_accounts(
+            conn,
+            principal,
+            owner=owner,
+            levels=level or [],
+            tiers=tier or [],
+            segment=segment,
+            renewal_from=renewal_from,
+            renewal_to=renewal_to,
+            sort=sort,
+            limit=limit,
+            cursor=cursor,
+        )
+    return {"items": [account_summary(r) for r in rows], "next_cursor": next_cursor}
+
+
+def _bound(value: date | datetime | None, default: datetime, *, end: bool) -> datetime:
+    if value is None:
+        return default
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise Problem(422, "Unprocessable Content", "give a time zone offset", field="to" if end else "from")
+        return value
+    return datetime.combine(value, time.max if end else time.min, tzinfo=default.tzinfo)
+
+
+@router.get(
+    "/accounts/{account_id}/history",
+    response_model=HistoryOut,
+    tags=["accounts"],
+    summary="Daily series of score, level and components",
+    responses={**AUTH_ERRORS, **NOT_FOUND},
+)
+async def get_history(
+    request: Request,
+    account_id: str,
+    principal: Reader,
+    start: Annotated[IsoDate | None, Query(alias="from", description="First day (default: `to` - 90 days).")] = None,
+    end: Annotated[IsoDate | None, Query(alias="to", description="Last day, included (default: today).")] = None,
+) -> dict[str, Any]:
+    now = q.request_now(request)
+    stop = _bound(end, now, end=True)
+    begin = _bound(start, stop - timedelta(days=90), end=False)
+    async with q.request_db(request).unit_of_work() as conn:
+        await q.visible_account(conn, principal, account_id)
+        rows = await q.history(conn, account_id, begin, stop)
+    return {"account_id": account_id, "points": [history_point(r) for r in rows]}
+
+
+@router.get(
+    "/accounts/{account_id}/timeline",
+    response_model=TimelinePage,
+    tags=["accounts"],
+    summary="Events, alerts and level changes of an account, newest first",
+    responses={**AUTH_ERRORS, **NOT_FOUND},
+)
+async def get_timeline(
+    request: Request,
+    account_id: str,
+    principal: Reader,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: str | None = None,
+    locale: LocaleParam = None,
+) -> dict[str, Any]:
+    language = _locale(request, locale)
+    async with q.request_db(request).unit_of_work() as conn:
+        await q.visible_account(conn, principal, account_id)
+        rows, next_cursor = await q.timeline(conn, account_id, limit=limit, cursor=cursor)
+    return {
+        "account_id": account_id,
+        "items": [timeline_item(r, language) for r in rows],
+        "next_cursor": next_cursor,
+    }
+
+
+@router.get(
+    "/portfolio/summary",
+    response_model=PortfolioSummary,
+    response_model_by_alias=True,
+    tags=["portfolio"],
+    summary="Accounts and ARR by level, KAM and tier; ARR at risk; net revenue retention",
+    responses=AUTH_ERRORS,
+)
+async def get_portfolio(
+    request: Request,
+    principal: Reader,
+    start: Annotated[
+        IsoDate | None, Query(alias="from", description="Retention period start (default: a year ago).")
+    ] = None,
+    end: Annotated[
+        IsoDate | None, Query(alias="to", description="Retention period end, excluded (default: tomorrow).")
+    ] = None,
+) -> dict[str, Any]:
+    now = q.request_now(request)
+    stop = end or (now.date() + timedelta(days=1))
+    begin = start or (stop - timedelta(days=365))
+    if begin > stop:
+        raise Problem(422, "Unprocessable Content", "from: must not be after to", field="from")
+    tz = now.tzinfo
+    async with q.request_db(request).unit_of_work() as conn:
+        groups = await q.portfolio_groups(conn, principal)
+        outcomes = await q.retention(
+            conn, principal, datetime.combine(begin, time.min, tz), datetime.combine(stop, time.min, tz)
+        )
+    return portfolio_document(groups, outcomes, begin, stop)
+
+
+@router.get("/alerts", response_model=AlertPage, tags=["alerts"], summary="Alerts, newest first", responses=AUTH_ERRORS)
+async def get_alerts(
+    request: Request,
+    principal: Reader,
+    state: Annotated[
+        list[store.StoredState] | None, Query(description="Default: the open ones (firing, acknowledged).")
+    ] = None,
+    severity: Annotated[list[Severity] | None, Query()] = None,
+    account_id: str | None = None,
+    rule: str | None = None,
+    owner: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: str | None = None,
+    locale: LocaleParam = None,
+) -> dict[str, Any]:
+    language = _locale(request, locale)
+    async with q.request_db(request).unit_of_work() as conn:
+        rows, next_cursor = await q.list_alerts(
+            conn,
+            principal,
+            states=state or ["firing", "acknowledged"],
+            severities=severity or [],
+            account_id=account_id,
+            rule=rule,
+            owner=owner,
+            limit=limit,
+            cursor=cursor,
+        )
+    return {"items": [alert_document(r, language) for r in rows], "next_cursor": next_cursor}
+
+
+async def _visible_alert(conn: AsyncConnection, principal: Principal, alert_id: int) -> None:
+    exists, owner = await q.alert_owner(conn, alert_id)
+    if not exists or not principal.sees_owner(owner):
+        raise q.not_found("alert")
+
+
+async def act_on_alert(
+    db: Database,
+    principal: Principal,
+    alert_id: AlertId,
+    to_state: store.StoredState,
+    *,
+    at: datetime,
+    via: str = "api",
+    actor: str | None = None,
+    snoozed_until: datetime | None = None,
+    note: str | None = None,
+) -> dict[str, Any]:
+    """Check visibility, then change the alert's state in one transaction (shared with the widget)."""
+    async with db.unit_of_work() as conn:
+        await _visible_alert(conn, principal, alert_id)
+        try:
+            row = await store.transition(
+                conn,
+                alert_id,
+                to_state,
+                actor=actor or principal.actor,
+                via=via,
+                at=at,
+                snoozed_until=snoozed_until,
+                note=note,
+            )
+        except store.InvalidTransition as error:
+            raise Problem(409, "Conflict", str(error)) from None
+    return dict(row)
+
+
+_ALERT_ACTION = {"response_model": AlertOut, "tags": ["alerts"], "responses": {**AUTH_ERRORS, **NOT_FOUND, **CONFLICT}}
+
+
+@router.post("/alerts/{alert_id}/ack", summary="Acknowledge an alert", **_ALERT_ACTION)  # type: ignore[arg-type]
+async def ack_alert(
+    request: Request, alert_id: AlertId, principal: Reader, body: NoteIn | None = None, locale: LocaleParam = None
+) -> dict[str, Any]:
+    row = await act_on_alert(
+        q.request_db(request),
+        principal,
+        alert_id,
+        "acknowledged",
+        at=q.request_now(request),
+        note=body.note if body else None,
+    )
+    return alert_document(row, _locale(request, locale))
+
+
+@router.post("/alerts/{alert_id}/snooze", summary="Acknowledge an alert until a time", **_ALERT_ACTION)  # type: ignore[arg-type]
+async def snooze_alert(
+    request: Request, alert_id: AlertId, principal: Reader, body: SnoozeIn, locale: LocaleParam = None
+) -> dict[str, Any]:
+    now = q.request_now(request)
+    if body.until is None and body.minutes is None:
+        raise Problem(422, "Unprocessable Content", "until: give `until` or `minutes`", field="until")
+    until = body.until or now + timedelta(minutes=body.minutes or 0)
+    if until <= now:
+        raise Problem(422, "Unprocessable Content", "until: must be in the future", field="until")
+    row = await act_on_alert(
+        q.request_db(request), principal, alert_id, "acknowledged", at=now, snoozed_until=until, note=body.note
+    )
+    return alert_document(row, _locale(request, locale))
+
+
+@router.post("/alerts/{alert_id}/resolve", summary="Resolve an alert by hand", **_ALERT_ACTION)  # type: ignore[arg-type]
+async def resolve_alert(
+    request: Request, alert_id: AlertId, principal: Reader, body: NoteIn | None = None, locale: LocaleParam = None
+) -> dict[str, Any]:
+    row = await act_on_alert(
+        q.request_db(request),
+        principal,
+        alert_id,
+        "resolved",
+        at=q.request_now(request),
+        note=body.note if body else None,
+    )
+    return alert_document(row, _locale(request, locale))
+
+
+@router.post(
+    "/alerts/{alert_id}/feedback",
+    response_model=FeedbackOut,
+    status_code=201,
+    tags=["alerts"],
+    summary="Say whether an alert was useful",
+    responses={**AUTH_ERRORS, **NOT_FOUND},
+)
+async def alert_feedback(request: Request, alert_id: AlertId, principal: Reader, body: FeedbackIn) -> dict[str, Any]:
+    async with q.request_db(request).unit_of_work() as conn:
+        await _visible_alert(conn, principal, alert_id)
+        feedback_id = await store.record_feedback(
+            conn, alert_id, body.verdict, actor=principal.actor, at=q.request_now(request), comment=body.comment
+        )
+    return {"id": feedback_id, "alert_id": alert_id, "verdict": body.verdict}
+
+
+@router.post(
+    "/accounts/{account_id}/override",
+    response_model=OverrideOut,
+    status_code=201,
+    tags=["accounts"],
+    summary="Pin an account's level for a while (replaces the active pin)",
+    responses={**AUTH_ERRORS, **NOT_FOUND},
+)
+async def set_override(request: Request, account_id: str, principal: Reader, body: OverrideIn) -> dict[str, Any]:
+    now = q.request_now(request)
+    expires = body.expires_at or now + timedelta(hours=body.hours or 72)
+    if expires <= now:
+        raise Problem(422, "Unprocessable Content", "expires_at: must be in the future", field="expires_at")
+    async with q.request_db(request).unit_of_work() as conn:
+        await q.visible_account(conn, principal, account_id)
+        row = await overrides.set_override(
+            conn, account_id, level=body.level, reason=body.reason, actor=principal.actor, now=now, expires_at=expires
+        )
+    return dict(row)
+
+
+@router.delete(
+    "/accounts/{account_id}/override",
+    status_code=204,
+    tags=["accounts"],
+    summary="Lift the active level pin",
+    responses={**AUTH_ERRORS, 404: problem_doc("Unknown account, not visible, or no active override")},
+)
+async def clear_override(request: Request, account_id: str, principal: Reader) -> Response:
+    async with q.request_db(request).unit_of_work() as conn:
+        await q.visible_account(conn, principal, account_id)
+        if not await overrides.clear_override(conn, account_id, actor=principal.actor, now=q.request_now(request)):
+            raise q.not_found("active override")
+    return Response(status_code=204)
+
+
+async def widget_secret(request: Request) -> bytes:
+    """The signing key, read once per process (settings, or the one generated in the database)."""
+    cached: bytes | None = getattr(request.app.state, "widget_secret", None)
+    if cached is None:
+        async with q.request_db(request).unit_of_work() as conn:
+            cached = await signing_secret(conn, request.app.state.settings, now=q.request_now(request))
+        request.app.state.widget_secret = cached
+    return cached
+
+
+@router.post(
+    "/widget-tokens",
+    response_model=WidgetTokenOut,
+    status_code=201,
+    tags=["widget"],
+    summary="Mint a short-lived token for embedding one account's widget",
+    responses={**AUTH_ERRORS, **NOT_FOUND},
+)
+async def create_widget_token(request: Request, principal: Reader, body: WidgetTokenIn) -> dict[str, Any]:
+    if body.kam_id and principal.kam_ids is not None and body.kam_id not in principal.kam_ids:
+        raise Problem(403, "Forbidden", "kam_id: this key cannot act for that KAM", field="kam_id")
+    async with q.request_db(request).unit_of_work() as conn:
+        await q.visible_account(conn, principal, body.account_id)
+    kam_id = body.kam_id or principal.kam_id
+    expires = (q.request_now(request) + timedelta(seconds=body.ttl_seconds)).replace(microsecond=0)
+    token = mint(await widget_secret(request), body.account_id, kam_id, expires)
+    base = request.app.state.settings.public_url.rstrip("/")
+    url = f"{base}/widget/accounts/{quote(body.account_id, safe='')}?token={token}"
+    return {"token": token, "account_id": body.account_id, "kam_id": kam_id, "expires_at": expires, "url": url}

@@ -1,0 +1,260 @@
+"""``kamwatch alerter`` and ``kamwatch alerts ...``: delivery, and alerts from the command line.
+
+``register(app)`` adds them to the main typer app. The async functions under the commands take the database
+and the time explicitly, so they are tested without a terminal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from alerts import alert_repository as repo
+from alerts import store
+from services.flows.ingest import utc_now
+from services.platform.database import Database, driver_connection
+from services.platform.settings import Settings
+
+console = Console()
+
+# Module level: typer resolves the (postponed) annotations in the module's namespace.
+ActorOption = Annotated[str | None, typer.Option(help="Who acts (default: the OS user).")]
+NoteOption = Annotated[str | None, typer.Option(help="A note kept with the transition.")]
+
+
+class StateChoice(StrEnum):
+    firing = "firing"
+    acknowledged = "acknowledged"
+    resolved = "resolved"
+
+
+class SeverityChoice(StrEnum):
+    info = "info"
+    warning = "warning"
+    critical = "critical"
+
+
+class DeliveryChoice(StrEnum):
+    immediate = "immediate"
+    digest = "digest"
+    folded = "folded"
+
+
+class VerdictChoice(StrEnum):
+    useful = "useful"
+    false_alarm = "false_alarm"
+
+
+@asynccontextmanager
+async def _database(settings: Settings) -> AsyncIterator[Database]:
+    db = await Database.open(settings)
+    try:
+        await db.migrate()
+        yield db
+    finally:
+        await db.close()
+
+
+def _clearing(row: dict[str, Any]) -> str:
+    """For the table: an open alert held while its condition is clear, and when it resolves."""
+    return f", clearing until {row['resolves_at'][:16]}" if row.get("resolves_at") else ""
+
+
+def _alert_json(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()}
+
+
+# --- the work under the commands -------------------------------------------------------------------------
+
+
+async def list_alerts(db: Database, filters: repo.AlertFilters) -> list[dict[str, Any]]:
+    async with db.unit_of_work() as conn:
+        return [_alert_json(r) for r in await repo.list_alerts(await driver_connection(conn), filters)]
+
+
+async def act(
+    db: Database,
+    alert_id: int,
+    action: str,
+    *,
+    actor: str,
+    at: datetime,
+    days: float = 7.0,
+    note: str | None = None,
+) -> dict[str, Any]:
+    """``ack``, ``snooze`` (``days``) or ``resolve`` an alert through alerts.store, recorded ``via="cli"``."""
+    to_state: store.StoredState = "resolved" if action == "resolve" else "acknowledged"
+    until = at + timedelta(days=days) if action == "snooze" else None
+    async with db.unit_of_work() as conn:
+        row = await store.transition(
+            conn, alert_id, to_state, actor=actor, via="cli", at=at, snoozed_until=until, note=note
+        )
+    return _alert_json(dict(row))
+
+
+async def feedback(
+    db: Database, alert_id: int, verdict: store.Verdict, *, actor: str, at: datetime, comment: str | None
+) -> int:
+    async with db.unit_of_work() as conn:
+        return await store.record_feedback(conn, alert_id, verdict, actor=actor, at=at, comment=comment)
+
+
+async def stats(db: Database) -> list[repo.RulePrecision]:
+    async with db.unit_of_work() as conn:
+        return await repo.feedback_by_rule(await driver_connection(conn))
+
+
+# --- typer -------------------------------------------------------------------------------------------------
+
+
+def register(app: typer.Typer, *, clock: Callable[[], datetime] = utc_now) -> None:
+    """Add ``alerter`` and the ``alerts`` group to ``app``."""
+    alerts_app = typer.Typer(help="Alerts: list, acknowledge, snooze, resolve, feedback, precision per rule.")
+    app.add_typer(alerts_app, name="alerts")
+
+    def run(main: Callable[[Database], Any]) -> Any:
+        async def go() -> Any:
+            async with _database(Settings()) as db:
+                return await main(db)
+
+        try:
+            return asyncio.run(go())
+        except store.AlertNotFound as error:
+            console.print(f"[red]no alert {error.args[0]}[/red]")
+            raise typer.Exit(1) from None
+        except store.InvalidTransition as error:
+            console.print(f"[red]{error}[/red]")
+            raise typer.Exit(1) from None
+
+    @app.command()
+    def alerter() -> None:
+        """Deliver queued notifications (Slack, email) with retries, and escalate overdue critical alerts."""
+        from services.alerter.delivery import run_alerter
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+        asyncio.run(run_alerter(Settings(), clock=clock))
+
+    @alerts_app.command("list")
+    def list_command(
+        as_json: Annotated[bool, typer.Option("--json", help="One JSON document (a list), for scripts.")] = False,
+        account: Annotated[str | None, typer.Option(help="Only this account.")] = None,
+        rule: Annotated[str | None, typer.Option(help="Only this rule (e.g. usage_drop).")] = None,
+        severity: Annotated[SeverityChoice | None, typer.Option(help="Only this severity.")] = None,
+        state: Annotated[StateChoice | None, typer.Option(help="Only this state (default: all).")] = None,
+        delivery: Annotated[DeliveryChoice | None, typer.Option(help="How it was or will be delivered.")] = None,
+        fired_after: Annotated[
+            datetime | None, typer.Option(help="Fired at or after (ISO 8601, UTC if naive).")
+        ] = None,
+        fired_before: Annotated[datetime | None, typer.Option(help="Fired before (ISO 8601, UTC if naive).")] = None,
+        limit: Annotated[int | None, typer.Option(min=1, help="At most this many, newest first.")] = None,
+    ) -> None:
+        """Every alert (newest first) with account, rule, severity, fired_at, state and delivery."""
+        filters = repo.AlertFilters(
+            account_id=account,
+            rule=rule,
+            severity=severity.value if severity else None,
+            state=state.value if state else None,
+            delivery=delivery.value if delivery else None,
+            fired_after=_aware(fired_after),
+            fired_before=_aware(fired_before),
+            limit=limit,
+        )
+        rows: list[dict[str, Any]] = run(lambda db: list_alerts(db, filters))
+        if as_json:
+            typer.echo(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
+            return
+        table = Table("id", "account", "rule", "severity", "fired_at", "state", "delivery")
+        for r in rows:
+            table.add_row(
+                str(r["id"]),
+                r["account_name"] or r["account_id"],
+                r["rule"] + (f" ({r['subject']})" if r["subject"] else ""),
+                r["severity"],
+                r["fired_at"][:16],
+                r["state"] + ("" if r["state"] == "resolved" else _clearing(r)),
+                r["delivery"] or "-",
+            )
+        console.print(table)
+
+    @alerts_app.command("ack")
+    def ack_command(alert_id: int, actor: ActorOption = None, note: NoteOption = None) -> None:
+        """Acknowledge an alert."""
+        _show(run(lambda db: act(db, alert_id, "ack", actor=actor or getpass.getuser(), at=clock(), note=note)))
+
+    @alerts_app.command("snooze")
+    def snooze_command(
+        alert_id: int,
+        days: Annotated[float, typer.Option(min=0.01, help="How long.")] = 7.0,
+        actor: ActorOption = None,
+        note: NoteOption = None,
+    ) -> None:
+        """Acknowledge an alert for a while: no notification about it until then."""
+        who = actor or getpass.getuser()
+        _show(run(lambda db: act(db, alert_id, "snooze", actor=who, at=clock(), days=days, note=note)))
+
+    @alerts_app.command("resolve")
+    def resolve_command(alert_id: int, actor: ActorOption = None, note: NoteOption = None) -> None:
+        """Resolve an alert by hand."""
+        _show(run(lambda db: act(db, alert_id, "resolve", actor=actor or getpass.getuser(), at=clock(), note=note)))
+
+    @alerts_app.command("feedback")
+    def feedback_command(
+        alert_id: int,
+        verdict: VerdictChoice,
+        comment: Annotated[str | None, typer.Option(help="An optional word.")] = None,
+        actor: ActorOption = None,
+    ) -> None:
+        """Mark an alert useful or a false alarm (per-rule precision comes from this)."""
+        who = actor or getpass.getuser()
+        value: store.Verdict = "useful" if verdict is VerdictChoice.useful else "false_alarm"
+        feedback_id = run(lambda db: feedback(db, alert_id, value, actor=who, at=clock(), comment=comment))
+        console.print(f"feedback {feedback_id} recorded")
+
+    @alerts_app.command("stats")
+    def stats_command(
+        as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
+    ) -> None:
+        """Alerts and feedback per rule; precision = useful / (useful + false alarms)."""
+        rows: list[repo.RulePrecision] = run(stats)
+        if as_json:
+            doc = [
+                {
+                    "rule": r.rule,
+                    "alerts": r.alerts,
+                    "judged": r.judged,
+                    "useful": r.useful,
+                    "false_alarms": r.false_alarms,
+                    "precision": r.precision,
+                }
+                for r in rows
+            ]
+            typer.echo(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
+            return
+        table = Table("rule", "alerts", "judged", "useful", "false alarms", "precision")
+        for r in rows:
+            precision = f"{r.precision:.0%}" if r.precision is not None else "-"
+            table.add_row(r.rule, str(r.alerts), str(r.judged), str(r.useful), str(r.false_alarms), precision)
+        console.print(table)
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
+def _show(row: dict[str, Any]) -> None:
+    console.print(
+        f"alert {row['id']}: {row['state']}" + (f" until {row['snoozed_until']}" if row["snoozed_until"] else "")
+    )

@@ -1,0 +1,451 @@
+"""``kamwatch demo``: a simulated portfolio history, the API, and a live stream of events on top of it.
+
+One process, one database (the embedded PostgreSQL unless ``KAMWATCH_DATABASE_URL`` is set): the first run
+simulates and replays the history (later runs reuse it), then the API is served while a few events arrive
+every half second, three accounts visibly deteriorating among them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import signal
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any, Final
+
+import orjson
+import uvicorn
+from pydantic import SecretStr
+from sqlalchemy import text
+
+from ingestion.parsing import InboundRecord
+from ingestion.pipeline import BatchResult
+from services.alerter.delivery import Alerter
+from services.api.app import build_app
+from services.api.auth import create_key
+from services.api.widget import mint, signing_secret
+from services.demo.inbox import Inbox, inbox_router, start_smtp_catcher
+from services.flows.alerting import build_alerting
+from services.flows.evaluation import HealthEngine
+from services.flows.ingest import Pipeline
+from services.flows.replay import replay_as_lived
+from services.platform.database import Database
+from services.platform.metrics import Metrics
+from services.platform.settings import Settings
+from services.simulator.generator import simulate_to_dir
+
+LIVE_SOURCE: Final = "kamwatch/demo"
+TICK_SECONDS: Final = 0.5
+_HOST: Final = "127.0.0.1"
+_BACKGROUND_EVENTS_PER_TICK: Final = 4
+_DECLINE_TICKS: Final = 20
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+async def run_demo(
+    settings: Settings,
+    *,
+    reset: bool,
+    duration: float | None,
+    port: int,
+    accounts: int = 300,
+    kams: int = 12,
+    days: int = 120,
+    seed: int = 7,
+    clock: Callable[[], datetime],
+) -> None:
+    """Simulate and replay a portfolio history (first run only), serve the API, stream live events.
+
+    CLI: ``kamwatch demo [--reset] [--duration SECONDS] [--port PORT]``. ``reset`` drops the whole schema
+    first; ``duration`` is how long to stream once the API is up (None: until SIGINT/SIGTERM); port 0 picks
+    a free port. ``clock`` gives "now" (aware): the history ends the day before, live events carry it."""
+    started = time.perf_counter()
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    handled = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):  # not the main thread
+            loop.add_signal_handler(sig, stop.set)
+            handled.append(sig)
+    db = await Database.open(settings)
+    try:
+        if reset:
+            await _drop_schema(db)
+            _say("demo: schema dropped (--reset)")
+        await db.migrate()
+        if stop.is_set():
+            return
+        if await _account_count(db):
+            _say("demo: reusing the portfolio already in the database (--reset starts afresh)")
+        else:
+            await _load_history(db, settings, stop, accounts=accounts, kams=kams, days=days, seed=seed, clock=clock)
+        if stop.is_set():
+            return
+        await _serve(db, settings, stop, port=port, duration=duration, seed=seed, clock=clock, started=started)
+    finally:
+        for sig in handled:
+            loop.remove_signal_handler(sig)
+        await db.close()
+
+
+async def _drop_schema(db: Database) -> None:
+    async with db.unit_of_work() as conn:
+        await conn.execute(text("DROP SCHEMA public CASCADE"))
+        await conn.execute(text("CREATE SCHEMA public"))
+
+
+async def _account_count(db: Database) -> int:
+    async with db.unit_of_work() as conn:
+        return int((await conn.execute(text("SELECT count(*) FROM accounts"))).scalar_one())
+
+
+async def _load_history(
+    db: Database,
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    accounts: int,
+    kams: int,
+    days: int,
+    seed: int,
+    clock: Callable[[], datetime],
+) -> None:
+    start = _today(clock) - timedelta(days=days)
+    out_dir = settings.data_dir / "demo"
+    _say(f"demo: simulating {accounts} accounts and {kams} KAMs over {days} days from {start} (seed {seed})")
+    summary = await asyncio.to_thread(simulate_to_dir, out_dir, accounts, kams, days, seed, start)
+    _say(
+        f"demo: {summary.events:,} events ({summary.outcomes} outcomes, {len(summary.deteriorating)} accounts "
+        f"deteriorating) written to {summary.events_path}"
+    )
+    if stop.is_set():
+        return
+    done = 0
+    next_report = 0.1
+
+    def progress(result: BatchResult) -> None:
+        nonlocal done, next_report
+        done += result.record_count
+        if done >= summary.events * next_report or done == summary.events:
+            _say(f"demo: replayed {done:,}/{summary.events:,} events ({done / summary.events:.0%})")
+            while next_report <= done / summary.events:
+                next_report += 0.1
+
+    # As lived: the history is scored day by day, so every account has its daily risk series.
+    engine = HealthEngine.from_settings(db, settings, build_alerting(settings, notify="none"))
+    replay = asyncio.create_task(
+        replay_as_lived(
+            Pipeline(db), engine, summary.events_path, batch_size=settings.ingest_batch_size, on_batch=progress
+        )
+    )
+    interrupted = asyncio.create_task(stop.wait())
+    await asyncio.wait({replay, interrupted}, return_when=asyncio.FIRST_COMPLETED)
+    interrupted.cancel()
+    if not replay.done():
+        replay.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await replay
+        _say("demo: interrupted during the replay; run `kamwatch demo --reset` to load the whole history")
+        return
+    stats = replay.result()
+    await engine.sweep(clock(), shards=1)  # from the end of the history to now
+    _say(
+        f"demo: history loaded: {stats.accepted:,} accepted, {stats.duplicates:,} duplicates, {stats.rejected} rejected"
+    )
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: run_demo owns SIGINT/SIGTERM and shuts it down itself."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def _serve(
+    db: Database,
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    port: int,
+    duration: float | None,
+    seed: int,
+    clock: Callable[[], datetime],
+    started: float,
+) -> None:
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((_HOST, port))
+    except OSError as error:
+        listener.close()
+        raise OSError(error.errno, f"cannot listen on {_HOST}:{port} ({error.strerror}); try --port") from None
+    port = listener.getsockname()[1]
+    base = f"http://{_HOST}:{port}"
+    # Notifications go to local stand-ins only (a demo never writes to a real Slack or mailbox): Slack's Web
+    # API is answered by the demo's own app, mail by an in-process SMTP server; both shown on /demo/inbox.
+    inbox = Inbox(clock)
+    smtp = start_smtp_catcher(inbox, _HOST)
+    demo_settings = settings.model_copy(
+        update={
+            "public_url": base,
+            "smtp_host": _HOST,
+            "smtp_port": smtp.port,
+            "smtp_starttls": False,
+            "smtp_tls": False,
+            "slack_bot_token": SecretStr("xoxb-kamwatch-demo"),
+            "slack_webhook_url": None,
+            "slack_api_base_url": f"{base}/demo/slack/api/",
+            "slack_team_channel": "#key-accounts",
+        }
+    )
+    metrics = Metrics.create()
+    app = build_app(demo_settings, db, clock=clock, metrics=metrics)
+    app.include_router(inbox_router(inbox))
+    server = _Server(uvicorn.Config(app, host=_HOST, port=port, log_level="warning"))
+    serving = asyncio.create_task(server.serve(sockets=[listener]))
+    live: asyncio.Task[None] | None = None
+    delivering: asyncio.Task[None] | None = None
+    try:
+        await _wait_until_up(server, serving, port)
+        _say(f"time to first page: {time.perf_counter() - started:.1f} s")
+        alerting = build_alerting(demo_settings, notify="send", metrics=metrics)
+        engine = HealthEngine.from_settings(db, demo_settings, alerting, metrics=metrics)
+        stream = await LiveStream.prepare(db, engine, seed=seed, clock=clock)
+        access = await _demo_access(db, demo_settings, stream, clock)
+        alerter = Alerter.from_settings(db, demo_settings, clock=clock, metrics=metrics)
+        delivering = asyncio.create_task(alerter.run_forever(poll_interval_s=1.0, escalation_interval_s=60.0))
+        _announce(port, stream, clock, access)
+        live = asyncio.create_task(stream.run())
+        stopped = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait(
+            {stopped, serving, live, delivering}, timeout=duration, return_when=asyncio.FIRST_COMPLETED
+        )
+        stopped.cancel()
+        for ended in done & {serving, live, delivering}:
+            ended.result()  # a crash of the server, the stream or the alerter surfaces here
+            raise RuntimeError("the API server stopped unexpectedly")
+        _say(f"demo: stopping ({stream.accepted:,} live events sent, {len(inbox.messages)} notifications delivered)")
+    finally:
+        for background in (live, delivering):
+            if background is not None:
+                background.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await background
+        server.should_exit = True
+        try:
+            await asyncio.wait_for(asyncio.shield(serving), timeout=5)
+        except TimeoutError:
+            server.force_exit = True
+            await serving
+        listener.close()
+        smtp.stop()
+
+
+@dataclass(frozen=True, slots=True)
+class DemoAccess:
+    api_key: str
+    widget_url: str | None
+
+
+async def _demo_access(
+    db: Database, settings: Settings, stream: LiveStream, clock: Callable[[], datetime]
+) -> DemoAccess:
+    """A fresh admin key for this run, and a day-long widget token for the first deteriorating account."""
+    now = clock()
+    async with db.unit_of_work() as conn:
+        key = await create_key(conn, name="demo", scopes=["admin"], kam_id=None, created_by="kamwatch demo", at=now)
+        widget_url = None
+        if stream.victims:
+            account = stream.victims[0]
+            secret = await signing_secret(conn, settings, now=now)
+            token = mint(secret, account, None, now + timedelta(days=1))
+            widget_url = f"{settings.public_url}/widget/accounts/{account}?token={token}"
+    return DemoAccess(key.key, widget_url)
+
+
+async def _wait_until_up(server: uvicorn.Server, serving: asyncio.Task[None], port: int) -> None:
+    while True:
+        if serving.done():
+            serving.result()
+            raise RuntimeError("the API server stopped during start-up")
+        if server.started and await _healthz(port):
+            return
+        await asyncio.sleep(0.02)
+
+
+async def _healthz(port: int) -> bool:
+    """GET /healthz over a plain socket (httpx is a development dependency only)."""
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(_HOST, port), timeout=2)
+    except (OSError, TimeoutError):
+        return False
+    try:
+        writer.write(f"GET /healthz HTTP/1.1\r\nHost: {_HOST}:{port}\r\nConnection: close\r\n\r\n".encode())
+        await writer.drain()
+        status = await asyncio.wait_for(reader.readline(), timeout=2)
+        return status.split(b" ")[1:2] == [b"200"]
+    except (OSError, TimeoutError):
+        return False
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+
+
+def _announce(port: int, stream: LiveStream, clock: Callable[[], datetime], access: DemoAccess) -> None:
+    base = f"http://{_HOST}:{port}"
+    example = {
+        "specversion": "1.0",
+        "id": f"curl-{uuid.uuid4().hex[:8]}",
+        "source": "my-crm",
+        "type": "kamwatch.usage.v1",
+        "subject": stream.pool[0] if stream.pool else "acc-0001",
+        "time": clock().isoformat(timespec="seconds"),
+        "data": {"metric": "activity", "quantity": 3, "user_id": "u001"},
+    }
+    body = orjson.dumps(example).decode()
+    auth = f"Authorization: Bearer {access.api_key}"
+    _say(
+        f"\nkamwatch demo is up\n"
+        f"  API key (admin, this run):  {access.api_key}\n"
+        f"  portfolio page:  {base}/login  (paste the key)\n"
+        + (f"  account widget:  {access.widget_url}\n" if access.widget_url else "")
+        + f"  notifications sent (Slack stand-in, SMTP catcher):  {base}/demo/inbox\n"
+        f"  API docs:  {base}/docs\n  metrics:   {base}/metrics\n  liveness:  {base}/healthz"
+    )
+    _say(
+        f"  an account's health:\n    curl -sS {base}/v1/accounts/{example['subject']}/health -H '{auth}'\n"
+        f"  post an event:\n    curl -sS -X POST {base}/v1/events -H '{auth}' "
+        f"-H 'content-type: application/json' -d '{body}'"
+    )
+    _say(
+        f"\nlive: a few events every {TICK_SECONDS} s; {', '.join(stream.victims) or 'nobody'} now deteriorating. "
+        "Ctrl-C stops.\n"
+    )
+
+
+def _today(clock: Callable[[], datetime]) -> date:
+    now = clock()
+    if now.tzinfo is None:
+        raise ValueError("the demo clock must return aware datetimes")
+    return now.date()
+
+
+@dataclass
+class LiveStream:
+    """Background usage across the portfolio, and three accounts going downhill for everyone to see."""
+
+    pipeline: Pipeline
+    clock: Callable[[], datetime]
+    rng: random.Random
+    pool: list[str]
+    victims: list[str]
+    champions: dict[str, str]
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    sent: int = 0
+    accepted: int = 0
+    tick: int = 0
+
+    @classmethod
+    async def prepare(
+        cls, db: Database, engine: HealthEngine, *, seed: int, clock: Callable[[], datetime]
+    ) -> LiveStream:
+        async with db.unit_of_work() as conn:
+            pool = list(
+                (
+                    await conn.execute(
+                        text(
+                            "SELECT account_id FROM accounts a WHERE NOT EXISTS (SELECT FROM outcomes o "
+                            "WHERE o.account_id = a.account_id AND o.outcome = 'churned') ORDER BY 1"
+                        )
+                    )
+                ).scalars()
+            )
+            rows = await conn.execute(
+                text("SELECT account_id, min(contact_id) FROM contacts WHERE role = 'champion' AND active GROUP BY 1")
+            )
+            champions = {str(account): str(contact) for account, contact in rows}
+        rng = random.Random(seed)
+        with_champion = [account for account in pool if account in champions]
+        victims = rng.sample(with_champion if len(with_champion) >= 3 else pool, min(3, len(pool)))
+        return cls(Pipeline(db, clock=clock, engine=engine), clock, rng, pool, victims, champions)
+
+    def event(self, type_: str, subject: str, data: dict[str, Any]) -> bytes:
+        self.sent += 1
+        document = {
+            "specversion": "1.0",
+            "id": f"live-{self.run_id}-{self.sent}",
+            "source": LIVE_SOURCE,
+            "type": f"kamwatch.{type_}.v1",
+            "subject": subject,
+            "time": _aware(self.clock()).isoformat(),
+            "data": data,
+        }
+        return orjson.dumps(document)
+
+    def batch(self) -> list[bytes]:
+        """This tick's events: background usage, the victims' fading usage, and the next step of the story."""
+        rng, tick = self.rng, self.tick
+        lines = []
+        for _ in range(_BACKGROUND_EVENTS_PER_TICK if self.pool else 0):
+            usage = {"metric": "activity", "quantity": rng.randint(1, 15), "user_id": f"u{rng.randint(1, 12):03d}"}
+            lines.append(self.event("usage", rng.choice(self.pool), usage))
+        if tick < _DECLINE_TICKS:
+            for victim in self.victims:
+                quantity = max(1, round(12 * 0.85**tick))
+                lines.append(
+                    self.event("usage", victim, {"metric": "activity", "quantity": quantity, "user_id": "u001"})
+                )
+        for subject, type_, data, story in self.story():
+            _say(f"live: {subject}: {story}")
+            lines.append(self.event(type_, subject, data))
+        return lines
+
+    def story(self) -> list[tuple[str, str, dict[str, Any], str]]:
+        """The scripted step for this tick, if any: (account, event type, data, what to tell the viewer)."""
+        ticket = {"ticket_id": f"live-{self.run_id}-T1", "priority": "urgent", "category": "outage"}
+        steps: dict[int, tuple[int, str, dict[str, Any], str]] = {
+            2: (0, "support_ticket", ticket | {"status": "opened"}, "urgent ticket opened"),
+            4: (1, "contact_change", {"change": "left_company", "role": "champion"}, "champion left the company"),
+            6: (2, "engagement", {"kind": "nps_survey", "outcome": "responded", "nps_score": 2}, "NPS 2 (detractor)"),
+            8: (0, "support_ticket", ticket | {"status": "escalated"}, "urgent ticket escalated"),
+            10: (2, "engagement", {"kind": "business_review", "outcome": "declined"}, "business review declined"),
+        }
+        step = steps.get(self.tick)
+        if step is None or step[0] >= len(self.victims):
+            return []
+        index, type_, data, story = step
+        subject = self.victims[index]
+        if type_ == "contact_change":
+            data = data | {"contact_id": self.champions.get(subject, f"{subject}-champion")}
+        return [(subject, type_, data, story)]
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_tick = loop.time()
+        while True:
+            lines = self.batch()
+            if lines:
+                result = await self.pipeline.ingest([InboundRecord(line) for line in lines], ingress="http")
+                self.accepted += result.count("accepted")
+            self.tick += 1
+            if self.tick % 20 == 0:
+                _say(f"live: {self.accepted:,} events so far")
+            next_tick += TICK_SECONDS
+            await asyncio.sleep(max(0.0, next_tick - loop.time()))
+
+
+def _aware(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError("the demo clock must return aware datetimes")
+    return moment

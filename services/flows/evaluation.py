@@ -1,0 +1,253 @@
+"""The health engine at the service edge: rescoring touched accounts and the time-driven sweep.
+
+Every evaluation takes an explicit ``as_of``; only the callers (live services, replay) decide what time it
+is. Each unit of work loads the inputs of a chunk of accounts, scores them with the pure core and saves
+the scores and history in one transaction; ``on_scores`` (the alerting) runs inside that transaction too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import asyncpg
+
+from health_engine.config import ScoringConfig, load_scoring_config
+from health_engine.model import HealthScore
+from health_engine.repository import (
+    QueueState,
+    Windows,
+    claim_shard,
+    drain_rescore_queue,
+    finish_shard,
+    load_signals,
+    rescore_queue_state,
+    save_scores,
+    shard_accounts,
+)
+from health_engine.scoring import score_account
+from services.platform.database import Database, driver_connection
+from services.platform.metrics import Metrics
+from services.platform.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ScoresHook = Callable[[asyncpg.Connection, Sequence[HealthScore], datetime], Awaitable[None]]
+
+CHUNK = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class SweepReport:
+    as_of: datetime
+    shards: int
+    accounts: int
+    seconds: float
+
+
+@dataclass
+class HealthEngine:
+    db: Database
+    config: ScoringConfig
+    on_scores: ScoresHook | None = None
+    worker_name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    chunk: int = CHUNK
+    metrics: Metrics | None = None
+
+    @classmethod
+    def from_settings(
+        cls,
+        db: Database,
+        settings: Settings,
+        on_scores: ScoresHook | None = None,
+        metrics: Metrics | None = None,
+    ) -> HealthEngine:
+        return cls(db, load_scoring_config(settings.scoring_config), on_scores, metrics=metrics)
+
+    @property
+    def windows(self) -> Windows:
+        return Windows.of(self.config)
+
+    async def score_chunk(
+        self, conn: asyncpg.Connection, account_ids: Sequence[str], as_of: datetime, *, trigger: str
+    ) -> list[HealthScore]:
+        """Score and save ``account_ids`` at ``as_of`` inside the caller's transaction."""
+        signals = await load_signals(conn, account_ids, as_of, self.windows)
+        scores = [score_account(signals[a], as_of, self.config) for a in sorted(signals)]
+        await save_scores(conn, scores, trigger=trigger)
+        if self.on_scores is not None and scores:
+            await self.on_scores(conn, scores, as_of)
+        return scores
+
+    async def queue_state(self) -> QueueState | None:
+        async with self.db.unit_of_work() as sa_conn:
+            return await rescore_queue_state(await driver_connection(sa_conn))
+
+    async def rescore_pending(self, as_of: datetime, *, up_to_id: int | None = None) -> int:
+        """Drain the rescore queue (accounts touched by ingestion) up to batch ``up_to_id`` (default: what is
+        queued now), one shard at a time, each shard in one transaction and each of its accounts scored once;
+        shards other rescorers hold are theirs. Returns how many accounts were scored."""
+        return (await self._drain(as_of, up_to_id))[1]
+
+    async def rescore_touched(self, touched: Collection[str], as_of: datetime) -> None:
+        """Rescore the accounts a batch just touched, before answering (HTTP ingestion): drain the queue, then
+        score directly those whose shard another rescorer held (it may have claimed it before this batch)."""
+        drained, _ = await self._drain(as_of, None)
+        if missed := sorted(set(touched) - drained):
+            await self.rescore(missed, as_of, trigger="event")
+
+    async def _drain(self, as_of: datetime, up_to_id: int | None) -> tuple[set[str], int]:
+        """The accounts taken from the queue, and how many of them were scored (those with a profile)."""
+        drained: set[str] = set()
+        total = 0
+        if up_to_id is None:
+            state = await self.queue_state()
+            if state is None:
+                return drained, total
+            up_to_id = state.last_id
+        while True:
+            started = time.perf_counter()
+            async with self.db.unit_of_work() as sa_conn:
+                conn = await driver_connection(sa_conn)
+                touched = await drain_rescore_queue(conn, up_to_id)
+                scored = 0
+                for start in range(0, len(touched), self.chunk):
+                    chunk = touched[start : start + self.chunk]
+                    scored += len(await self.score_chunk(conn, chunk, as_of, trigger="event"))
+            if not touched:
+                return drained, total
+            drained.update(touched)
+            total += scored
+            if self.metrics is not None:
+                self.metrics.rescore_seconds.observe(time.perf_counter() - started)
+                self.metrics.rescored_accounts_total.labels(trigger="event").inc(scored)
+
+    async def compute(self, account_ids: Sequence[str], as_of: datetime) -> list[HealthScore]:
+        """Score without saving (what-if at another time, shadow configs)."""
+        async with self.db.unit_of_work() as sa_conn:
+            signals = await load_signals(await driver_connection(sa_conn), account_ids, as_of, self.windows)
+        return [score_account(signals[a], as_of, self.config) for a in sorted(signals)]
+
+    async def rescore(
+        self, account_ids: Sequence[str], as_of: datetime, *, trigger: str = "manual"
+    ) -> list[HealthScore]:
+        async with self.db.unit_of_work() as sa_conn:
+            return await self.score_chunk(await driver_connection(sa_conn), account_ids, as_of, trigger=trigger)
+
+    async def sweep(
+        self, as_of: datetime, *, shards: int, tick: datetime | None = None, absorb_queue: bool = False
+    ) -> SweepReport:
+        """Rescore every account at ``as_of``, shard by shard; a shard already taken for ``tick`` (default
+        ``as_of``) by another worker is skipped, so workers running the same sweep share it.
+
+        ``absorb_queue`` (single-process replay): the accounts queued for rescoring before the sweep are
+        dropped from the queue, since the sweep scores them all anyway."""
+        started = time.perf_counter()
+        tick = tick or as_of
+        if absorb_queue:
+            async with self.db.unit_of_work() as sa_conn:
+                await (await driver_connection(sa_conn)).execute("DELETE FROM rescore_queue")
+        swept = taken = 0
+        # First every shard nobody is sweeping, then, waiting this time, those that were busy: done by
+        # then, or taken over from a worker that died on them.
+        busy: list[int] = []
+        for wait, pending in ((False, list(range(shards))), (True, busy)):
+            for shard in pending:
+                async with self.db.unit_of_work() as sa_conn:
+                    conn = await driver_connection(sa_conn)
+                    claim = await claim_shard(conn, tick, shard, self.worker_name, wait=wait)
+                    if claim == "busy":
+                        busy.append(shard)
+                    if claim != "taken":
+                        continue
+                    taken += 1
+                    count, after = 0, ""
+                    while page := await shard_accounts(conn, shards=shards, shard=shard, after=after, limit=self.chunk):
+                        await self.score_chunk(conn, page, as_of, trigger="sweep")
+                        count += len(page)
+                        after = page[-1]
+                    await finish_shard(conn, tick, shard, count)
+                    swept += count
+        report = SweepReport(as_of, taken, swept, time.perf_counter() - started)
+        if self.metrics is not None and taken:
+            self.metrics.sweep_seconds.observe(report.seconds)
+            self.metrics.sweep_accounts_total.inc(swept)
+            self.metrics.rescored_accounts_total.labels(trigger="sweep").inc(swept)
+            self.metrics.sweep_last_success_timestamp_seconds.set(as_of.timestamp())
+        return report
+
+
+@dataclass(frozen=True, slots=True)
+class RescorePacing:
+    """When the live rescorer drains the queue: once a burst of batches has settled (nothing new queued for
+    ``settle_s``), or when its oldest batch has waited ``max_delay_s``. An isolated event is rescored within
+    about ``settle_s``; a backfill of a million events is scored a few times, not once per batch."""
+
+    settle_s: float = 3.0
+    max_delay_s: float = 30.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RescorePacing:
+        return cls(settings.rescore_settle_s, settings.rescore_max_delay_s)
+
+    def due(self, state: QueueState) -> bool:
+        return state.newest_s >= self.settle_s or state.oldest_s >= self.max_delay_s
+
+
+async def rescore_forever(
+    engine: HealthEngine,
+    *,
+    clock: Callable[[], datetime],
+    idle_s: float = 0.5,
+    pacing: RescorePacing = RescorePacing(),
+    until: Callable[[], bool] | None = None,
+) -> None:
+    """The live event-driven rescoring, beside ingestion rather than inside it: drain the queue as ``pacing``
+    says, so that consuming never waits for scoring and an account touched by many batches is scored once per
+    drain; rescorers share the queue by shards of accounts. With ``until`` (benchmarks), return once it holds
+    and the queue is empty."""
+    while True:
+        stopping = until is not None and until()
+        try:
+            state = await engine.queue_state()
+            rescored = 0
+            if state is not None and pacing.due(state):
+                rescored = await engine.rescore_pending(clock(), up_to_id=state.last_id)
+        except Exception:
+            log.exception("rescoring failed; the queue keeps the accounts for the next round")
+            await asyncio.sleep(idle_s)
+            continue
+        if not rescored:
+            if stopping and state is None:
+                return
+            await asyncio.sleep(idle_s)
+
+
+def sweep_tick(now: datetime, interval_s: int) -> datetime:
+    """The scheduled sweep ``now`` belongs to: every worker computes the same one."""
+    stamp = int(now.timestamp()) // interval_s * interval_s
+    return datetime.fromtimestamp(stamp, tz=UTC)
+
+
+async def sweep_forever(engine: HealthEngine, *, interval_s: int, shards: int, clock: Callable[[], datetime]) -> None:
+    """The live time-driven evaluation: at each tick, sweep at the current time; the shards of a tick are
+    shared by every worker running this loop (see ``HealthEngine.sweep``)."""
+    while True:
+        now = clock()
+        tick = sweep_tick(now, interval_s)
+        try:
+            report = await engine.sweep(now, shards=shards, tick=tick)
+            if report.shards:
+                log.info(
+                    "sweep %s: %d accounts in %d shards, %.1f s", tick, report.accounts, report.shards, report.seconds
+                )
+        except Exception:
+            log.exception("sweep %s failed; the next tick retries", tick)
+        next_tick = tick.timestamp() + interval_s
+        await asyncio.sleep(max(1.0, next_tick - clock().timestamp()))

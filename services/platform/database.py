@@ -1,0 +1,129 @@
+"""Database access at the service edge: the embedded PostgreSQL, the engine, the unit of work, migrations."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, make_url, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from ingestion.partitions import ensure_partitions
+from services.platform.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+_MIGRATION_LOCK_KEY = 7_302_019_000
+
+
+def sqlalchemy_url(url: str) -> str:
+    """Normalise any PostgreSQL URL to the asyncpg dialect."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgres", "postgresql", "postgresql+psycopg", "postgresql+psycopg2"):
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+    if parsed.drivername != "postgresql+asyncpg":
+        raise ValueError(f"KAMWATCH_DATABASE_URL must be a PostgreSQL URL, got {parsed.drivername!r}")
+    return parsed.render_as_string(hide_password=False)
+
+
+def start_embedded(pgdata: Path) -> tuple[str, Any]:
+    """Start (or join) the pgserver PostgreSQL on ``pgdata``; it stops when its last user process exits."""
+    from pgserver import get_server  # type: ignore[attr-defined]  # only needed when embedded
+
+    pgdata.mkdir(parents=True, exist_ok=True)
+    server = get_server(pgdata, cleanup_mode="stop")
+    uri: str = server.get_uri()
+    return sqlalchemy_url(uri), server
+
+
+@dataclass
+class Database:
+    """The engine for one process, plus the embedded server handle when there is one."""
+
+    engine: AsyncEngine
+    url: str
+    embedded: Any = None
+    _partitions: set[date] = field(default_factory=set)
+
+    @classmethod
+    async def open(cls, settings: Settings) -> Database:
+        embedded = None
+        if settings.database_url:
+            url = sqlalchemy_url(settings.database_url)
+        else:
+            url, embedded = await asyncio.to_thread(start_embedded, settings.pgdata)
+        engine = create_async_engine(url, pool_size=settings.db_pool_size, max_overflow=5, pool_pre_ping=True)
+        return cls(engine=engine, url=url, embedded=embedded)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    @asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[AsyncConnection]:
+        """One transaction: committed when the block exits normally, rolled back on error."""
+        async with self.engine.begin() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.connect() as conn:
+            yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+
+    async def ping(self) -> bool:
+        """Whether the database answers (readiness)."""
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception:  # any failure means not ready
+            return False
+        return True
+
+    async def ensure_partitions(self, months: Iterable[date]) -> None:
+        missing = set(months) - self._partitions
+        if not missing:
+            return
+        async with self.autocommit() as conn:
+            await ensure_partitions(await driver_connection(conn), missing)
+        self._partitions |= missing
+
+    async def migrate(self) -> None:
+        """Upgrade the schema to the newest Alembic revision (idempotent; concurrent callers wait)."""
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+            try:
+                await conn.run_sync(_upgrade)
+                await conn.commit()
+            finally:
+                await conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+                await conn.commit()
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    return config
+
+
+def _upgrade(connection: Connection) -> None:
+    command.upgrade(alembic_config(connection), "head")
+
+
+async def driver_connection(conn: AsyncConnection) -> asyncpg.Connection:
+    """The asyncpg connection under ``conn``, inside its transaction (hot-path COPY and array upserts)."""
+    # SQLAlchemy sends BEGIN lazily, on the first statement: make sure it has, so that what we run
+    # through the driver belongs to the unit of work.
+    await conn.exec_driver_sql("SELECT 1")
+    raw = await conn.get_raw_connection()
+    driver: asyncpg.Connection = raw.driver_connection
+    return driver

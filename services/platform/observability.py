@@ -1,0 +1,93 @@
+"""Feeding the metrics: what each ingested batch and each evaluation records, and the gauges sampled from
+the database (pool, portfolio, outbox) by every long-running service."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from sqlalchemy import text
+
+from ingestion.parsing import InboundRecord
+from ingestion.pipeline import BatchResult, Ingress
+from services.platform.database import Database
+from services.platform.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+SAMPLE_INTERVAL_S = 15.0
+
+
+def channel_of(record: InboundRecord, ingress: Ingress) -> str:
+    """The Kafka topic of a record (its origin is ``kafka:TOPIC/PARTITION@OFFSET``), else the ingress."""
+    if ingress == "kafka" and record.origin and record.origin.startswith("kafka:"):
+        return record.origin[len("kafka:") :].rsplit("/", 1)[0]
+    return ingress
+
+
+def record_batch(
+    metrics: Metrics,
+    records: Sequence[InboundRecord],
+    result: BatchResult,
+    *,
+    ingress: Ingress,
+    seconds: float,
+    committed_at: datetime,
+) -> None:
+    counts: dict[tuple[str, str, str], int] = {}
+    for record, outcome in zip(records, result.results, strict=True):
+        key = (channel_of(record, ingress), outcome.type or "unknown", outcome.status)
+        counts[key] = counts.get(key, 0) + 1
+    for (channel, type_, status), count in counts.items():
+        metrics.events_total.labels(channel=channel, type=type_, result=status).inc(count)
+    if rejected := result.count("rejected"):
+        metrics.dead_letters_total.labels(ingress=ingress).inc(rejected)
+    metrics.ingest_batch_size.labels(ingress=ingress).observe(len(records))
+    metrics.ingest_batch_seconds.labels(ingress=ingress).observe(seconds)
+    freshness = metrics.event_freshness_seconds.labels(ingress=ingress)
+    for event in result.fresh_events:
+        freshness.observe(max(0.0, (committed_at - event.time).total_seconds()))
+    if result.fresh_events:
+        metrics.last_event_timestamp_seconds.labels(ingress=ingress).set(committed_at.timestamp())
+
+
+_PORTFOLIO_SQL = """
+SELECT h.level, a.tier, count(*) AS accounts, coalesce(sum(a.arr), 0)::float8 AS arr
+FROM account_health h JOIN accounts a USING (account_id)
+GROUP BY h.level, a.tier
+"""
+
+_OUTBOX_SQL = "SELECT count(*), min(created_at) FROM notifications WHERE status = 'pending'"
+
+
+async def sample(db: Database, metrics: Metrics, now: datetime) -> None:
+    """One reading of the database-derived gauges."""
+    pool = db.engine.pool
+    size, in_use = int(getattr(pool, "size", lambda: 0)()), int(getattr(pool, "checkedout", lambda: 0)())
+    metrics.db_pool_size.set(size)
+    metrics.db_pool_connections.labels(state="in_use").set(in_use)
+    metrics.db_pool_connections.labels(state="idle").set(max(0, size - in_use))
+    async with db.unit_of_work() as conn:
+        rows = (await conn.execute(text(_PORTFOLIO_SQL))).all()
+        pending, oldest = (await conn.execute(text(_OUTBOX_SQL))).one()
+    accounts = {(row.level, row.tier): int(row.accounts) for row in rows}
+    at_risk: dict[str, float] = {}
+    for row in rows:
+        if row.level in ("high", "critical"):
+            at_risk[row.tier] = at_risk.get(row.tier, 0.0) + float(row.arr)
+    metrics.set_portfolio(accounts, at_risk)
+    metrics.outbox_pending.set(int(pending))
+    metrics.outbox_oldest_pending_age_seconds.set(max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)
+
+
+async def sample_forever(
+    db: Database, metrics: Metrics, clock: Callable[[], datetime], interval_s: float = SAMPLE_INTERVAL_S
+) -> None:
+    while True:
+        try:
+            await sample(db, metrics, clock())
+        except Exception:  # a failed reading must not stop the service; the next one retries
+            log.exception("sampling database gauges failed")
+        await asyncio.sleep(interval_s)

@@ -215,6 +215,32 @@ def driver_json(score: HealthScore) -> list[dict[str, Any]]:
     ]
 
 
+_STORED_SQL = """
+SELECT account_id, as_of, risk::float8 AS risk, level, components, drivers, config_version FROM account_health
+WHERE account_id = $1
+"""
+
+
+def _decoded(raw: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return orjson.loads(raw) if isinstance(raw, str) else raw
+
+
+async def stored_health(conn: asyncpg.Connection, account_id: str) -> dict[str, Any] | None:
+    """The account's current stored score as JSON-ready values (components and drivers as saved)."""
+    row = await conn.fetchrow(_STORED_SQL, account_id)
+    if row is None:
+        return None
+    return {
+        "account_id": row["account_id"],
+        "as_of": row["as_of"].isoformat(),
+        "risk": row["risk"],
+        "level": row["level"],
+        "components": _decoded(row["components"]),
+        "drivers": _decoded(row["drivers"]),
+        "config_version": row["config_version"],
+    }
+
+
 _CURRENT_SQL = """
 SELECT account_id, as_of, risk::float8 AS risk, level, components, fingerprint FROM account_health
 WHERE account_id = ANY($1::text[])

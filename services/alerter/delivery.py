@@ -32,7 +32,7 @@ from services.flows.alerting import (
     send_channel,
     slack_configured,
 )
-from services.flows.ingest import utc_now
+from services.platform.clock import utc_now
 from services.platform.database import Database, driver_connection
 from services.platform.metrics import Metrics
 from services.platform.settings import Settings

@@ -31,7 +31,8 @@ from services.api.queries import open_read_pool
 from services.api.slack_actions import slack_router
 from services.flows.alerting import build_alerting
 from services.flows.evaluation import HealthEngine
-from services.flows.ingest import Pipeline, utc_now
+from services.flows.ingest import Pipeline
+from services.platform.clock import utc_now
 from services.platform.database import Database
 from services.platform.metrics import Metrics
 from services.platform.observability import sample_forever

@@ -22,7 +22,7 @@ from alerts import alert_repository as repo
 from alerts import store
 from alerts.messages import ACK_ACTION, OPEN_ACTION, SNOOZE_ACTION
 from services.api.problems import problem_response
-from services.flows.ingest import utc_now
+from services.platform.clock import utc_now
 from services.platform.database import Database, driver_connection
 from services.platform.settings import Settings
 

@@ -1,4 +1,4 @@
-"""``kamwatch alerter`` and ``kamwatch alerts ...``: delivery, and alerts from the command line.
+"""``kamwatch alerts ...``: alerts from the command line.
 
 ``register(app)`` adds them to the main typer app. The async functions under the commands take the database
 and the time explicitly, so they are tested without a terminal.
@@ -8,25 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import getpass
-import logging
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 
 import orjson
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from alerts import alert_repository as repo
 from alerts import store
-from services.flows.ingest import utc_now
+from services.cli.common import aware, console, opened
+from services.platform.clock import utc_now
 from services.platform.database import Database, driver_connection
 from services.platform.settings import Settings
-
-console = Console()
 
 # Module level: typer resolves the (postponed) annotations in the module's namespace.
 ActorOption = Annotated[str | None, typer.Option(help="Who acts (default: the OS user).")]
@@ -54,16 +50,6 @@ class DeliveryChoice(StrEnum):
 class VerdictChoice(StrEnum):
     useful = "useful"
     false_alarm = "false_alarm"
-
-
-@asynccontextmanager
-async def _database(settings: Settings) -> AsyncIterator[Database]:
-    db = await Database.open(settings)
-    try:
-        await db.migrate()
-        yield db
-    finally:
-        await db.close()
 
 
 def _clearing(row: dict[str, Any]) -> str:
@@ -119,13 +105,13 @@ async def stats(db: Database) -> list[repo.RulePrecision]:
 
 
 def register(app: typer.Typer, *, clock: Callable[[], datetime] = utc_now) -> None:
-    """Add ``alerter`` and the ``alerts`` group to ``app``."""
+    """Add the ``alerts`` group to ``app``."""
     alerts_app = typer.Typer(help="Alerts: list, acknowledge, snooze, resolve, feedback, precision per rule.")
     app.add_typer(alerts_app, name="alerts")
 
     def run(main: Callable[[Database], Any]) -> Any:
         async def go() -> Any:
-            async with _database(Settings()) as db:
+            async with opened(Settings()) as db:
                 return await main(db)
 
         try:
@@ -136,14 +122,6 @@ def register(app: typer.Typer, *, clock: Callable[[], datetime] = utc_now) -> No
         except store.InvalidTransition as error:
             console.print(f"[red]{error}[/red]")
             raise typer.Exit(1) from None
-
-    @app.command()
-    def alerter() -> None:
-        """Deliver queued notifications (Slack, email) with retries, and escalate overdue critical alerts."""
-        from services.alerter.delivery import run_alerter
-
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-        asyncio.run(run_alerter(Settings(), clock=clock))
 
     @alerts_app.command("list")
     def list_command(
@@ -166,8 +144,8 @@ def register(app: typer.Typer, *, clock: Callable[[], datetime] = utc_now) -> No
             severity=severity.value if severity else None,
             state=state.value if state else None,
             delivery=delivery.value if delivery else None,
-            fired_after=_aware(fired_after),
-            fired_before=_aware(fired_before),
+            fired_after=aware(fired_after),
+            fired_before=aware(fired_before),
             limit=limit,
         )
         rows: list[dict[str, Any]] = run(lambda db: list_alerts(db, filters))
@@ -246,12 +224,6 @@ def register(app: typer.Typer, *, clock: Callable[[], datetime] = utc_now) -> No
             precision = f"{r.precision:.0%}" if r.precision is not None else "-"
             table.add_row(r.rule, str(r.alerts), str(r.judged), str(r.useful), str(r.false_alarms), precision)
         console.print(table)
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
 
 
 def _show(row: dict[str, Any]) -> None:

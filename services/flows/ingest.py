@@ -6,21 +6,18 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from ingestion.parsing import EventRejected, InboundRecord
 from ingestion.pipeline import BatchResult, Ingress, ParsedBatch, assemble_batch, parse_record, write_batch
 from schemas.events import Event
 from services.flows.evaluation import HealthEngine
+from services.platform.clock import utc_now
 from services.platform.database import Database, driver_connection
 from services.platform.metrics import Metrics
 from services.platform.observability import record_batch
 
 _PARSE_SLICE = 50
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass

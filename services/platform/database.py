@@ -75,6 +75,13 @@ class Database:
             yield conn
 
     @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        """One transaction on the driver (asyncpg) connection, as the repositories take it: committed when
+        the block exits normally, rolled back on error."""
+        async with self.engine.begin() as conn:
+            yield await driver_connection(conn)
+
+    @asynccontextmanager
     async def autocommit(self) -> AsyncIterator[AsyncConnection]:
         async with self.engine.connect() as conn:
             yield await conn.execution_options(isolation_level="AUTOCOMMIT")

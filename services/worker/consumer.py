@@ -22,7 +22,8 @@ from ingestion.parsing import InboundRecord
 from ingestion.pipeline import BatchResult, EventResult
 from services.flows.alerting import NotifyMode, build_alerting
 from services.flows.evaluation import HealthEngine, RescorePacing, rescore_forever, sweep_forever
-from services.flows.ingest import Pipeline, utc_now
+from services.flows.ingest import Pipeline
+from services.platform.clock import utc_now
 from services.platform.database import Database
 from services.platform.metrics import Metrics, ReadinessCheck, serve_metrics
 from services.platform.observability import sample_forever

@@ -10,7 +10,8 @@ import typer
 from typer.testing import CliRunner
 
 from services.api.widget import verify
-from services.cli.keys import parse_duration, register
+from services.cli import health, keys
+from services.cli.common import parse_duration
 from services.platform.settings import Settings
 
 runner = CliRunner()
@@ -23,7 +24,8 @@ def cli(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> typer.Typer:
     monkeypatch.setenv("KAMWATCH_WIDGET_TOKEN_SECRET", "w" * 40)
     monkeypatch.setenv("KAMWATCH_PUBLIC_URL", "https://kamwatch.example.com")
     app = typer.Typer()
-    register(app)
+    keys.register(app)
+    health.register(app)
     return app
 
 

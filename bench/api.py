@@ -32,7 +32,7 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from services.api.auth import create_key  # noqa: E402
+from health_engine.access import create_key  # noqa: E402
 from services.platform.database import Database, driver_connection  # noqa: E402
 from services.platform.settings import Settings  # noqa: E402
 

@@ -9,8 +9,8 @@ import orjson
 import pytest
 from sqlalchemy import text
 
+from health_engine.access import create_key
 from services.api.app import build_app
-from services.api.auth import create_key
 from services.platform.database import Database
 from services.platform.settings import Settings
 from tests.events import at, encode, event

@@ -29,18 +29,23 @@ def test_dead_letters_listed_shown_and_replayed(env: Settings, tmp_path: Path) -
     history.write_bytes(encode(good) + b"\n" + bad + b"\nnot json\n")
     replayed = runner.invoke(app, ["replay", str(history)])
     assert replayed.exit_code == 0, replayed.output
-    assert "1 accepted" in replayed.output and "2 rejected" in replayed.output
+    assert "1 accepted" in replayed.output
+    assert "2 rejected" in replayed.output
 
     listed = [orjson.loads(line) for line in runner.invoke(app, ["dlq", "list", "--json"]).output.splitlines()]
     assert [letter["origin"] for letter in listed] == ["file:events.ndjson:3", "file:events.ndjson:2"]
-    assert listed[1]["raw"] == bad.decode() and "type" in listed[1]["reason"]
+    assert listed[1]["raw"] == bad.decode()
+    assert "type" in listed[1]["reason"]
     assert "replay" in runner.invoke(app, ["dlq", "list"], env={"COLUMNS": "200"}).output
 
     shown = runner.invoke(app, ["dlq", "show", str(listed[0]["id"])])
-    assert shown.exit_code == 0 and orjson.loads(shown.output)["raw"] == "not json"
+    assert shown.exit_code == 0
+    assert orjson.loads(shown.output)["raw"] == "not json"
     assert runner.invoke(app, ["dlq", "show", "999999"]).exit_code == 1
 
     again = runner.invoke(app, ["dlq", "replay"])
-    assert again.exit_code == 0 and "0 replayed, 2 still rejected" in again.output
+    assert again.exit_code == 0
+    assert "0 replayed, 2 still rejected" in again.output
     after = [orjson.loads(line) for line in runner.invoke(app, ["dlq", "list", "--json"]).output.splitlines()]
-    assert len(after) == 2 and all(letter["replayed_at"] is None for letter in after)
+    assert len(after) == 2
+    assert all(letter["replayed_at"] is None for letter in after)

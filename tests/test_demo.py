@@ -15,7 +15,8 @@ import orjson
 import pytest
 from sqlalchemy import text
 
-from services.demo.run import LIVE_SOURCE, run_demo
+from services.demo.live import LIVE_SOURCE
+from services.demo.run import run_demo
 from services.platform.database import Database
 from services.platform.settings import Settings
 from services.simulator.generator import SOURCE

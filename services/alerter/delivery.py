@@ -11,19 +11,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from email.message import EmailMessage
-from email.utils import make_msgid
-from typing import Protocol
-
-import aiosmtplib
-from slack_sdk import WebClient
-from slack_sdk.webhook import WebhookClient
 
 from alerts import alert_repository as repo
-from alerts.outbox import PayloadError, Rendered, render_payloads, retry_delay
+from alerts.outbox import PayloadError, render_payloads, retry_delay
+from services.alerter.channel import PermanentError, Sender
+from services.alerter.slack import SlackSender
+from services.alerter.smtp import EmailSender
 from services.flows.alerting import (
     Alerting,
     alerts_config,
@@ -38,83 +34,6 @@ from services.platform.metrics import Metrics
 from services.platform.settings import Settings
 
 log = logging.getLogger(__name__)
-
-NOTIFICATION_HEADER = "X-Kamwatch-Notification"
-
-
-class PermanentError(Exception):
-    """Retrying will not help (nothing configured for the channel, an unreadable payload): fail at once."""
-
-
-class Sender(Protocol):
-    async def send(self, channel: str, to: str, rendered: Rendered, notification_ids: Sequence[int]) -> None: ...
-
-
-@dataclass
-class SlackSender:
-    """Slack through slack_sdk: ``chat.postMessage`` with a bot token (DMs go to the user id, which Slack opens
-    as a DM), else the incoming webhook (every message lands in the webhook's channel).
-
-    slack_sdk's async clients need aiohttp, which kamwatch does not ship; the sync clients (urllib) run in a
-    worker thread instead."""
-
-    bot_token: str | None = None
-    base_url: str = "https://slack.com/api/"
-    webhook_url: str | None = None
-    timeout_s: int = 30
-
-    async def send(self, channel: str, to: str, rendered: Rendered, notification_ids: Sequence[int]) -> None:
-        if rendered.slack is None:
-            raise PermanentError("nothing rendered for Slack")
-        body = dict(rendered.slack)
-        if self.bot_token:
-            client = WebClient(token=self.bot_token, base_url=self.base_url, timeout=self.timeout_s)
-            await asyncio.to_thread(client.chat_postMessage, channel=to, **body)
-        elif self.webhook_url:
-            webhook = WebhookClient(self.webhook_url, timeout=self.timeout_s)
-            response = await asyncio.to_thread(webhook.send_dict, body)
-            if response.status_code != 200:
-                raise RuntimeError(f"Slack webhook answered {response.status_code}: {response.body[:200]}")
-        else:
-            raise PermanentError("Slack is not configured (KAMWATCH_SLACK_BOT_TOKEN or KAMWATCH_SLACK_WEBHOOK_URL)")
-
-
-@dataclass
-class EmailSender:
-    """Multipart (text + HTML) email through aiosmtplib."""
-
-    host: str | None
-    port: int
-    sender: str
-    username: str | None = None
-    password: str | None = None
-    starttls: bool = False
-    tls: bool = False
-    timeout_s: float = 30.0
-
-    async def send(self, channel: str, to: str, rendered: Rendered, notification_ids: Sequence[int]) -> None:
-        if self.host is None:
-            raise PermanentError("SMTP is not configured (KAMWATCH_SMTP_HOST)")
-        if rendered.email is None:
-            raise PermanentError("nothing rendered for email")
-        message = EmailMessage()
-        message["From"] = self.sender
-        message["To"] = to
-        message["Subject"] = rendered.email.subject
-        message["Message-ID"] = make_msgid(domain="kamwatch")
-        message[NOTIFICATION_HEADER] = ",".join(str(i) for i in notification_ids)
-        message.set_content(rendered.email.text)
-        message.add_alternative(rendered.email.html, subtype="html")
-        await aiosmtplib.send(
-            message,
-            hostname=self.host,
-            port=self.port,
-            username=self.username,
-            password=self.password,
-            use_tls=self.tls,
-            start_tls=self.starttls,
-            timeout=self.timeout_s,
-        )
 
 
 @dataclass

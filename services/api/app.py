@@ -19,11 +19,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from health_engine.access import Principal
 from health_engine.config import load_scoring_config
 from ingestion.parsing import InboundRecord
 from ingestion.pipeline import BatchResult
 from services.api import v1 as api_v1
-from services.api.auth import KeyCache, Principal, require
+from services.api.auth import KeyCache, require
 from services.api.fastpath import HealthFastPath
 from services.api.pages import routes as api_pages
 from services.api.problems import Problem, install_problem_handlers, problem_response

@@ -29,8 +29,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from health_engine.access import Principal
 from schemas.tables import account_health, account_health_history, accounts, alerts, kams
-from services.api.auth import Principal
 from services.api.problems import Problem
 from services.platform.database import Database
 

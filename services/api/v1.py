@@ -13,8 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from alerts import store
 from health_engine import overrides
+from health_engine.access import Principal, mint, signing_secret
 from services.api import queries as q
-from services.api.auth import Principal, reader
+from services.api.auth import reader
 from services.api.models import (
     AccountHealthOut,
     AccountPage,
@@ -49,7 +50,6 @@ from services.api.views import (
     portfolio_document,
     timeline_item,
 )
-from services.api.widget import mint, signing_secret
 from services.platform.database import Database
 
 
@@ -442,7 +442,9 @@ async def widget_secret(request: Request) -> bytes:
     cached: bytes | None = getattr(request.app.state, "widget_secret", None)
     if cached is None:
         async with q.request_db(request).unit_of_work() as conn:
-            cached = await signing_secret(conn, request.app.state.settings, now=q.request_now(request))
+            cached = await signing_secret(
+                conn, request.app.state.settings.configured_widget_secret, now=q.request_now(request)
+            )
         request.app.state.widget_secret = cached
     return cached
 

@@ -11,8 +11,7 @@ import orjson
 import typer
 from rich.table import Table
 
-from services.api.auth import SCOPES, create_key, list_keys, revoke_key
-from services.api.widget import mint, signing_secret
+from health_engine.access import SCOPES, create_key, list_keys, mint, revoke_key, signing_secret
 from services.cli.common import console, iso, parse_duration, run_with_db
 from services.platform.clock import utc_now
 from services.platform.database import Database
@@ -108,7 +107,7 @@ def register(app: typer.Typer, *, clock: Callable[[], datetime] = utc_now) -> No
 
         async def work(db: Database, now: datetime) -> str:
             async with db.unit_of_work() as conn:
-                secret = await signing_secret(conn, settings, now=now)
+                secret = await signing_secret(conn, settings.configured_widget_secret, now=now)
             return mint(secret, account_id, kam, (now + lifetime).replace(microsecond=0))
 
         token = run_with_db(work, clock=clock)

@@ -60,7 +60,7 @@ def register(app: typer.Typer, *, clock: Callable[[], datetime] = utc_now) -> No
     def worker() -> None:
         """Consume the Kafka topics (KAMWATCH_KAFKA_BOOTSTRAP_SERVERS) into the pipeline until stopped: rescore,
         sweep on schedule, open and resolve alerts (queued for `kamwatch alerter`)."""
-        from services.worker.consumer import run_worker
+        from services.worker.process import run_worker
 
         run(run_worker)
 
@@ -68,7 +68,7 @@ def register(app: typer.Typer, *, clock: Callable[[], datetime] = utc_now) -> No
     def evaluator() -> None:
         """Rescore the accounts ingestion touched, sweep on schedule and open alerts, apart from the Kafka
         consumers (with KAMWATCH_WORKER_EVALUATES=false on the workers), until stopped."""
-        from services.worker.consumer import run_evaluator
+        from services.worker.process import run_evaluator
 
         run(run_evaluator)
 

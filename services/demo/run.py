@@ -9,28 +9,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import signal
 import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
-from typing import Any, Final
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Final
 
 import orjson
 import uvicorn
 from pydantic import SecretStr
 from sqlalchemy import text
 
-from ingestion.parsing import InboundRecord
+from health_engine.access import create_key, mint, signing_secret
 from ingestion.pipeline import BatchResult
 from services.alerter.delivery import Alerter
 from services.api.app import build_app
-from services.api.auth import create_key
-from services.api.widget import mint, signing_secret
 from services.demo.inbox import Inbox, inbox_router, start_smtp_catcher
+from services.demo.live import TICK_SECONDS, LiveStream, say, today
 from services.flows.alerting import build_alerting
 from services.flows.evaluation import HealthEngine
 from services.flows.ingest import Pipeline
@@ -40,15 +38,7 @@ from services.platform.metrics import Metrics
 from services.platform.settings import Settings
 from services.simulator.generator import simulate_to_dir
 
-LIVE_SOURCE: Final = "kamwatch/demo"
-TICK_SECONDS: Final = 0.5
 _HOST: Final = "127.0.0.1"
-_BACKGROUND_EVENTS_PER_TICK: Final = 4
-_DECLINE_TICKS: Final = 20
-
-
-def _say(message: str) -> None:
-    print(message, flush=True)
 
 
 async def run_demo(
@@ -80,12 +70,12 @@ async def run_demo(
     try:
         if reset:
             await _drop_schema(db)
-            _say("demo: schema dropped (--reset)")
+            say("demo: schema dropped (--reset)")
         await db.migrate()
         if stop.is_set():
             return
         if await _account_count(db):
-            _say("demo: reusing the portfolio already in the database (--reset starts afresh)")
+            say("demo: reusing the portfolio already in the database (--reset starts afresh)")
         else:
             await _load_history(db, settings, stop, accounts=accounts, kams=kams, days=days, seed=seed, clock=clock)
         if stop.is_set():
@@ -119,11 +109,11 @@ async def _load_history(
     seed: int,
     clock: Callable[[], datetime],
 ) -> None:
-    start = _today(clock) - timedelta(days=days)
+    start = today(clock) - timedelta(days=days)
     out_dir = settings.data_dir / "demo"
-    _say(f"demo: simulating {accounts} accounts and {kams} KAMs over {days} days from {start} (seed {seed})")
+    say(f"demo: simulating {accounts} accounts and {kams} KAMs over {days} days from {start} (seed {seed})")
     summary = await asyncio.to_thread(simulate_to_dir, out_dir, accounts, kams, days, seed, start)
-    _say(
+    say(
         f"demo: {summary.events:,} events ({summary.outcomes} outcomes, {len(summary.deteriorating)} accounts "
         f"deteriorating) written to {summary.events_path}"
     )
@@ -136,7 +126,7 @@ async def _load_history(
         nonlocal done, next_report
         done += result.record_count
         if done >= summary.events * next_report or done == summary.events:
-            _say(f"demo: replayed {done:,}/{summary.events:,} events ({done / summary.events:.0%})")
+            say(f"demo: replayed {done:,}/{summary.events:,} events ({done / summary.events:.0%})")
             while next_report <= done / summary.events:
                 next_report += 0.1
 
@@ -154,11 +144,11 @@ async def _load_history(
         replay.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await replay
-        _say("demo: interrupted during the replay; run `kamwatch demo --reset` to load the whole history")
+        say("demo: interrupted during the replay; run `kamwatch demo --reset` to load the whole history")
         return
     stats = replay.result()
     await engine.sweep(clock(), shards=1)  # from the end of the history to now
-    _say(
+    say(
         f"demo: history loaded: {stats.accepted:,} accepted, {stats.duplicates:,} duplicates, {stats.rejected} rejected"
     )
 
@@ -217,7 +207,7 @@ async def _serve(
     delivering: asyncio.Task[None] | None = None
     try:
         await _wait_until_up(server, serving, port)
-        _say(f"time to first page: {time.perf_counter() - started:.1f} s")
+        say(f"time to first page: {time.perf_counter() - started:.1f} s")
         alerting = build_alerting(demo_settings, notify="send", metrics=metrics)
         engine = HealthEngine.from_settings(db, demo_settings, alerting, metrics=metrics)
         stream = await LiveStream.prepare(db, engine, seed=seed, clock=clock)
@@ -234,7 +224,7 @@ async def _serve(
         for ended in done & {serving, live, delivering}:
             ended.result()  # a crash of the server, the stream or the alerter surfaces here
             raise RuntimeError("the API server stopped unexpectedly")
-        _say(f"demo: stopping ({stream.accepted:,} live events sent, {len(inbox.messages)} notifications delivered)")
+        say(f"demo: stopping ({stream.accepted:,} live events sent, {len(inbox.messages)} notifications delivered)")
     finally:
         for background in (live, delivering):
             if background is not None:
@@ -267,7 +257,7 @@ async def _demo_access(
         widget_url = None
         if stream.victims:
             account = stream.victims[0]
-            secret = await signing_secret(conn, settings, now=now)
+            secret = await signing_secret(conn, settings.configured_widget_secret, now=now)
             token = mint(secret, account, None, now + timedelta(days=1))
             widget_url = f"{settings.public_url}/widget/accounts/{account}?token={token}"
     return DemoAccess(key.key, widget_url)
@@ -315,7 +305,7 @@ def _announce(port: int, stream: LiveStream, clock: Callable[[], datetime], acce
     }
     body = orjson.dumps(example).decode()
     auth = f"Authorization: Bearer {access.api_key}"
-    _say(
+    say(
         f"\nkamwatch demo is up\n"
         f"  API key (admin, this run):  {access.api_key}\n"
         f"  portfolio page:  {base}/login  (paste the key)\n"
@@ -323,129 +313,12 @@ def _announce(port: int, stream: LiveStream, clock: Callable[[], datetime], acce
         + f"  notifications sent (Slack stand-in, SMTP catcher):  {base}/demo/inbox\n"
         f"  API docs:  {base}/docs\n  metrics:   {base}/metrics\n  liveness:  {base}/healthz"
     )
-    _say(
+    say(
         f"  an account's health:\n    curl -sS {base}/v1/accounts/{example['subject']}/health -H '{auth}'\n"
         f"  post an event:\n    curl -sS -X POST {base}/v1/events -H '{auth}' "
         f"-H 'content-type: application/json' -d '{body}'"
     )
-    _say(
+    say(
         f"\nlive: a few events every {TICK_SECONDS} s; {', '.join(stream.victims) or 'nobody'} now deteriorating. "
         "Ctrl-C stops.\n"
     )
-
-
-def _today(clock: Callable[[], datetime]) -> date:
-    now = clock()
-    if now.tzinfo is None:
-        raise ValueError("the demo clock must return aware datetimes")
-    return now.date()
-
-
-@dataclass
-class LiveStream:
-    """Background usage across the portfolio, and three accounts going downhill for everyone to see."""
-
-    pipeline: Pipeline
-    clock: Callable[[], datetime]
-    rng: random.Random
-    pool: list[str]
-    victims: list[str]
-    champions: dict[str, str]
-    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
-    sent: int = 0
-    accepted: int = 0
-    tick: int = 0
-
-    @classmethod
-    async def prepare(
-        cls, db: Database, engine: HealthEngine, *, seed: int, clock: Callable[[], datetime]
-    ) -> LiveStream:
-        async with db.unit_of_work() as conn:
-            pool = list(
-                (
-                    await conn.execute(
-                        text(
-                            "SELECT account_id FROM accounts a WHERE NOT EXISTS (SELECT FROM outcomes o "
-                            "WHERE o.account_id = a.account_id AND o.outcome = 'churned') ORDER BY 1"
-                        )
-                    )
-                ).scalars()
-            )
-            rows = await conn.execute(
-                text("SELECT account_id, min(contact_id) FROM contacts WHERE role = 'champion' AND active GROUP BY 1")
-            )
-            champions = {str(account): str(contact) for account, contact in rows}
-        rng = random.Random(seed)
-        with_champion = [account for account in pool if account in champions]
-        victims = rng.sample(with_champion if len(with_champion) >= 3 else pool, min(3, len(pool)))
-        return cls(Pipeline(db, clock=clock, engine=engine), clock, rng, pool, victims, champions)
-
-    def event(self, type_: str, subject: str, data: dict[str, Any]) -> bytes:
-        self.sent += 1
-        document = {
-            "specversion": "1.0",
-            "id": f"live-{self.run_id}-{self.sent}",
-            "source": LIVE_SOURCE,
-            "type": f"kamwatch.{type_}.v1",
-            "subject": subject,
-            "time": _aware(self.clock()).isoformat(),
-            "data": data,
-        }
-        return orjson.dumps(document)
-
-    def batch(self) -> list[bytes]:
-        """This tick's events: background usage, the victims' fading usage, and the next step of the story."""
-        rng, tick = self.rng, self.tick
-        lines = []
-        for _ in range(_BACKGROUND_EVENTS_PER_TICK if self.pool else 0):
-            usage = {"metric": "activity", "quantity": rng.randint(1, 15), "user_id": f"u{rng.randint(1, 12):03d}"}
-            lines.append(self.event("usage", rng.choice(self.pool), usage))
-        if tick < _DECLINE_TICKS:
-            for victim in self.victims:
-                quantity = max(1, round(12 * 0.85**tick))
-                lines.append(
-                    self.event("usage", victim, {"metric": "activity", "quantity": quantity, "user_id": "u001"})
-                )
-        for subject, type_, data, story in self.story():
-            _say(f"live: {subject}: {story}")
-            lines.append(self.event(type_, subject, data))
-        return lines
-
-    def story(self) -> list[tuple[str, str, dict[str, Any], str]]:
-        """The scripted step for this tick, if any: (account, event type, data, what to tell the viewer)."""
-        ticket = {"ticket_id": f"live-{self.run_id}-T1", "priority": "urgent", "category": "outage"}
-        steps: dict[int, tuple[int, str, dict[str, Any], str]] = {
-            2: (0, "support_ticket", ticket | {"status": "opened"}, "urgent ticket opened"),
-            4: (1, "contact_change", {"change": "left_company", "role": "champion"}, "champion left the company"),
-            6: (2, "engagement", {"kind": "nps_survey", "outcome": "responded", "nps_score": 2}, "NPS 2 (detractor)"),
-            8: (0, "support_ticket", ticket | {"status": "escalated"}, "urgent ticket escalated"),
-            10: (2, "engagement", {"kind": "business_review", "outcome": "declined"}, "business review declined"),
-        }
-        step = steps.get(self.tick)
-        if step is None or step[0] >= len(self.victims):
-            return []
-        index, type_, data, story = step
-        subject = self.victims[index]
-        if type_ == "contact_change":
-            data = data | {"contact_id": self.champions.get(subject, f"{subject}-champion")}
-        return [(subject, type_, data, story)]
-
-    async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        next_tick = loop.time()
-        while True:
-            lines = self.batch()
-            if lines:
-                result = await self.pipeline.ingest([InboundRecord(line) for line in lines], ingress="http")
-                self.accepted += result.count("accepted")
-            self.tick += 1
-            if self.tick % 20 == 0:
-                _say(f"live: {self.accepted:,} events so far")
-            next_tick += TICK_SECONDS
-            await asyncio.sleep(max(0.0, next_tick - loop.time()))
-
-
-def _aware(moment: datetime) -> datetime:
-    if moment.tzinfo is None:
-        raise ValueError("the demo clock must return aware datetimes")
-    return moment

@@ -113,5 +113,9 @@ class Settings(BaseSettings):
     metrics_port: int = Field(default=9108, description="Port of /metrics for the worker and the alerter.")
 
     @property
+    def configured_widget_secret(self) -> str | None:
+        return self.widget_token_secret.get_secret_value() if self.widget_token_secret is not None else None
+
+    @property
     def pgdata(self) -> Path:
         return self.data_dir / "pgdata"

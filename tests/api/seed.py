@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from health_engine.access import create_key
 from schemas.tables import account_health, account_health_history, accounts, alerts, kams, outcomes, raw_events
-from services.api.auth import create_key
 
 NOW = datetime.fromisoformat("2026-11-20T12:00:00+00:00")
 

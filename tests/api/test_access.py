@@ -7,7 +7,7 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from services.api.auth import create_key, revoke_key
+from health_engine.access import create_key, revoke_key
 from services.platform.database import Database
 from tests.api.conftest import World
 from tests.api.seed import NOW

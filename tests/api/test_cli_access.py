@@ -9,7 +9,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from services.api.widget import verify
+from health_engine.access import verify
 from services.cli import health, keys
 from services.cli.common import parse_duration
 from services.platform.settings import Settings

@@ -10,9 +10,9 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy import select
 
+from health_engine.access import InvalidToken, mint, verify
 from schemas.tables import alert_transitions, alerts
 from services.api.app import build_app
-from services.api.widget import InvalidToken, mint, verify
 from services.platform.database import Database
 from services.platform.settings import Settings
 from tests.api.conftest import World, make_app

@@ -19,8 +19,8 @@ import pytest
 import uvicorn
 import yaml
 
+from health_engine.access import create_key
 from services.api.app import build_app
-from services.api.auth import create_key
 from services.platform.database import Database
 from services.platform.metrics import Metrics, serve_metrics
 from services.platform.settings import Settings

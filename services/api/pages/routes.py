@@ -14,15 +14,15 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from alerts import store
 from alerts.vocabulary import money, number
+from health_engine.access import InvalidToken, Principal, WidgetGrant, principal_for_key, verify
 from services.api import queries as q
-from services.api.auth import SESSION_COOKIE, Principal, principal_for_key
+from services.api.auth import SESSION_COOKIE
 from services.api.models import Locale
 from services.api.pages.charts import gauge_arc, line_chart
 from services.api.pages.i18n import TEXTS
 from services.api.problems import Problem
 from services.api.v1 import widget_secret
 from services.api.views import health_document, pick_locale, portfolio_document, timeline_item
-from services.api.widget import InvalidToken, WidgetGrant, verify
 from services.platform.settings import Settings
 
 router = APIRouter(include_in_schema=False)

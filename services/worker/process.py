@@ -1,0 +1,100 @@
+"""``kamwatch worker`` and ``kamwatch evaluator``: the Kafka consumer and the live evaluation loops, with
+/metrics, /healthz and /readyz on KAMWATCH_METRICS_PORT."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from functools import partial
+
+from faststream import FastStream
+
+from services.flows.alerting import NotifyMode, build_alerting
+from services.flows.evaluation import HealthEngine, RescorePacing, rescore_forever, sweep_forever
+from services.flows.ingest import Pipeline
+from services.platform.clock import utc_now
+from services.platform.database import Database
+from services.platform.metrics import Metrics, ReadinessCheck, serve_metrics
+from services.platform.observability import sample_forever
+from services.platform.runtime import yield_cpu
+from services.platform.settings import Settings
+from services.worker.consumer import build_broker
+
+
+def evaluation_tasks(
+    engine: HealthEngine, db: Database, metrics: Metrics, settings: Settings
+) -> list[asyncio.Task[None]]:
+    """The engine's live loops: rescoring what ingestion touched, the scheduled sweep, the gauges."""
+    return [
+        asyncio.create_task(rescore_forever(engine, clock=utc_now, pacing=RescorePacing.from_settings(settings))),
+        asyncio.create_task(
+            sweep_forever(engine, interval_s=settings.sweep_interval_s, shards=settings.sweep_shards, clock=utc_now)
+        ),
+        asyncio.create_task(sample_forever(db, metrics, utc_now)),
+    ]
+
+
+@dataclass(frozen=True)
+class LiveEngine:
+    db: Database
+    metrics: Metrics
+    engine: HealthEngine
+
+
+@asynccontextmanager
+async def live_engine(settings: Settings, notify: NotifyMode) -> AsyncIterator[LiveEngine]:
+    """A long-running service's metrics, migrated database and engine (with its alerting): the database opens
+    first and closes last."""
+    metrics = Metrics.create()
+    db = await Database.open(settings)
+    try:
+        await db.migrate()
+        alerting = build_alerting(settings, notify=notify, metrics=metrics)
+        yield LiveEngine(db, metrics, HealthEngine.from_settings(db, settings, alerting, metrics=metrics))
+    finally:
+        metrics.close()
+        await db.close()
+
+
+@asynccontextmanager
+async def serving(
+    metrics: Metrics, settings: Settings, ready: ReadinessCheck, tasks: Sequence[asyncio.Task[None]]
+) -> AsyncIterator[None]:
+    """/metrics, /healthz and /readyz on KAMWATCH_METRICS_PORT while the block runs; ``tasks`` cancelled after."""
+    try:
+        server = await serve_metrics(metrics.registry, settings.metrics_host, settings.metrics_port, ready=ready)
+        try:
+            yield
+        finally:
+            await server.aclose()
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
+async def run_worker(settings: Settings, *, notify: NotifyMode = "send") -> None:
+    """Consume until stopped (SIGINT/SIGTERM), with /metrics, /healthz and /readyz on KAMWATCH_METRICS_PORT;
+    unless KAMWATCH_WORKER_EVALUATES is false, also rescore the touched accounts beside ingestion and sweep on
+    schedule."""
+    async with live_engine(settings, notify) as live:
+        pipeline = Pipeline(live.db, metrics=live.metrics)  # the accounts a batch touched are rescored beside it
+        broker = build_broker(settings, partial(pipeline.ingest, ingress="kafka"), live.metrics)
+
+        async def ready() -> bool:
+            return await live.db.ping() and await broker.ping(timeout=2.0)
+
+        tasks = evaluation_tasks(live.engine, live.db, live.metrics, settings) if settings.worker_evaluates else []
+        async with serving(live.metrics, settings, ready, tasks):
+            await FastStream(broker).run()
+
+
+async def run_evaluator(settings: Settings, *, notify: NotifyMode = "send") -> None:
+    """`kamwatch evaluator`: the rescoring, sweep and alerting of the workers, in processes of their own (so
+    that scoring never takes CPU from consuming), until stopped; /metrics on KAMWATCH_METRICS_PORT."""
+    yield_cpu(settings.evaluator_nice)
+    async with live_engine(settings, notify) as live:
+        tasks = evaluation_tasks(live.engine, live.db, live.metrics, settings)
+        async with serving(live.metrics, settings, live.db.ping, tasks):
+            await asyncio.gather(*tasks)

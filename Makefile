@@ -7,7 +7,7 @@ UV := .uv/bin/uv
 VENV := .venv
 SYNCED := $(VENV)/.synced-$(UV_VERSION)
 
-.PHONY: install lint test demo bench format clean
+.PHONY: install lint test test-fast demo bench format clean
 
 $(UV):
 	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "kamwatch needs Python 3.11+")'
@@ -26,8 +26,13 @@ lint: install
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
+# The whole suite, in as many processes as the machine has cores (one shared PostgreSQL, a template each).
 test: lint
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n auto
+
+# The pure tests alone (no database, no process), in seconds.
+test-fast: install
+	$(VENV)/bin/pytest tests/unit
 
 demo: install
 	$(VENV)/bin/kamwatch demo

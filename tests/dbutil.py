@@ -13,7 +13,8 @@ from sqlalchemy import make_url, text
 
 from services.platform.database import Database
 
-TEMPLATE = "kamwatch_template"
+# One template per pytest-xdist worker: each creates its own at start, on the one shared server.
+TEMPLATE = f"kamwatch_template_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
 _counter = itertools.count()
 
 # Everything ingestion derives, minus arrival bookkeeping (received_at, generated ids).

@@ -1,0 +1,55 @@
+"""The portfolio pages: login cookie, visible accounts only, account page with history chart and timeline."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.integration.api.conftest import World
+
+
+async def _login(client: httpx.AsyncClient, key: str) -> httpx.Response:
+    return await client.post("/login", data={"key": key})
+
+
+async def test_login_sets_an_httponly_cookie(client: httpx.AsyncClient, world: World) -> None:
+    assert (await client.get("/")).status_code == 303  # not logged in: to the login page
+    assert (await client.get("/login")).status_code == 200
+    refused = await _login(client, "kw_nope")
+    ingest_only = await _login(client, world.keys["ingest"])
+    response = await _login(client, world.keys["marc"])
+
+    assert refused.status_code == ingest_only.status_code == 401
+    assert response.status_code == 303
+    cookie = response.headers["set-cookie"]
+    assert "HttpOnly" in cookie
+    assert "SameSite=strict" in cookie
+    assert "frame-ancestors 'none'" in refused.headers["content-security-policy"]
+
+
+async def test_portfolio_page_shows_the_visible_accounts_by_risk(client: httpx.AsyncClient, world: World) -> None:
+    await _login(client, world.keys["marc"])
+    page = await client.get("/?locale=fr")
+
+    assert page.status_code == 200
+    html = page.text
+    assert html.index("Globex") < html.index("Acme") < html.index("Umbrella")
+    assert "Initech" not in html
+    assert "ARR à risque" in html
+    assert 'href="/accounts/acme"' in html
+    filtered = (await client.get("/?level=critical")).text
+    assert "Globex" in filtered
+    assert "Acme" not in filtered
+
+
+async def test_account_page(client: httpx.AsyncClient, world: World) -> None:
+    await _login(client, world.keys["lea"])
+    page = await client.get("/accounts/acme")
+    hidden = await client.get("/accounts/initech")
+    await client.post("/logout")
+    logged_out = await client.get("/accounts/acme")
+
+    assert page.status_code == 200
+    assert 'id="history-chart"' in page.text
+    assert "ticket T-9 opened (urgent)" in page.text
+    assert hidden.status_code == 404
+    assert logged_out.status_code == 303

@@ -16,10 +16,10 @@ import asyncpg
 import orjson
 
 from alerts.messages import AlertItem
-from alerts.model import Kam, Locale, OpenAlert, SignalDriver, Tier
-from alerts.outbox import driver_from_json, driver_json
+from alerts.model import Kam, OpenAlert
 from alerts.policy import ClearedNote
 from alerts.reconcile import Clearing, Opened, Resolved, Returned, SeverityChanged
+from schemas.vocabulary import Driver, Locale, Tier, driver_from_json, driver_json
 
 ENGINE_ACTOR = "kamwatch"
 Delivery = Literal["immediate", "digest", "folded"]
@@ -45,7 +45,7 @@ class HealthRow:
     risk: float
     level: str
     level_since: datetime | None
-    drivers: tuple[SignalDriver, ...]
+    drivers: tuple[Driver, ...]
 
 
 @dataclass(frozen=True, slots=True)

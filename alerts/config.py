@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from alerts.model import Level, Severity, Tier
 from schemas.config_files import ConfigFileError, load_config_file
+from schemas.vocabulary import Level, Points, Severity, SeverityCuts, Tier
 
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("default_rules.yaml")
 
-Points = Annotated[float, Field(ge=0, le=100)]
 ALL_TIERS: tuple[Tier, ...] = ("strategic", "key", "standard")
 
 
@@ -23,24 +21,6 @@ class AlertConfigError(ConfigFileError):
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SeverityCuts(_Strict):
-    """Severity from a driver's points: ``warning`` from this many points, ``critical`` from that many, else info."""
-
-    warning: Points
-    critical: Points
-
-    @model_validator(mode="after")
-    def _ordered(self) -> Self:
-        if self.critical < self.warning:
-            raise ValueError("critical must be at least warning")
-        return self
-
-    def of(self, points: float) -> Severity:
-        if points >= self.critical:
-            return "critical"
-        return "warning" if points >= self.warning else "info"
 
 
 class _Rule(_Strict):

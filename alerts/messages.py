@@ -15,9 +15,11 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 
-from alerts.model import AccountSnapshot, Locale, Severity, SignalDriver
+from alerts.model import AccountSnapshot
+from alerts.rule_labels import rule_label
 from alerts.rules import top_drivers
-from alerts.vocabulary import LEVEL_WORDS, SEVERITY_WORDS, TIER_WORDS, money, number, pick, plural, rule_label
+from schemas.vocabulary import Driver, Locale, Severity
+from schemas.wording import LEVEL_WORDS, SEVERITY_WORDS, TIER_WORDS, money, number, pick, plural
 
 MessageKind = Literal["immediate", "escalation", "reminder", "resolved"]
 
@@ -143,7 +145,7 @@ def driver_lines(account: AccountSnapshot, locale: Locale) -> list[str]:
     return [_driver_text(d, locale) for d in top_drivers(account.drivers)]
 
 
-def _driver_text(driver: SignalDriver, locale: Locale) -> str:
+def _driver_text(driver: Driver, locale: Locale) -> str:
     return driver.message_en if locale == "en" else driver.message_fr
 
 

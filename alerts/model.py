@@ -6,31 +6,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Literal, TypeAlias
+from typing import Literal
 
-Tier = Literal["strategic", "key", "standard"]
-Level = Literal["low", "medium", "high", "critical"]
-Severity = Literal["info", "warning", "critical"]
+from schemas.vocabulary import Driver, Level, Locale, Severity, Tier
+
 AlertState = Literal["firing", "acknowledged"]
-Locale = Literal["en", "fr"]
-EvidenceValue: TypeAlias = str | int | float | None
-
-LEVEL_RANK: dict[Level, int] = {"low": 0, "medium": 1, "high": 2, "critical": 3}
-SEVERITY_RANK: dict[Severity, int] = {"info": 0, "warning": 1, "critical": 2}
-
-
-@dataclass(frozen=True, slots=True)
-class SignalDriver:
-    """One reason for risk, as the health engine explains it (``code`` such as ``usage.drop``)."""
-
-    code: str
-    component: str
-    severity: Severity
-    points: float
-    evidence: dict[str, EvidenceValue]
-    since: datetime | None
-    message_en: str
-    message_fr: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +30,7 @@ class AccountSnapshot:
     level: Level
     risk_7d_ago: float | None
     level_since: datetime | None
-    drivers: tuple[SignalDriver, ...]
+    drivers: tuple[Driver, ...]
     as_of: datetime
     components: Mapping[str, float] = field(default_factory=dict)
     components_7d_ago: Mapping[str, float] = field(default_factory=dict)
@@ -101,7 +81,7 @@ class DesiredAlert:
     subject: str | None
     severity: Severity
     condition_since: datetime
-    drivers: tuple[SignalDriver, ...]
+    drivers: tuple[Driver, ...]
     title_en: str
     title_fr: str
 

@@ -25,7 +25,8 @@ from alerts.messages import (
     render_email,
     render_slack,
 )
-from alerts.model import SEVERITY_RANK, AccountSnapshot, Locale, Severity, SignalDriver
+from alerts.model import AccountSnapshot
+from schemas.vocabulary import SEVERITY_RANK, Locale, Severity, driver_from_json, driver_json
 
 PAYLOAD_VERSION = 1
 PayloadFormat = Literal["message", "digest"]
@@ -94,32 +95,6 @@ def snapshot_from_json(raw: Mapping[str, Any]) -> AccountSnapshot:
         level_since=_parse_dt(raw.get("level_since")),
         drivers=tuple(driver_from_json(d) for d in raw.get("drivers", ())),
         as_of=_required_dt(raw.get("as_of"), "snapshot as_of"),
-    )
-
-
-def driver_json(d: SignalDriver) -> dict[str, Any]:
-    return {
-        "code": d.code,
-        "component": d.component,
-        "severity": d.severity,
-        "points": d.points,
-        "evidence": dict(d.evidence),
-        "since": _dt(d.since),
-        "message_en": d.message_en,
-        "message_fr": d.message_fr,
-    }
-
-
-def driver_from_json(raw: Mapping[str, Any]) -> SignalDriver:
-    return SignalDriver(
-        code=raw["code"],
-        component=raw["component"],
-        severity=raw["severity"],
-        points=float(raw["points"]),
-        evidence=dict(raw.get("evidence") or {}),
-        since=_parse_dt(raw.get("since")),
-        message_en=raw["message_en"],
-        message_fr=raw["message_fr"],
     )
 
 

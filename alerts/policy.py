@@ -13,8 +13,9 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from alerts.config import AlertsConfig
-from alerts.model import SEVERITY_RANK, AccountSnapshot, AlertState, Kam, OpenAlert, Severity
+from alerts.model import AccountSnapshot, AlertState, Kam, OpenAlert
 from alerts.reconcile import Changes
+from schemas.vocabulary import SEVERITY_RANK, Severity
 
 NotificationKind = Literal["immediate", "digest", "folded", "escalation", "reminder", "resolved"]
 Channel = Literal["slack", "email", "team_channel"]

@@ -11,8 +11,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from alerts.model import SEVERITY_RANK, DesiredAlert, OpenAlert, Severity
-from alerts.vocabulary import rule_label
+from alerts.model import DesiredAlert, OpenAlert
+from alerts.rule_labels import rule_label
+from schemas.vocabulary import SEVERITY_RANK, Severity
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,8 +6,9 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
 
 from alerts.config import AlertsConfig, DriverRule, JumpRule, LevelRule, RenewalRule
-from alerts.model import LEVEL_RANK, AccountSnapshot, DesiredAlert, Severity, SignalDriver, dedup_key
-from alerts.vocabulary import LEVEL_TITLES, LEVEL_WORDS, number
+from alerts.model import AccountSnapshot, DesiredAlert, dedup_key
+from schemas.vocabulary import LEVEL_RANK, Driver, Severity
+from schemas.wording import LEVEL_TITLES, LEVEL_WORDS, number
 
 TOP_DRIVERS = 3
 
@@ -44,12 +45,12 @@ def evaluate(snapshot: AccountSnapshot, config: AlertsConfig) -> tuple[DesiredAl
     return tuple(sorted(found, key=lambda a: a.dedup_key))
 
 
-def top_drivers(drivers: Iterable[SignalDriver], limit: int = TOP_DRIVERS) -> tuple[SignalDriver, ...]:
+def top_drivers(drivers: Iterable[Driver], limit: int = TOP_DRIVERS) -> tuple[Driver, ...]:
     """The strongest drivers first; ties broken on every field, so the order never depends on the input order."""
     return tuple(sorted(drivers, key=_driver_order))[:limit]
 
 
-def _driver_order(d: SignalDriver) -> tuple[float, str, str, str, str, str]:
+def _driver_order(d: Driver) -> tuple[float, str, str, str, str, str]:
     since = d.since.isoformat() if d.since is not None else ""
     evidence = repr(sorted(d.evidence.items(), key=lambda item: item[0]))
     return (-d.points, d.code, since, d.message_en, d.message_fr, evidence)
@@ -61,7 +62,7 @@ def _alert(
     subject: str | None,
     severity: Severity,
     since: datetime | None,
-    drivers: tuple[SignalDriver, ...],
+    drivers: tuple[Driver, ...],
     title_en: str,
     title_fr: str,
 ) -> DesiredAlert:
@@ -147,7 +148,7 @@ def _driver_rule(
 ) -> list[DesiredAlert]:
     if not rule.applies_to(snapshot.tier):
         return []
-    by_subject: dict[str | None, list[SignalDriver]] = {}
+    by_subject: dict[str | None, list[Driver]] = {}
     for driver in snapshot.drivers:
         if driver.code in codes and driver.points > 0 and driver.points >= rule.min_points:
             subject = _subject(driver, subject_key)
@@ -172,7 +173,7 @@ def _driver_rule(
     return found
 
 
-def _subject(driver: SignalDriver, key: str | None) -> str | None:
+def _subject(driver: Driver, key: str | None) -> str | None:
     if key is None:
         return None
     value = driver.evidence.get(key)

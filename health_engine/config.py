@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Self
+from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from health_engine.model import ComponentName, Level, Tier
 from schemas.config_files import ConfigFileError, load_config_file
+from schemas.vocabulary import ComponentName, Level, Points, SeverityCuts, Tier
 
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("default_scoring.yaml")
-
-Points = Annotated[float, Field(ge=0, le=100)]
 
 
 class ScoringConfigError(ConfigFileError):
@@ -114,19 +112,6 @@ class Levels(_Strict):
         if risk >= self.high:
             return "high"
         return "medium" if risk >= self.medium else "low"
-
-
-class SeverityCuts(_Strict):
-    """Driver points from which a driver is a warning, then critical (below: info)."""
-
-    warning: Points
-    critical: Points
-
-    @model_validator(mode="after")
-    def _ordered(self) -> Self:
-        if self.critical < self.warning:
-            raise ValueError("critical must be at least warning")
-        return self
 
 
 class RenewalConfig(_Strict):

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from health_engine.config import Levels
-from health_engine.model import Level
+from schemas.vocabulary import Level
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Literal, TypeAlias
 
-Tier = Literal["strategic", "key", "standard"]
+from schemas.vocabulary import ComponentName, Driver, Level, Tier
+
 TicketStatus = Literal["opened", "updated", "escalated", "reopened", "resolved", "closed"]
 TicketPriority = Literal["low", "normal", "high", "urgent"]
 InvoiceStatus = Literal["issued", "paid", "failed", "disputed", "refunded", "written_off"]
@@ -26,12 +27,6 @@ ContactRole = Literal[
 ]
 EngagementKind = Literal["meeting", "business_review", "email", "event", "training", "nps_survey"]
 EngagementOutcome = Literal["attended", "declined", "no_show", "cancelled", "replied", "no_reply", "responded"]
-ComponentName = Literal["usage", "support", "payment", "relationship", "engagement"]
-Severity = Literal["info", "warning", "critical"]
-Level = Literal["low", "medium", "high", "critical"]
-EvidenceValue: TypeAlias = str | int | float | None
-
-COMPONENTS: tuple[ComponentName, ...] = ("usage", "support", "payment", "relationship", "engagement")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,21 +97,6 @@ class AccountSignals:
     invoices: tuple[Invoice, ...] = ()
     contacts: tuple[Contact, ...] = ()
     engagements: tuple[Engagement, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Driver:
-    """One reason for risk. ``points`` (0..100) is the risk this driver alone puts on its component; for
-    ``renewal.near``, the risk the renewal multiplier adds to the account."""
-
-    component: str
-    code: str
-    severity: Severity
-    points: float
-    evidence: dict[str, EvidenceValue]
-    since: datetime | None
-    message_en: str
-    message_fr: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ from health_engine.model import (
     Ticket,
     UsageDay,
 )
+from schemas import vocabulary
 from schemas.tables import account_shard_sql
 
 _DECISION_ROLES = ["executive_sponsor", "decision_maker"]
@@ -200,19 +201,7 @@ def needs_history(previous: StoredHealth | None, score: HealthScore) -> bool:
 
 
 def driver_json(score: HealthScore) -> list[dict[str, Any]]:
-    return [
-        {
-            "component": d.component,
-            "code": d.code,
-            "severity": d.severity,
-            "points": d.points,
-            "evidence": d.evidence,
-            "since": d.since.isoformat() if d.since else None,
-            "message_en": d.message_en,
-            "message_fr": d.message_fr,
-        }
-        for d in score.drivers
-    ]
+    return [vocabulary.driver_json(d) for d in score.drivers]
 
 
 _STORED_SQL = """

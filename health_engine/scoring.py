@@ -18,23 +18,19 @@ from statistics import median
 
 from health_engine.config import Ramp, ScoringConfig, UsageConfig
 from health_engine.model import (
-    COMPONENTS,
     AccountProfile,
     AccountSignals,
-    ComponentName,
     ComponentScore,
     Contact,
     ContactRole,
-    Driver,
     Engagement,
-    EvidenceValue,
     HealthScore,
     Invoice,
     InvoiceStatus,
-    Severity,
     Ticket,
     UsageDay,
 )
+from schemas.vocabulary import COMPONENTS, ComponentName, Driver, EvidenceValue, Severity
 
 _OPEN_INVOICE: frozenset[InvoiceStatus] = frozenset({"issued", "failed"})
 _MISSED = frozenset({"declined", "no_show", "cancelled"})
@@ -121,7 +117,7 @@ class _Ctx:
         cuts = self.config.severity
         points = round(min(100.0, max(0.0, points)), 1)
         if severity is None:
-            severity = "critical" if points >= cuts.critical else "warning" if points >= cuts.warning else "info"
+            severity = cuts.of(points)
         return Driver(component, code, severity, points, evidence, since, en, fr)
 
 

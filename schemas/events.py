@@ -12,6 +12,8 @@ from typing import Annotated, Any, Final, Literal, TypeAlias
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
 
+from schemas.vocabulary import Locale, Tier
+
 NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=512)]
 CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 Money = Annotated[Decimal, Field(max_digits=20, decimal_places=4)]
@@ -48,9 +50,7 @@ ContactRole = Literal[
 ]
 EngagementKind = Literal["meeting", "business_review", "email", "event", "training", "nps_survey"]
 EngagementOutcome = Literal["attended", "declined", "no_show", "cancelled", "replied", "no_reply", "responded"]
-Tier = Literal["strategic", "key", "standard"]
 GrowthPotential = Literal["low", "medium", "high"]
-Locale = Literal["en", "fr"]
 OutcomeKind = Literal["renewed", "expanded", "downgraded", "churned"]
 
 

@@ -24,8 +24,8 @@ from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from schemas.vocabulary import Locale
 from services.api.auth import api_key_of, authenticate
-from services.api.models import Locale
 from services.api.problems import Problem
 from services.api.v1 import HEALTH_PATH, health_response, router
 

@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
+from schemas.vocabulary import Level, Locale, Severity
+
 
 def _no_nul(value: str) -> str:
     # PostgreSQL text cannot store NUL: refuse it as a 422 rather than fail in the database.
@@ -16,10 +18,7 @@ def _no_nul(value: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(_no_nul)]
-Level = Literal["low", "medium", "high", "critical"]
-Severity = Literal["info", "warning", "critical"]
 AlertState = Literal["firing", "acknowledged", "resolved"]
-Locale = Literal["en", "fr"]
 Money = str  # a decimal amount as a string, exact (``"480000.0000"``)
 _MONEY = Field(description="Decimal amount as a string.", examples=["480000.0000"])
 

@@ -31,11 +31,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from health_engine.access import Principal
 from schemas.tables import account_health, account_health_history, accounts, alerts, kams
+from schemas.vocabulary import AT_RISK_LEVELS
 from services.api.problems import Problem
 from services.platform.database import Database
 
 AccountSort = Literal["risk", "arr_at_risk", "change"]
-AT_RISK = ("high", "critical")
 
 # The health of one account in a single round trip: profile, score, trend points, active override, open alerts.
 # The hottest query: run straight on the driver (prepared once per connection, no BEGIN/COMMIT round trips).
@@ -163,7 +163,7 @@ def _risk_days_ago(days: int) -> ColumnElement[Any]:
 
 
 def _arr_at_risk() -> ColumnElement[Decimal]:
-    return case((account_health.c.level.in_(AT_RISK), accounts.c.arr), else_=literal(Decimal(0), Numeric(20, 4)))
+    return case((account_health.c.level.in_(AT_RISK_LEVELS), accounts.c.arr), else_=literal(Decimal(0), Numeric(20, 4)))
 
 
 async def list_accounts(

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from alerts import store
 from health_engine import overrides
 from health_engine.access import Principal, mint, signing_secret
+from schemas.vocabulary import Level, Locale, Severity
 from services.api import queries as q
 from services.api.auth import reader
 from services.api.models import (
@@ -24,13 +25,10 @@ from services.api.models import (
     FeedbackIn,
     FeedbackOut,
     HistoryOut,
-    Level,
-    Locale,
     NoteIn,
     OverrideIn,
     OverrideOut,
     PortfolioSummary,
-    Severity,
     SnoozeIn,
     TimelinePage,
     WidgetTokenIn,

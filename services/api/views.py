@@ -13,10 +13,7 @@ import orjson
 
 from health_engine.config import Levels
 from health_engine.groups import Contribution, Member, roll_up
-from services.api.models import Locale
-
-LEVELS = ("low", "medium", "high", "critical")
-AT_RISK = frozenset({"high", "critical"})
+from schemas.vocabulary import AT_RISK_LEVELS, LEVELS, Locale
 
 
 def pick_locale(requested: str | None, accept_language: str | None) -> Locale:
@@ -214,7 +211,7 @@ class _Group:
         self.accounts += count
         self.by_level[level] = self.by_level.get(level, 0) + count
         self.arr[currency] += arr
-        if level in AT_RISK:
+        if level in AT_RISK_LEVELS:
             self.arr_at_risk[currency] += arr
 
     def document(self, key: str) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from rich.table import Table
 from health_engine import overrides
 from health_engine.config import ScoringConfig, ScoringConfigError, load_scoring_config
 from health_engine.repository import driver_json, stored_health
+from schemas.vocabulary import LEVELS
 from services.cli.common import console, iso, opened, parse_duration, parse_time, run, run_with_db
 from services.flows.alerting import build_alerting
 from services.flows.evaluation import HealthEngine
@@ -173,7 +174,7 @@ def register(app: typer.Typer, *, clock: Callable[[], datetime] = utc_now) -> No
         ttl: Annotated[str, typer.Option(help="How long, such as 72h or 14d.")] = "72h",
     ) -> None:
         """Pin an account's level for a while (replaces the pin in force)."""
-        if level not in ("low", "medium", "high", "critical"):
+        if level not in LEVELS:
             raise typer.BadParameter("level must be low, medium, high or critical")
         lifetime = parse_duration(ttl)
 

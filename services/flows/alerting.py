@@ -26,7 +26,7 @@ import orjson
 from alerts import alert_repository as repo
 from alerts.config import AlertsConfig, load_rules_config
 from alerts.messages import AlertItem, AlertMessage, DigestSection
-from alerts.model import AccountSnapshot, Kam, Locale, OpenAlert, SignalDriver
+from alerts.model import AccountSnapshot, Kam, OpenAlert
 from alerts.outbox import digest_payload, message_payload, render_payloads
 from alerts.policy import (
     PlannedNotification,
@@ -40,6 +40,7 @@ from alerts.reconcile import Changes, reconcile
 from alerts.rules import evaluate
 from health_engine.model import HealthScore
 from health_engine.repository import component_risks
+from schemas.vocabulary import LEVELS, Locale
 from services.platform.metrics import Metrics
 from services.platform.settings import Settings
 
@@ -440,10 +441,6 @@ def snapshot_of(
     health_before: Mapping[str, repo.PastHealth],
     as_of: datetime,
 ) -> AccountSnapshot:
-    drivers = tuple(
-        SignalDriver(d.code, d.component, d.severity, d.points, dict(d.evidence), d.since, d.message_en, d.message_fr)
-        for d in score.drivers
-    )
     return AccountSnapshot(
         account_id=score.account_id,
         name=account.name,
@@ -456,7 +453,7 @@ def snapshot_of(
         level=score.level,
         risk_7d_ago=past.risk if (past := health_before.get(score.account_id)) is not None else None,
         level_since=level_since,
-        drivers=drivers,
+        drivers=score.drivers,
         as_of=as_of,
         components=component_risks(score),
         components_7d_ago=past.components if past is not None else {},
@@ -464,7 +461,7 @@ def snapshot_of(
 
 
 def stored_snapshot(account: repo.AccountRow, health: repo.HealthRow, risk_before: float | None) -> AccountSnapshot:
-    level = health.level if health.level in ("low", "medium", "high", "critical") else "low"
+    level = health.level if health.level in LEVELS else "low"
     return AccountSnapshot(
         account_id=account.account_id,
         name=account.name,
@@ -474,7 +471,7 @@ def stored_snapshot(account: repo.AccountRow, health: repo.HealthRow, risk_befor
         renewal_date=account.renewal_date,
         owner_kam_id=account.owner_kam_id,
         risk=health.risk,
-        level=level,  # type: ignore[arg-type]  # checked just above
+        level=level,
         risk_7d_ago=risk_before,
         level_since=health.level_since,
         drivers=health.drivers,

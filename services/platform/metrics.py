@@ -25,6 +25,8 @@ from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess, values
 from prometheus_client.exposition import choose_encoder, make_wsgi_app
 
+from schemas.vocabulary import LEVELS, TIERS
+
 MetricKind = Literal["counter", "gauge", "histogram"]
 GaugeMode = Literal[
     "all", "liveall", "min", "livemin", "max", "livemax", "sum", "livesum", "mostrecent", "livemostrecent"
@@ -34,9 +36,6 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 # Bounded label values known here, pre-initialised at 0 so that rate()/increase() see the first increment.
 INGRESSES = ("kafka", "http", "replay")
-LEVELS = ("low", "medium", "high", "critical")
-TIERS = ("strategic", "key", "standard")
-AT_RISK_LEVELS = ("high", "critical")
 NOTIFICATION_CHANNELS = ("slack", "email", "team_channel")
 NOTIFICATION_RESULTS = ("sent", "retried", "failed")
 RESCORE_TRIGGERS = ("event", "sweep")
@@ -319,11 +318,11 @@ class Metrics:
         for level in LEVELS:
             for tier in TIERS:
                 self.accounts.labels(level=level, tier=tier).set(accounts.get((level, tier), 0))
-        for (level, tier), count in accounts.items():
-            if level not in LEVELS or tier not in TIERS:
-                self.accounts.labels(level=level, tier=tier).set(count)
-        for tier in {*TIERS, *arr_at_risk}:
-            self.arr_at_risk.labels(tier=tier).set(arr_at_risk.get(tier, 0.0))
+        for (level_name, tier_name), count in accounts.items():
+            if level_name not in LEVELS or tier_name not in TIERS:
+                self.accounts.labels(level=level_name, tier=tier_name).set(count)
+        for tier_name in {*TIERS, *arr_at_risk}:
+            self.arr_at_risk.labels(tier=tier_name).set(arr_at_risk.get(tier_name, 0.0))
 
     def close(self) -> None:
         """At process exit in multiprocess mode: drop this process's live gauges (a no-op otherwise)."""

@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from ingestion.parsing import InboundRecord
 from ingestion.pipeline import BatchResult, Ingress
+from schemas.vocabulary import AT_RISK_LEVELS
 from services.platform.database import Database
 from services.platform.metrics import Metrics
 
@@ -75,7 +76,7 @@ async def sample(db: Database, metrics: Metrics, now: datetime) -> None:
     accounts = {(row.level, row.tier): int(row.accounts) for row in rows}
     at_risk: dict[str, float] = {}
     for row in rows:
-        if row.level in ("high", "critical"):
+        if row.level in AT_RISK_LEVELS:
             at_risk[row.tier] = at_risk.get(row.tier, 0.0) + float(row.arr)
     metrics.set_portfolio(accounts, at_risk)
     metrics.outbox_pending.set(int(pending))

@@ -40,7 +40,8 @@ from typing import Any, Final, Literal, TypeVar
 
 import orjson
 
-from schemas.events import ContactRole, EngagementKind, EngagementOutcome, OutcomeKind, Tier
+from schemas.events import ContactRole, EngagementKind, EngagementOutcome, OutcomeKind
+from schemas.vocabulary import Tier
 
 SOURCE: Final = "kamwatch/simulator"
 

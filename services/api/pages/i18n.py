@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.api.models import Locale
+from schemas.vocabulary import Locale
 
 TEXTS: dict[Locale, dict[str, Any]] = {
     "en": {

@@ -13,11 +13,11 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from alerts import store
-from alerts.vocabulary import money, number
 from health_engine.access import InvalidToken, Principal, WidgetGrant, principal_for_key, verify
+from schemas.vocabulary import LEVELS, Locale
+from schemas.wording import money, number
 from services.api import queries as q
 from services.api.auth import SESSION_COOKIE
-from services.api.models import Locale
 from services.api.pages.charts import gauge_arc, line_chart
 from services.api.pages.i18n import TEXTS
 from services.api.problems import Problem
@@ -214,7 +214,7 @@ async def portfolio_page(
         return _to_login()
     language = pick_locale(locale, request.headers.get("accept-language"))
     chosen_sort: q.AccountSort = sort if sort in ("risk", "arr_at_risk", "change") else "risk"  # type: ignore[assignment]
-    levels = [level] if level in ("low", "medium", "high", "critical") else []
+    levels = [level] if level in LEVELS else []
     async with q.request_db(request).unit_of_work() as conn:
         rows, next_cursor = await q.list_accounts(
             conn,

@@ -17,16 +17,13 @@ from prometheus_client import CollectorRegistry, values
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from health_engine.model import Level
-from schemas.events import Tier
+from schemas.vocabulary import LEVELS, TIERS, Level, Tier
 from services.platform.metrics import (
     FASTSTREAM_METRIC_NAMES,
-    LEVELS,
     METRIC_DOCS,
     METRIC_NAMES,
     METRIC_SPECS,
     MULTIPROC_ENV,
-    TIERS,
     Metrics,
     docs_table,
     serve_metrics,

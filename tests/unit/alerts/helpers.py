@@ -8,7 +8,8 @@ from decimal import Decimal
 from typing import Any
 
 from alerts.config import AlertsConfig, load_rules_config
-from alerts.model import AccountSnapshot, EvidenceValue, Kam, OpenAlert, Severity, SignalDriver
+from alerts.model import AccountSnapshot, Kam, OpenAlert
+from schemas.vocabulary import Driver, EvidenceValue, Severity
 
 AS_OF = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 CONFIG = load_rules_config(None)
@@ -27,8 +28,8 @@ def driver(
     en: str | None = None,
     fr: str | None = None,
     severity: Severity = "warning",
-) -> SignalDriver:
-    return SignalDriver(
+) -> Driver:
+    return Driver(
         code=code,
         component=code.split(".")[0],
         severity=severity,
@@ -40,7 +41,7 @@ def driver(
     )
 
 
-def snapshot(*drivers: SignalDriver, **overrides: Any) -> AccountSnapshot:
+def snapshot(*drivers: Driver, **overrides: Any) -> AccountSnapshot:
     base = AccountSnapshot(
         account_id="acme",
         name="Acme SA",

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from alerts.config import DEFAULT_CONFIG_PATH, AlertConfigError, SeverityCuts, load_rules_config
+from alerts.config import DEFAULT_CONFIG_PATH, AlertConfigError, load_rules_config
 from alerts.rules import DRIVER_RULES
+from schemas.vocabulary import SeverityCuts
 
 
 def test_default_config_loads_with_every_rule() -> None:

@@ -23,7 +23,8 @@ from alerts.messages import (
     render_slack,
     risk_line,
 )
-from alerts.model import AccountSnapshot, Locale
+from alerts.model import AccountSnapshot
+from schemas.vocabulary import Locale
 from tests.unit.alerts.helpers import ago, driver, snapshot
 
 BASE = "https://kamwatch.example.com/"

@@ -8,7 +8,6 @@ import orjson
 import pytest
 
 from alerts.messages import AlertItem, AlertMessage, DigestSection
-from alerts.model import Locale, Severity
 from alerts.outbox import (
     PayloadError,
     digest_payload,
@@ -18,6 +17,7 @@ from alerts.outbox import (
     render_payloads,
     retry_delay,
 )
+from schemas.vocabulary import Locale, Severity
 from tests.unit.alerts.helpers import AS_OF, driver, snapshot
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from alerts.model import AccountSnapshot, DesiredAlert, Kam, OpenAlert, Severity, dedup_key
+from alerts.model import AccountSnapshot, DesiredAlert, Kam, OpenAlert, dedup_key
 from alerts.policy import (
     AlertStatus,
     Candidate,
@@ -31,6 +31,7 @@ from alerts.policy import (
     split_urgent,
 )
 from alerts.reconcile import Changes, Opened, Resolved, SeverityChanged
+from schemas.vocabulary import Severity
 from tests.unit.alerts.helpers import AS_OF, CONFIG, KAMS, OWNERS, ago, critical, kam, open_alert, snapshot, with_policy
 
 # --- time --------------------------------------------------------------------------------------------------

@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from alerts.model import DesiredAlert, OpenAlert, Severity, dedup_key
+from alerts.model import DesiredAlert, OpenAlert, dedup_key
 from alerts.reconcile import Changes, Opened, reconcile
+from schemas.vocabulary import Severity
 from tests.unit.alerts.helpers import AS_OF, ago, open_alert
 
 

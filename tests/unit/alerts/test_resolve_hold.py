@@ -12,9 +12,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from alerts.config import AlertConfigError, load_rules_config
-from alerts.model import DesiredAlert, OpenAlert, Severity, dedup_key
+from alerts.model import DesiredAlert, OpenAlert, dedup_key
 from alerts.policy import AlertStatus, Candidate, cleared_notes_owed, due_escalations, inhibit, plan_notifications
 from alerts.reconcile import Changes, Clearing, Returned, hold_decision, reconcile
+from schemas.vocabulary import Severity
 from tests.unit.alerts.helpers import (
     AS_OF,
     CONFIG,

@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from alerts.model import AccountSnapshot, DesiredAlert, Level, SignalDriver, Tier
+from alerts.model import AccountSnapshot, DesiredAlert
 from alerts.rules import DRIVER_RULES, evaluate
+from schemas.vocabulary import Driver, Level, Tier
 from tests.unit.alerts.helpers import AS_OF, CONFIG, ago, day, driver, snapshot, with_rule
 
 
@@ -98,7 +99,7 @@ def test_a_risk_jump_a_driver_alert_explains_is_not_an_alert_of_its_own_unless_c
     assert "risk_jump" in by_rule(snapshot(driver("usage.drop", 20), risk=60, risk_7d_ago=40, level="high"))
 
 
-def jumped(*drivers: SignalDriver, before: dict[str, float], now: dict[str, float]) -> AccountSnapshot:
+def jumped(*drivers: Driver, before: dict[str, float], now: dict[str, float]) -> AccountSnapshot:
     return snapshot(*drivers, risk=35, risk_7d_ago=15, level="medium", components=now, components_7d_ago=before)
 
 
@@ -145,7 +146,7 @@ USAGE_DIP = (driver("usage.drop", 26), driver("usage.users_drop", 15))  # both u
     ],
 )
 def test_a_risk_jump_that_is_only_one_rules_signal_under_its_threshold_is_that_rules_call(
-    drivers: tuple[SignalDriver, ...], before: dict[str, float], now: dict[str, float], fires: bool
+    drivers: tuple[Driver, ...], before: dict[str, float], now: dict[str, float], fires: bool
 ) -> None:
     found = by_rule(jumped(*drivers, before=before, now=now), MEDIUM_JUMPS)
     assert ("risk_jump" in found) is fires

@@ -26,7 +26,6 @@ from health_engine.model import (
     AccountSignals,
     Contact,
     ContactRole,
-    Driver,
     Engagement,
     EngagementKind,
     EngagementOutcome,
@@ -36,10 +35,10 @@ from health_engine.model import (
     Ticket,
     TicketPriority,
     TicketStatus,
-    Tier,
     UsageDay,
 )
 from health_engine.scoring import score_account
+from schemas.vocabulary import Driver, Tier
 
 AS_OF = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 CONFIG = load_scoring_config(None)

@@ -1,28 +1,11 @@
-"""Words shared by titles and messages, in English and French, and number formatting per locale."""
+"""Words and numbers as a person reads them, in English and French: levels, severities, tiers, numbers,
+money and plurals."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
-from alerts.model import Level, Locale, Severity, Tier
-
-RULE_LABELS: dict[str, tuple[str, str]] = {
-    "risk_level": ("Risk level", "Niveau de risque"),
-    "risk_jump": ("Risk jump", "Hausse brutale du risque"),
-    "usage_drop": ("Usage drop", "Baisse d'utilisation"),
-    "ticket_surge": ("Support ticket surge", "Afflux de tickets au support"),
-    "urgent_ticket_open": ("Urgent ticket open", "Ticket urgent en attente"),
-    "payment_late": ("Late payment", "Retard de paiement"),
-    "payment_failed": ("Payment failed", "Incident de paiement"),
-    "champion_left": ("Champion left", "Départ du champion"),
-    "sponsor_left": ("Executive sponsor left", "Départ du sponsor exécutif"),
-    "decision_maker_left": ("Decision maker left", "Départ du décideur"),
-    "new_executive_unengaged": ("New executive not engaged", "Nouveau dirigeant pas encore rencontré"),
-    "single_threaded": ("Single-threaded account", "Relation mono-contact"),
-    "business_review_missed": ("Business review missed", "Revue d'affaires manquée"),
-    "nps_detractor": ("NPS detractor", "NPS détracteur"),
-    "renewal_at_risk": ("Renewal at risk", "Renouvellement en danger"),
-}
+from schemas.vocabulary import Level, Locale, Severity, Tier
 
 LEVEL_WORDS: dict[Level, tuple[str, str]] = {
     "low": ("low", "faible"),
@@ -56,10 +39,6 @@ _FR_GROUP = "\u202f"
 
 def pick(words: tuple[str, str], locale: Locale) -> str:
     return words[0] if locale == "en" else words[1]
-
-
-def rule_label(rule: str, locale: Locale) -> str:
-    return pick(RULE_LABELS.get(rule, (rule, rule)), locale)
 
 
 def number(value: float, locale: Locale) -> str:

@@ -34,7 +34,7 @@ from services.flows.alerting import build_alerting
 from services.flows.evaluation import HealthEngine
 from services.flows.ingest import Pipeline
 from services.flows.replay import replay_as_lived
-from services.platform.database import Database, driver_connection, start_embedded
+from services.platform.database import Database, start_embedded
 from services.platform.settings import Settings
 from services.simulator.generator import simulate_to_dir
 
@@ -136,8 +136,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             simulated = time.perf_counter()
             stats = await replay_as_lived(Pipeline(db), engine, summary.events_path, batch_size=5000)
             replayed = time.perf_counter()
-            async with db.unit_of_work() as sa_conn:
-                conn = await driver_connection(sa_conn)
+            async with db.transaction() as conn:
                 first, last = await conn.fetchrow("SELECT min(event_time), max(event_time) FROM event_keys")
                 kams = await conn.fetchval("SELECT count(DISTINCT owner_kam_id) FROM accounts")
                 volume = dict(await conn.fetchrow(_VOLUME_SQL))

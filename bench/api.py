@@ -175,8 +175,8 @@ async def seed(db: Database, accounts: int) -> str:
     # As a live database would be: vacuumed (hint bits and visibility map set, so neither autovacuum nor the
     # first reads rewrite the freshly copied pages during the measurement) and checkpointed.
     async with db.autocommit() as conn:
-        await conn.exec_driver_sql("VACUUM (ANALYZE)")
-        await conn.exec_driver_sql("CHECKPOINT")
+        await conn.execute("VACUUM (ANALYZE)")
+        await conn.execute("CHECKPOINT")
     return key.key
 
 

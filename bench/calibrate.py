@@ -58,13 +58,12 @@ class Dataset:
 async def _load() -> Dataset:
     from health_engine.repository import load_signals
     from services.flows.backtesting import stored_outcomes
-    from services.platform.database import Database, driver_connection
+    from services.platform.database import Database
     from services.platform.settings import Settings
 
     db = await Database.open(Settings())
     try:
-        async with db.unit_of_work() as sa_conn:
-            conn = await driver_connection(sa_conn)
+        async with db.transaction() as conn:
             end: datetime = await conn.fetchval("SELECT max(event_time) FROM event_keys")
             ids = [r["account_id"] for r in await conn.fetch("SELECT account_id FROM accounts ORDER BY 1")]
             signals = await load_signals(conn, ids, end, _HUGE)

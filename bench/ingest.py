@@ -31,7 +31,7 @@ from ingestion.pipeline import BatchResult, Ingress, ParsedBatch
 from services.flows.evaluation import HealthEngine, RescorePacing, rescore_forever
 from services.flows.ingest import Pipeline
 from services.flows.replay import read_batches, replay_file
-from services.platform.database import Database, driver_connection
+from services.platform.database import Database
 from services.platform.metrics import Metrics
 from services.platform.runtime import tune_gc, yield_cpu
 from services.platform.settings import Settings
@@ -224,8 +224,7 @@ async def measure(args: argparse.Namespace, workdir: Path) -> None:
     cuts = statistics.quantiles(latencies, n=100)
 
     # Baseline: the same (source, id) rows, COPY'd into a table with that unique key, same batches.
-    async with db.autocommit() as conn:
-        driver = await driver_connection(conn)
+    async with db.autocommit() as driver:
         await driver.execute(
             'DROP TABLE IF EXISTS bench_copy; CREATE TABLE bench_copy (source text COLLATE "C", '
             'event_id text COLLATE "C", type text, subject text, event_time timestamptz, payload jsonb, '
@@ -246,8 +245,7 @@ async def measure(args: argparse.Namespace, workdir: Path) -> None:
                     record.payload.decode(),
                 )
             )
-        async with db.unit_of_work() as conn:
-            driver = await driver_connection(conn)
+        async with db.transaction() as driver:
             await driver.copy_records_to_table("bench_copy", records=rows)
     copy_rate = args.events / (time.perf_counter() - copy_started)
     await db.close()

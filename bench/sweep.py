@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from services.flows.evaluation import HealthEngine
-from services.platform.database import Database, driver_connection
+from services.platform.database import Database
 from services.platform.runtime import tune_gc
 from services.platform.settings import Settings
 
@@ -88,8 +88,7 @@ async def seed(url: str, accounts: int) -> None:
     db = await Database.open(Settings(database_url=url))
     try:
         await db.migrate()
-        async with db.unit_of_work() as conn:
-            driver = await driver_connection(conn)
+        async with db.transaction() as driver:
             for statement in SEED_SQL.split(";\n"):
                 if statement.strip():
                     # The as-of time inlined as a typed literal: a parameter's type would be guessed from
@@ -99,7 +98,7 @@ async def seed(url: str, accounts: int) -> None:
         # What autovacuum has done on a live database, whose history is weeks old: statistics, and pages
         # marked all-visible (reads of usage days are then index-only).
         async with db.autocommit() as conn:
-            await (await driver_connection(conn)).execute("VACUUM (ANALYZE)")
+            await conn.execute("VACUUM (ANALYZE)")
     finally:
         await db.close()
 

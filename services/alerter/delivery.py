@@ -29,7 +29,7 @@ from services.flows.alerting import (
     slack_configured,
 )
 from services.platform.clock import utc_now
-from services.platform.database import Database, driver_connection
+from services.platform.database import Database
 from services.platform.metrics import Metrics
 from services.platform.settings import Settings
 
@@ -90,8 +90,7 @@ class Alerter:
 
     async def send_one(self) -> bool:
         """Claim, send and record one due notification (a whole digest counts as one); False if none is due."""
-        async with self.db.unit_of_work() as sa_conn:
-            conn = await driver_connection(sa_conn)
+        async with self.db.transaction() as conn:
             first = await repo.claim_due(conn, self.clock())
             if first is None:
                 return False
@@ -144,16 +143,15 @@ class Alerter:
 
     async def check_escalations(self) -> int:
         """Queue escalations (manager) and reminders (KAM) of overdue critical alerts; returns how many alerts."""
-        async with self.db.unit_of_work() as sa_conn:
-            outcome = await self.alerting.check_escalations(await driver_connection(sa_conn), self.clock())
+        async with self.db.transaction() as conn:
+            outcome = await self.alerting.check_escalations(conn, self.clock())
         return outcome.escalated
 
     async def sample(self) -> None:
         """Outbox backlog and per-rule feedback precision, for /metrics."""
         if self.metrics is None:
             return
-        async with self.db.unit_of_work() as sa_conn:
-            conn = await driver_connection(sa_conn)
+        async with self.db.transaction() as conn:
             pending, age = await repo.outbox_backlog(conn, self.clock())
             precision = await repo.feedback_by_rule(conn)
         self.metrics.outbox_pending.set(pending)

@@ -21,7 +21,7 @@ from alerts import alert_repository as repo
 from alerts import store
 from services.cli.common import aware, console, opened
 from services.platform.clock import utc_now
-from services.platform.database import Database, driver_connection
+from services.platform.database import Database
 from services.platform.settings import Settings
 
 # Module level: typer resolves the (postponed) annotations in the module's namespace.
@@ -65,8 +65,8 @@ def _alert_json(row: dict[str, Any]) -> dict[str, Any]:
 
 
 async def list_alerts(db: Database, filters: repo.AlertFilters) -> list[dict[str, Any]]:
-    async with db.unit_of_work() as conn:
-        return [_alert_json(r) for r in await repo.list_alerts(await driver_connection(conn), filters)]
+    async with db.transaction() as conn:
+        return [_alert_json(r) for r in await repo.list_alerts(conn, filters)]
 
 
 async def act(
@@ -97,8 +97,8 @@ async def feedback(
 
 
 async def stats(db: Database) -> list[repo.RulePrecision]:
-    async with db.unit_of_work() as conn:
-        return await repo.feedback_by_rule(await driver_connection(conn))
+    async with db.transaction() as conn:
+        return await repo.feedback_by_rule(conn)
 
 
 # --- typer -------------------------------------------------------------------------------------------------

@@ -23,7 +23,6 @@ from services.flows.evaluation import HealthEngine
 from services.flows.ingest import Pipeline
 from services.flows.replay import replay_as_lived, replay_file
 from services.platform.clock import utc_now
-from services.platform.database import driver_connection
 from services.platform.settings import Settings
 
 
@@ -205,7 +204,7 @@ def register(app: typer.Typer, *, clock: Callable[[], datetime] = utc_now) -> No
             index = today.year * 12 + today.month - 1 - keep
             cutoff = today.replace(year=index // 12, month=index % 12 + 1, day=1)
             async with opened(settings) as db, db.autocommit() as conn:
-                return await drop_partitions_before(await driver_connection(conn), cutoff)
+                return await drop_partitions_before(conn, cutoff)
 
         dropped = run(main)
         console.print(f"dropped {len(dropped)} partitions: {', '.join(dropped) or '-'}")

@@ -30,7 +30,7 @@ from schemas.events import OutcomeEvent
 from services.flows.evaluation import HealthEngine
 from services.flows.ingest import Pipeline
 from services.flows.replay import ReplayStats, replay_as_lived
-from services.platform.database import Database, driver_connection, start_embedded
+from services.platform.database import Database, start_embedded
 from services.platform.settings import Settings
 
 
@@ -118,8 +118,7 @@ async def run_backtest(
     async with scratch_database(settings) as db:
         engine = HealthEngine(db, config, on_scores=record)
         stats = await replay_as_lived(Pipeline(db), engine, events, batch_size=settings.ingest_batch_size)
-        async with db.unit_of_work() as sa_conn:
-            conn = await driver_connection(sa_conn)
+        async with db.transaction() as conn:
             labels = read_outcomes(outcomes) if outcomes else await stored_outcomes(conn)
             end = await conn.fetchval("SELECT max(event_time) FROM raw_events")
     results = []

@@ -32,7 +32,7 @@ from health_engine.repository import (
     shard_accounts,
 )
 from health_engine.scoring import score_account
-from services.platform.database import Database, driver_connection
+from services.platform.database import Database
 from services.platform.metrics import Metrics
 from services.platform.settings import Settings
 
@@ -86,8 +86,8 @@ class HealthEngine:
         return scores
 
     async def queue_state(self) -> QueueState | None:
-        async with self.db.unit_of_work() as sa_conn:
-            return await rescore_queue_state(await driver_connection(sa_conn))
+        async with self.db.transaction() as conn:
+            return await rescore_queue_state(conn)
 
     async def rescore_pending(self, as_of: datetime, *, up_to_id: int | None = None) -> int:
         """Drain the rescore queue (accounts touched by ingestion) up to batch ``up_to_id`` (default: what is
@@ -113,8 +113,7 @@ class HealthEngine:
             up_to_id = state.last_id
         while True:
             started = time.perf_counter()
-            async with self.db.unit_of_work() as sa_conn:
-                conn = await driver_connection(sa_conn)
+            async with self.db.transaction() as conn:
                 touched = await drain_rescore_queue(conn, up_to_id)
                 scored = 0
                 for start in range(0, len(touched), self.chunk):
@@ -130,15 +129,15 @@ class HealthEngine:
 
     async def compute(self, account_ids: Sequence[str], as_of: datetime) -> list[HealthScore]:
         """Score without saving (what-if at another time, shadow configs)."""
-        async with self.db.unit_of_work() as sa_conn:
-            signals = await load_signals(await driver_connection(sa_conn), account_ids, as_of, self.windows)
+        async with self.db.transaction() as conn:
+            signals = await load_signals(conn, account_ids, as_of, self.windows)
         return [score_account(signals[a], as_of, self.config) for a in sorted(signals)]
 
     async def rescore(
         self, account_ids: Sequence[str], as_of: datetime, *, trigger: str = "manual"
     ) -> list[HealthScore]:
-        async with self.db.unit_of_work() as sa_conn:
-            return await self.score_chunk(await driver_connection(sa_conn), account_ids, as_of, trigger=trigger)
+        async with self.db.transaction() as conn:
+            return await self.score_chunk(conn, account_ids, as_of, trigger=trigger)
 
     async def sweep(
         self, as_of: datetime, *, shards: int, tick: datetime | None = None, absorb_queue: bool = False
@@ -151,16 +150,15 @@ class HealthEngine:
         started = time.perf_counter()
         tick = tick or as_of
         if absorb_queue:
-            async with self.db.unit_of_work() as sa_conn:
-                await (await driver_connection(sa_conn)).execute("DELETE FROM rescore_queue")
+            async with self.db.transaction() as conn:
+                await conn.execute("DELETE FROM rescore_queue")
         swept = taken = 0
         # First every shard nobody is sweeping, then, waiting this time, those that were busy: done by
         # then, or taken over from a worker that died on them.
         busy: list[int] = []
         for wait, pending in ((False, list(range(shards))), (True, busy)):
             for shard in pending:
-                async with self.db.unit_of_work() as sa_conn:
-                    conn = await driver_connection(sa_conn)
+                async with self.db.transaction() as conn:
                     claim = await claim_shard(conn, tick, shard, self.worker_name, wait=wait)
                     if claim == "busy":
                         busy.append(shard)

@@ -13,7 +13,7 @@ from ingestion.pipeline import BatchResult, Ingress, ParsedBatch, assemble_batch
 from schemas.events import Event
 from services.flows.evaluation import HealthEngine
 from services.platform.clock import utc_now
-from services.platform.database import Database, driver_connection
+from services.platform.database import Database
 from services.platform.metrics import Metrics
 from services.platform.observability import record_batch
 
@@ -51,8 +51,8 @@ class Pipeline:
     async def store(self, batch: ParsedBatch, *, ingress: Ingress, dead_letter: bool = True) -> BatchResult:
         started = time.perf_counter()
         await self.db.ensure_partitions(batch.months())
-        async with self.db.unit_of_work() as conn:
-            result = await write_batch(await driver_connection(conn), batch, ingress=ingress, dead_letter=dead_letter)
+        async with self.db.transaction() as conn:
+            result = await write_batch(conn, batch, ingress=ingress, dead_letter=dead_letter)
         if self.metrics is not None:
             seconds = time.perf_counter() - started
             record_batch(

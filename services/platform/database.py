@@ -82,9 +82,13 @@ class Database:
             yield await driver_connection(conn)
 
     @asynccontextmanager
-    async def autocommit(self) -> AsyncIterator[AsyncConnection]:
+    async def autocommit(self) -> AsyncIterator[asyncpg.Connection]:
+        """The driver (asyncpg) connection outside any transaction (DDL such as partitions, VACUUM)."""
         async with self.engine.connect() as conn:
-            yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            raw = await conn.get_raw_connection()
+            driver: asyncpg.Connection = raw.driver_connection
+            yield driver
 
     async def ping(self) -> bool:
         """Whether the database answers (readiness)."""
@@ -100,7 +104,7 @@ class Database:
         if not missing:
             return
         async with self.autocommit() as conn:
-            await ensure_partitions(await driver_connection(conn), missing)
+            await ensure_partitions(conn, missing)
         self._partitions |= missing
 
     async def migrate(self) -> None:

@@ -15,7 +15,7 @@ from alerts import alert_repository as repo
 from alerts.messages import AlertItem, AlertMessage, DigestSection
 from alerts.outbox import digest_payload, message_payload
 from services.alerter.delivery import Alerter
-from services.platform.database import Database, driver_connection
+from services.platform.database import Database
 from services.platform.settings import Settings
 from tests.integration.scenario import Clock, rows
 from tests.integration.servers import Inbox, SlackStandIn, SmtpServer
@@ -30,8 +30,8 @@ def item(alert_id: int, account: str = "acme") -> AlertItem:
 
 
 async def queue(db: Database, rows_: list[repo.OutboxRow]) -> list[int]:
-    async with db.unit_of_work() as conn:
-        return await repo.enqueue(await driver_connection(conn), rows_, NOW)
+    async with db.transaction() as conn:
+        return await repo.enqueue(conn, rows_, NOW)
 
 
 def email(n: int) -> repo.OutboxRow:
@@ -141,8 +141,8 @@ async def test_a_killed_alerter_loses_nothing(db: Database, alert_settings: Sett
     try:
         # The child has claimed the row and is stuck inside the SMTP conversation.
         assert await asyncio.to_thread(stalled.inbox.entered.wait, 30)
-        async with db.unit_of_work() as conn:
-            assert await repo.claim_due(await driver_connection(conn), NOW + timedelta(days=1)) is None  # locked
+        async with db.transaction() as conn:
+            assert await repo.claim_due(conn, NOW + timedelta(days=1)) is None  # locked
         child.send_signal(signal.SIGKILL)
         await asyncio.wait_for(child.wait(), 10)
     finally:

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from schemas.vocabulary import Driver, Level, Locale, Severity, Tier
 
@@ -89,3 +89,22 @@ class DesiredAlert:
 def dedup_key(account_id: str, rule: str, subject: str | None = None) -> str:
     """One open alert per key: the account and rule, plus the subject (a contact) where it matters."""
     return f"{account_id}:{rule}" if subject is None else f"{account_id}:{rule}:{subject}"
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryUpdate:
+    alert_id: int
+    delivery: Literal["immediate", "digest", "folded"]
+    notified_at: datetime | None
+    folded_into: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    kind: str
+    channel: str
+    recipient: str
+    kam_id: str | None
+    alert_ids: tuple[int, ...]
+    payload: dict[str, Any]
+    send_after: datetime

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from alerts import alert_repository as repo
 from alerts.outbox import PayloadError, render_payloads, retry_delay
+from alerts.repository import queue, reports
 from services.alerter.channel import PermanentError, Sender
 from services.alerter.slack import SlackSender
 from services.alerter.smtp import EmailSender
@@ -91,12 +91,12 @@ class Alerter:
     async def send_one(self) -> bool:
         """Claim, send and record one due notification (a whole digest counts as one); False if none is due."""
         async with self.db.transaction() as conn:
-            first = await repo.claim_due(conn, self.clock())
+            first = await queue.claim_due(conn, self.clock())
             if first is None:
                 return False
             claimed = [first]
             if first.payload.get("format") == "digest":
-                claimed += await repo.claim_digest_parts(conn, first)
+                claimed += await queue.claim_digest_parts(conn, first)
             ids = [n.id for n in claimed]
             error: str | None = None
             permanent = False
@@ -118,7 +118,7 @@ class Alerter:
                     attempts, base_s=self.backoff_base_s, cap_s=self.backoff_cap_s, jitter=self.jitter()
                 )
                 retry_at = now + timedelta(seconds=delay)
-            statuses = await repo.record_attempt(
+            statuses = await queue.record_attempt(
                 conn, ids, now, error=error, retry_at=retry_at, max_attempts=self.max_attempts
             )
         result = "sent" if error is None else ("failed" if "failed" in statuses else "retried")
@@ -152,8 +152,8 @@ class Alerter:
         if self.metrics is None:
             return
         async with self.db.transaction() as conn:
-            pending, age = await repo.outbox_backlog(conn, self.clock())
-            precision = await repo.feedback_by_rule(conn)
+            pending, age = await queue.outbox_backlog(conn, self.clock())
+            precision = await reports.feedback_by_rule(conn)
         self.metrics.outbox_pending.set(pending)
         self.metrics.outbox_oldest_pending_age_seconds.set(age)
         for rule in precision:

@@ -389,12 +389,11 @@ async def list_alerts(
     return rows, next_cursor
 
 
-async def alert_owner(conn: AsyncConnection, alert_id: int) -> tuple[bool, str | None]:
+async def alert_owner(conn: asyncpg.Connection, alert_id: int) -> tuple[bool, str | None]:
     """Whether the alert exists, and the owner of its account (None if the account is unknown)."""
-    query = (
-        select(alerts.c.id, accounts.c.owner_kam_id)
-        .select_from(alerts.outerjoin(accounts, accounts.c.account_id == alerts.c.account_id))
-        .where(alerts.c.id == alert_id)
+    row = await conn.fetchrow(
+        "SELECT al.id, ac.owner_kam_id FROM alerts al LEFT JOIN accounts ac ON ac.account_id = al.account_id"
+        " WHERE al.id = $1",
+        alert_id,
     )
-    row = (await conn.execute(query)).one_or_none()
-    return (False, None) if row is None else (True, row.owner_kam_id)
+    return (False, None) if row is None else (True, row["owner_kam_id"])

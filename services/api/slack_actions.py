@@ -18,12 +18,11 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from slack_sdk.signature import Clock, SignatureVerifier
 
-from alerts import alert_repository as repo
-from alerts import store
 from alerts.messages import ACK_ACTION, OPEN_ACTION, SNOOZE_ACTION
+from alerts.repository import lifecycle, reports
 from services.api.problems import problem_response
 from services.platform.clock import utc_now
-from services.platform.database import Database, driver_connection
+from services.platform.database import Database
 from services.platform.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -90,18 +89,18 @@ def slack_router(settings: Settings) -> APIRouter:
 
         db: Database = request.app.state.db
         now = clock()
-        async with db.unit_of_work() as conn:
-            kam_id = await repo.kam_by_slack_user(await driver_connection(conn), user_id)
+        async with db.transaction() as conn:
+            kam_id = await reports.kam_by_slack_user(conn, user_id)
             if kam_id is None:
                 return problem_response(403, "Forbidden", f"Slack user {user_id} is not a known KAM", instance=path)
             until = now + SNOOZE if action_id == SNOOZE_ACTION else None
             try:
-                await store.transition(
+                await lifecycle.transition(
                     conn, alert_id, "acknowledged", actor=kam_id, via="slack", at=now, snoozed_until=until
                 )
-            except store.AlertNotFound:
+            except lifecycle.AlertNotFound:
                 return problem_response(404, "Not Found", f"no alert {alert_id}", instance=path)
-            except store.InvalidTransition as error:
+            except lifecycle.InvalidTransition as error:
                 return problem_response(409, "Conflict", str(error), instance=path)
         log.info("alert %d %s by %s from Slack", alert_id, "snoozed" if until else "acknowledged", kam_id)
         text = f"Snoozed until {until:%Y-%m-%d %H:%M} UTC" if until else "Acknowledged"

@@ -7,11 +7,11 @@ from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any
 from urllib.parse import quote
 
+import asyncpg
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BeforeValidator
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from alerts import store
+from alerts.repository import lifecycle
 from health_engine import overrides
 from health_engine.access import Principal, mint, signing_secret
 from schemas.vocabulary import Level, Locale, Severity
@@ -270,7 +270,7 @@ async def get_alerts(
     request: Request,
     principal: Reader,
     state: Annotated[
-        list[store.StoredState] | None, Query(description="Default: the open ones (firing, acknowledged).")
+        list[lifecycle.StoredState] | None, Query(description="Default: the open ones (firing, acknowledged).")
     ] = None,
     severity: Annotated[list[Severity] | None, Query()] = None,
     account_id: str | None = None,
@@ -296,7 +296,7 @@ async def get_alerts(
     return {"items": [alert_document(r, language) for r in rows], "next_cursor": next_cursor}
 
 
-async def _visible_alert(conn: AsyncConnection, principal: Principal, alert_id: int) -> None:
+async def _visible_alert(conn: asyncpg.Connection, principal: Principal, alert_id: int) -> None:
     exists, owner = await q.alert_owner(conn, alert_id)
     if not exists or not principal.sees_owner(owner):
         raise q.not_found("alert")
@@ -306,7 +306,7 @@ async def act_on_alert(
     db: Database,
     principal: Principal,
     alert_id: AlertId,
-    to_state: store.StoredState,
+    to_state: lifecycle.StoredState,
     *,
     at: datetime,
     via: str = "api",
@@ -315,10 +315,10 @@ async def act_on_alert(
     note: str | None = None,
 ) -> dict[str, Any]:
     """Check visibility, then change the alert's state in one transaction (shared with the widget)."""
-    async with db.unit_of_work() as conn:
+    async with db.transaction() as conn:
         await _visible_alert(conn, principal, alert_id)
         try:
-            row = await store.transition(
+            row = await lifecycle.transition(
                 conn,
                 alert_id,
                 to_state,
@@ -328,9 +328,9 @@ async def act_on_alert(
                 snoozed_until=snoozed_until,
                 note=note,
             )
-        except store.InvalidTransition as error:
+        except lifecycle.InvalidTransition as error:
             raise Problem(409, "Conflict", str(error)) from None
-    return dict(row)
+    return row
 
 
 _ALERT_ACTION = {"response_model": AlertOut, "tags": ["alerts"], "responses": {**AUTH_ERRORS, **NOT_FOUND, **CONFLICT}}
@@ -391,9 +391,9 @@ async def resolve_alert(
     responses={**AUTH_ERRORS, **NOT_FOUND},
 )
 async def alert_feedback(request: Request, alert_id: AlertId, principal: Reader, body: FeedbackIn) -> dict[str, Any]:
-    async with q.request_db(request).unit_of_work() as conn:
+    async with q.request_db(request).transaction() as conn:
         await _visible_alert(conn, principal, alert_id)
-        feedback_id = await store.record_feedback(
+        feedback_id = await lifecycle.record_feedback(
             conn, alert_id, body.verdict, actor=principal.actor, at=q.request_now(request), comment=body.comment
         )
     return {"id": feedback_id, "alert_id": alert_id, "verdict": body.verdict}

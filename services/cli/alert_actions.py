@@ -17,8 +17,7 @@ import orjson
 import typer
 from rich.table import Table
 
-from alerts import alert_repository as repo
-from alerts import store
+from alerts.repository import lifecycle, reports
 from services.cli.common import aware, console, opened
 from services.platform.clock import utc_now
 from services.platform.database import Database
@@ -64,9 +63,9 @@ def _alert_json(row: dict[str, Any]) -> dict[str, Any]:
 # --- the work under the commands -------------------------------------------------------------------------
 
 
-async def list_alerts(db: Database, filters: repo.AlertFilters) -> list[dict[str, Any]]:
+async def list_alerts(db: Database, filters: reports.AlertFilters) -> list[dict[str, Any]]:
     async with db.transaction() as conn:
-        return [_alert_json(r) for r in await repo.list_alerts(conn, filters)]
+        return [_alert_json(r) for r in await reports.list_alerts(conn, filters)]
 
 
 async def act(
@@ -80,25 +79,25 @@ async def act(
     note: str | None = None,
 ) -> dict[str, Any]:
     """``ack``, ``snooze`` (``days``) or ``resolve`` an alert through alerts.store, recorded ``via="cli"``."""
-    to_state: store.StoredState = "resolved" if action == "resolve" else "acknowledged"
+    to_state: lifecycle.StoredState = "resolved" if action == "resolve" else "acknowledged"
     until = at + timedelta(days=days) if action == "snooze" else None
-    async with db.unit_of_work() as conn:
-        row = await store.transition(
+    async with db.transaction() as conn:
+        row = await lifecycle.transition(
             conn, alert_id, to_state, actor=actor, via="cli", at=at, snoozed_until=until, note=note
         )
-    return _alert_json(dict(row))
+    return _alert_json(row)
 
 
 async def feedback(
-    db: Database, alert_id: int, verdict: store.Verdict, *, actor: str, at: datetime, comment: str | None
+    db: Database, alert_id: int, verdict: lifecycle.Verdict, *, actor: str, at: datetime, comment: str | None
 ) -> int:
-    async with db.unit_of_work() as conn:
-        return await store.record_feedback(conn, alert_id, verdict, actor=actor, at=at, comment=comment)
-
-
-async def stats(db: Database) -> list[repo.RulePrecision]:
     async with db.transaction() as conn:
-        return await repo.feedback_by_rule(conn)
+        return await lifecycle.record_feedback(conn, alert_id, verdict, actor=actor, at=at, comment=comment)
+
+
+async def stats(db: Database) -> list[reports.RulePrecision]:
+    async with db.transaction() as conn:
+        return await reports.feedback_by_rule(conn)
 
 
 # --- typer -------------------------------------------------------------------------------------------------
@@ -116,10 +115,10 @@ def register(app: typer.Typer, *, clock: Callable[[], datetime] = utc_now) -> No
 
         try:
             return asyncio.run(go())
-        except store.AlertNotFound as error:
+        except lifecycle.AlertNotFound as error:
             console.print(f"[red]no alert {error.args[0]}[/red]")
             raise typer.Exit(1) from None
-        except store.InvalidTransition as error:
+        except lifecycle.InvalidTransition as error:
             console.print(f"[red]{error}[/red]")
             raise typer.Exit(1) from None
 
@@ -138,7 +137,7 @@ def register(app: typer.Typer, *, clock: Callable[[], datetime] = utc_now) -> No
         limit: Annotated[int | None, typer.Option(min=1, help="At most this many, newest first.")] = None,
     ) -> None:
         """Every alert (newest first) with account, rule, severity, fired_at, state and delivery."""
-        filters = repo.AlertFilters(
+        filters = reports.AlertFilters(
             account_id=account,
             rule=rule,
             severity=severity.value if severity else None,
@@ -195,7 +194,7 @@ def register(app: typer.Typer, *, clock: Callable[[], datetime] = utc_now) -> No
     ) -> None:
         """Mark an alert useful or a false alarm (per-rule precision comes from this)."""
         who = actor or getpass.getuser()
-        value: store.Verdict = "useful" if verdict is VerdictChoice.useful else "false_alarm"
+        value: lifecycle.Verdict = "useful" if verdict is VerdictChoice.useful else "false_alarm"
         feedback_id = run(lambda db: feedback(db, alert_id, value, actor=who, at=clock(), comment=comment))
         console.print(f"feedback {feedback_id} recorded")
 
@@ -204,7 +203,7 @@ def register(app: typer.Typer, *, clock: Callable[[], datetime] = utc_now) -> No
         as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
     ) -> None:
         """Alerts and feedback per rule; precision = useful / (useful + false alarms)."""
-        rows: list[repo.RulePrecision] = run(stats)
+        rows: list[reports.RulePrecision] = run(stats)
         if as_json:
             doc = [
                 {

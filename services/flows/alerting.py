@@ -23,10 +23,9 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import orjson
 
-from alerts import alert_repository as repo
 from alerts.config import AlertsConfig, load_rules_config
 from alerts.messages import AlertItem, AlertMessage, DigestSection
-from alerts.model import AccountSnapshot, Kam, OpenAlert
+from alerts.model import AccountSnapshot, DeliveryUpdate, Kam, OpenAlert, OutboxRow
 from alerts.outbox import digest_payload, message_payload, render_payloads
 from alerts.policy import (
     PlannedNotification,
@@ -37,6 +36,8 @@ from alerts.policy import (
     plan_notifications,
 )
 from alerts.reconcile import Changes, reconcile
+from alerts.repository import changes as repo
+from alerts.repository import queue
 from alerts.rules import evaluate
 from health_engine.model import HealthScore
 from health_engine.repository import component_risks
@@ -256,7 +257,7 @@ class Alerting:
         ]
         if self.notify == "send":
             rows = [r for r in rows if r.channel in self.channels]
-            await repo.enqueue(conn, rows, as_of)
+            await queue.enqueue(conn, rows, as_of)
             return len(rows), len(escalated)
         if self.notify in ("log", "file"):
             self._emit(rows)
@@ -269,7 +270,7 @@ class Alerting:
         snapshots: Mapping[str, AccountSnapshot],
         kams: Mapping[str, Kam],
         as_of: datetime,
-    ) -> repo.OutboxRow | None:
+    ) -> OutboxRow | None:
         resolved = n.kind == "resolved"
         to: str
         kam_id: str | None
@@ -305,7 +306,7 @@ class Alerting:
                 locale=locale,
                 timezone=timezone,
             )
-        return repo.OutboxRow(n.kind, n.channel, n.recipient, kam_id, alert_ids, payload, n.send_at)
+        return OutboxRow(n.kind, n.channel, n.recipient, kam_id, alert_ids, payload, n.send_at)
 
     def _message(
         self,
@@ -327,7 +328,7 @@ class Alerting:
         new, cleared = book.since_last(account.account_id, {i.alert_id for i in items})
         return AlertMessage("immediate", account, main, folded, new, cleared)
 
-    def _emit(self, rows: Sequence[repo.OutboxRow]) -> None:
+    def _emit(self, rows: Sequence[OutboxRow]) -> None:
         lines = []
         for r in rows:
             rendered = render_payloads([r.payload], send_channel(r.channel), base_url=self.base_url)
@@ -413,7 +414,7 @@ class _Book:
         return new, cleared
 
 
-def _delivery_updates(plan: Sequence[PlannedNotification], book: _Book) -> list[repo.DeliveryUpdate]:
+def _delivery_updates(plan: Sequence[PlannedNotification], book: _Book) -> list[DeliveryUpdate]:
     """Each planned alert's delivery; immediate and digest ones are stamped with their send time (the budget
     counts those, the escalation delay starts there); a folded one points at the alert it is folded into."""
     notified: dict[str, datetime] = {}
@@ -430,7 +431,7 @@ def _delivery_updates(plan: Sequence[PlannedNotification], book: _Book) -> list[
             continue
         folded_into = book.live.get(parent[key]) if delivery == "folded" and key in parent else None
         at = notified.get(key) if delivery != "folded" else None
-        updates.append(repo.DeliveryUpdate(book.live[key], delivery, at, folded_into))
+        updates.append(DeliveryUpdate(book.live[key], delivery, at, folded_into))
     return updates
 
 

@@ -12,7 +12,7 @@ import jinja2
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from alerts import store
+from alerts.repository import lifecycle
 from health_engine.access import InvalidToken, Principal, WidgetGrant, principal_for_key, verify
 from schemas.vocabulary import LEVELS, Locale
 from schemas.wording import money, number
@@ -111,13 +111,13 @@ async def _widget_action(
         t = TEXTS[language]
         return _message(request, language, 403, t["forbidden"], t["forbidden_detail"], framed=True)
     now = q.request_now(request)
-    async with q.request_db(request).unit_of_work() as conn:
+    async with q.request_db(request).transaction() as conn:
         try:
-            alert = await store.get_alert(conn, alert_id)
+            alert = await lifecycle.get_alert(conn, alert_id)
             if alert["account_id"] != account_id:
-                raise store.AlertNotFound(alert_id)
+                raise lifecycle.AlertNotFound(alert_id)
             until = now + timedelta(minutes=minutes) if minutes else None
-            await store.transition(
+            await lifecycle.transition(
                 conn,
                 alert_id,
                 "acknowledged",
@@ -126,9 +126,9 @@ async def _widget_action(
                 at=now,
                 snoozed_until=until,
             )
-        except store.AlertNotFound:
+        except lifecycle.AlertNotFound:
             raise Problem(404, "Not Found", "no such alert") from None
-        except store.InvalidTransition:
+        except lifecycle.InvalidTransition:
             pass  # resolved meanwhile: the reloaded widget shows it gone
     query = urlencode({"token": token, "locale": language})
     return RedirectResponse(f"/widget/accounts/{quote(account_id, safe='')}?{query}", status_code=303)

@@ -11,9 +11,10 @@ from datetime import UTC, date, datetime, timedelta
 
 from pydantic import SecretStr
 
-from alerts import alert_repository as repo
 from alerts.messages import AlertItem, AlertMessage, DigestSection
+from alerts.model import OutboxRow
 from alerts.outbox import digest_payload, message_payload
+from alerts.repository import queue as outbox
 from services.alerter.delivery import Alerter
 from services.platform.database import Database
 from services.platform.settings import Settings
@@ -29,15 +30,15 @@ def item(alert_id: int, account: str = "acme") -> AlertItem:
     return AlertItem(alert_id, f"{account}:usage_drop", "usage_drop", "warning", "Usage down", "Usage en baisse", NOW)
 
 
-async def queue(db: Database, rows_: list[repo.OutboxRow]) -> list[int]:
+async def queue(db: Database, rows_: list[OutboxRow]) -> list[int]:
     async with db.transaction() as conn:
-        return await repo.enqueue(conn, rows_, NOW)
+        return await outbox.enqueue(conn, rows_, NOW)
 
 
-def email(n: int) -> repo.OutboxRow:
+def email(n: int) -> OutboxRow:
     message = AlertMessage("immediate", snapshot(account_id=f"acc-{n}", name=f"Account {n}"), (item(n),))
     payload = message_payload(message, to=f"kam{n}@example.com", locale="en", timezone="UTC")
-    return repo.OutboxRow("immediate", "email", f"kam-{n}", f"kam-{n}", (n,), payload, NOW)
+    return OutboxRow("immediate", "email", f"kam-{n}", f"kam-{n}", (n,), payload, NOW)
 
 
 def alerter_for(db: Database, settings: Settings, clock: Clock, **changes: object) -> Alerter:
@@ -142,7 +143,7 @@ async def test_a_killed_alerter_loses_nothing(db: Database, alert_settings: Sett
         # The child has claimed the row and is stuck inside the SMTP conversation.
         assert await asyncio.to_thread(stalled.inbox.entered.wait, 30)
         async with db.transaction() as conn:
-            assert await repo.claim_due(conn, NOW + timedelta(days=1)) is None  # locked
+            assert await outbox.claim_due(conn, NOW + timedelta(days=1)) is None  # locked
         child.send_signal(signal.SIGKILL)
         await asyncio.wait_for(child.wait(), 10)
     finally:
@@ -168,7 +169,7 @@ async def test_digest_parts_queued_apart_go_out_as_one_message(
         for n, account in ((1, "acme"), (2, "globex")):
             section = DigestSection(snapshot(account_id=account, name=account.title()), (item(n, account),))
             payload = digest_payload(date(2026, 11, 21), [section], to=to, locale="en", timezone="Europe/Paris")
-            parts.append(repo.OutboxRow("digest", channel, "kam-lea", "kam-lea", (n,), payload, at))
+            parts.append(OutboxRow("digest", channel, "kam-lea", "kam-lea", (n,), payload, at))
     await queue(db, parts)
     alerter = alerter_for(db, alert_settings, Clock(at))
     assert await alerter.run_until_idle() == 2  # one claim per channel, each with both parts
@@ -191,7 +192,7 @@ async def test_the_incoming_webhook_carries_the_block_kit_payload(
     )
     message = AlertMessage("immediate", snapshot(), (item(7),))
     payload = message_payload(message, to="ULEA", locale="fr", timezone="Europe/Paris")
-    await queue(db, [repo.OutboxRow("immediate", "slack", "kam-lea", "kam-lea", (7,), payload, NOW)])
+    await queue(db, [OutboxRow("immediate", "slack", "kam-lea", "kam-lea", (7,), payload, NOW)])
     assert await alerter_for(db, settings, Clock(NOW)).run_until_idle() == 1
     [post] = slack.requests
     assert post.path == "/webhook"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from alerts import store
+from alerts.repository import lifecycle
 from services.alerter.delivery import Alerter
 from services.flows.alerting import build_alerting
 from services.platform.database import Database
@@ -19,8 +19,10 @@ async def test_an_unacknowledged_critical_alert_is_escalated_once(
 ) -> None:
     engine, as_of = await go_critical(db, build_alerting(alert_settings, notify="send"))
     [(ack_id,)] = await rows(db, "SELECT id FROM alerts WHERE dedup_key = 'acme:risk_level'")
-    async with db.unit_of_work() as conn:  # Léa acknowledges one of the three critical alerts
-        await store.transition(conn, ack_id, "acknowledged", actor="kam-lea", via="api", at=as_of + timedelta(hours=1))
+    async with db.transaction() as conn:  # Léa acknowledges one of the three critical alerts
+        await lifecycle.transition(
+            conn, ack_id, "acknowledged", actor="kam-lea", via="api", at=as_of + timedelta(hours=1)
+        )
     clock = Clock(as_of + timedelta(hours=23))
     alerter = Alerter.from_settings(db, alert_settings, clock=clock)
 
@@ -55,9 +57,9 @@ async def test_an_unacknowledged_critical_alert_is_escalated_once(
 async def test_a_snoozed_alert_escalates_only_after_its_snooze_ends(db: Database, alert_settings: Settings) -> None:
     _, as_of = await go_critical(db, build_alerting(alert_settings, notify="none"))
     ids = [r[0] for r in await rows(db, "SELECT id FROM alerts WHERE severity = 'critical'")]
-    async with db.unit_of_work() as conn:
+    async with db.transaction() as conn:
         for alert_id in ids:
-            await store.transition(
+            await lifecycle.transition(
                 conn,
                 alert_id,
                 "acknowledged",

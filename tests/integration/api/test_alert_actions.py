@@ -1,4 +1,4 @@
-"""Acknowledge, snooze, resolve and feedback through the API, recorded by alerts.store."""
+"""Acknowledge, snooze, resolve and feedback through the API, recorded by alerts.repository.lifecycle."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from alerts import store
+from alerts.repository import lifecycle
 from schemas.tables import alert_feedback, alert_transitions, alerts
 from services.platform.database import Database
 from tests.integration.api.conftest import World
@@ -93,23 +93,23 @@ async def test_feedback(client: httpx.AsyncClient, world: World, db: Database) -
     assert (row["actor"], row["verdict"], row["comment"]) == ("kam-marc", "false_alarm", "known outage")
 
 
-async def test_store_rules(db: Database, world: World) -> None:
-    async with db.unit_of_work() as conn:
+async def test_lifecycle_rules(db: Database, world: World) -> None:
+    async with db.transaction() as conn:
         alert_id = world.alerts["initech"]
-        with pytest.raises(store.InvalidTransition):
-            await store.transition(conn, alert_id, "firing", actor="x", via="cli", at=NOW, snoozed_until=NOW)
-        with pytest.raises(store.InvalidTransition):
-            await store.transition(
+        with pytest.raises(lifecycle.InvalidTransition):
+            await lifecycle.transition(conn, alert_id, "firing", actor="x", via="cli", at=NOW, snoozed_until=NOW)
+        with pytest.raises(lifecycle.InvalidTransition):
+            await lifecycle.transition(
                 conn, alert_id, "acknowledged", actor="x", via="cli", at=NOW, snoozed_until=NOW - timedelta(1)
             )
-        with pytest.raises(store.AlertNotFound):
-            await store.transition(conn, 10**9, "resolved", actor="x", via="cli", at=NOW)
-        with pytest.raises(store.AlertNotFound):
-            await store.record_feedback(conn, 10**9, "useful", actor="x", at=NOW)
-        unchanged = await store.transition(conn, alert_id, "firing", actor="x", via="cli", at=NOW)
+        with pytest.raises(lifecycle.AlertNotFound):
+            await lifecycle.transition(conn, 10**9, "resolved", actor="x", via="cli", at=NOW)
+        with pytest.raises(lifecycle.AlertNotFound):
+            await lifecycle.record_feedback(conn, 10**9, "useful", actor="x", at=NOW)
+        unchanged = await lifecycle.transition(conn, alert_id, "firing", actor="x", via="cli", at=NOW)
         assert unchanged["state"] == "firing"
-        acked = await store.transition(conn, alert_id, "acknowledged", actor="x", via="slack", at=NOW)
-        reopened = await store.transition(conn, alert_id, "firing", actor="kamwatch", via="engine", at=NOW)
+        acked = await lifecycle.transition(conn, alert_id, "acknowledged", actor="x", via="slack", at=NOW)
+        reopened = await lifecycle.transition(conn, alert_id, "firing", actor="kamwatch", via="engine", at=NOW)
         assert (acked["state"], reopened["state"], reopened["acknowledged_at"]) == ("acknowledged", "firing", NOW)
     assert len(await _transitions(db, alert_id)) == 2
 

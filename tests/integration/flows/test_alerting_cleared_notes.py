@@ -7,8 +7,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from alerts import alert_repository as repo
 from alerts.policy import next_digest_time
+from alerts.repository.reports import AlertFilters
 from services.alerter.delivery import Alerter
 from services.cli.alert_actions import list_alerts
 from services.flows.alerting import build_alerting
@@ -57,7 +57,7 @@ async def test_cleared_notes_wait_for_a_digest_with_news(
     await pipeline.ingest(records(nps(t2, 10, "acme")), ingress="http", as_of=t2 + timedelta(minutes=1))
     assert await notes(db) == [("acme", "resolved", t2 + timedelta(minutes=1), None)]
     assert await resolved_rows(db) == []
-    listed = {a["rule"]: a for a in await list_alerts(db, repo.AlertFilters(account_id="acme"))}
+    listed = {a["rule"]: a for a in await list_alerts(db, AlertFilters(account_id="acme"))}
     assert listed["nps_detractor"]["cleared_note_since"] == (t2 + timedelta(minutes=1)).isoformat()
     assert listed["nps_detractor"]["cleared_note_at"] is None  # waiting, and the list says so
     assert listed["nps_detractor"]["delivery"] == "digest"  # how the alert itself reached Léa
@@ -72,7 +72,7 @@ async def test_cleared_notes_wait_for_a_digest_with_news(
         ("acme", "resolved", t2 + timedelta(minutes=1), digest_at),
         ("globex", "firing", None, None),
     ]
-    listed = {a["rule"]: a for a in await list_alerts(db, repo.AlertFilters(account_id="acme"))}
+    listed = {a["rule"]: a for a in await list_alerts(db, AlertFilters(account_id="acme"))}
     assert listed["nps_detractor"]["cleared_note_at"] == digest_at.isoformat()
 
     # One digest per channel, in Léa's French: Globex's new alerts, Acme's cleared ones.

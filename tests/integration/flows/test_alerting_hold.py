@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from alerts import alert_repository as repo
+from alerts.repository.reports import AlertFilters
 from services.cli.alert_actions import list_alerts
 from services.flows.alerting import build_alerting
 from services.flows.evaluation import HealthEngine
@@ -58,7 +58,7 @@ async def test_a_condition_back_within_the_hold_continues_the_alert_and_one_clea
     await pipeline.ingest(records(nps(cleared, 10)), ingress="http", as_of=cleared)
     assert await detractor(db) == [(alert_id, "firing", cleared, cleared + HOLD, None, None)]
     assert await news(db) == told
-    listed = {a["rule"]: a for a in await list_alerts(db, repo.AlertFilters(account_id="acme"))}
+    listed = {a["rule"]: a for a in await list_alerts(db, AlertFilters(account_id="acme"))}
     assert listed["nps_detractor"]["clearing_since"] == cleared.isoformat()
     assert listed["nps_detractor"]["resolves_at"] == (cleared + HOLD).isoformat()
 

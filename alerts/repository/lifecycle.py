@@ -1,18 +1,15 @@
 """The stored side of an alert's lifecycle: acknowledge, snooze, resolve, reopen, and feedback.
 
-Thin functions over an open SQLAlchemy connection (the caller's unit of work commits): the API, Slack buttons
-and the CLI all go through them, so every state change leaves one row in ``alert_transitions``.
+The API, the pages, Slack buttons and the CLI all go through these, so every state change leaves one row in
+``alert_transitions``.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy import RowMapping, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from schemas.tables import alert_feedback, alert_transitions, alerts
+import asyncpg
 
 StoredState = Literal["firing", "acknowledged", "resolved"]
 Via = Literal["engine", "api", "slack", "cli", "widget"]
@@ -34,18 +31,15 @@ class InvalidTransition(ValueError):
     """The alert cannot go to the requested state (it is resolved, or the request makes no sense)."""
 
 
-async def get_alert(conn: AsyncConnection, alert_id: int, *, for_update: bool = False) -> RowMapping:
-    query = select(alerts).where(alerts.c.id == alert_id)
-    if for_update:
-        query = query.with_for_update()
-    row = (await conn.execute(query)).mappings().one_or_none()
+async def get_alert(conn: asyncpg.Connection, alert_id: int, *, for_update: bool = False) -> dict[str, Any]:
+    row = await conn.fetchrow("SELECT * FROM alerts WHERE id = $1" + (" FOR UPDATE" if for_update else ""), alert_id)
     if row is None:
         raise AlertNotFound(alert_id)
-    return row
+    return dict(row)
 
 
 async def transition(
-    conn: AsyncConnection,
+    conn: asyncpg.Connection,
     alert_id: int,
     to_state: StoredState,
     *,
@@ -54,7 +48,7 @@ async def transition(
     at: datetime,
     snoozed_until: datetime | None = None,
     note: str | None = None,
-) -> RowMapping:
+) -> dict[str, Any]:
     """Move an alert to ``to_state`` and record who did it; returns the updated alert.
 
     - ``acknowledged`` stamps ``acknowledged_at`` (the first time); with ``snoozed_until`` it is a snooze:
@@ -71,32 +65,38 @@ async def transition(
         raise InvalidTransition("a snooze acknowledges the alert until a time in the future")
     if from_state == to_state and snoozed_until is None:
         return current
-    values: dict[str, object] = {"state": to_state, "updated_at": at}
-    if to_state == "acknowledged":
-        values["acknowledged_at"] = current["acknowledged_at"] or at
-        values["snoozed_until"] = snoozed_until
-    elif to_state == "resolved":
-        values["resolved_at"] = at
-        values["snoozed_until"] = None
-    else:
-        values["snoozed_until"] = None
-    updated: RowMapping = (
-        (await conn.execute(update(alerts).where(alerts.c.id == alert_id).values(**values).returning(alerts)))
-        .mappings()
-        .one()
+    acknowledged_at = current["acknowledged_at"] or at if to_state == "acknowledged" else current["acknowledged_at"]
+    resolved_at = at if to_state == "resolved" else current["resolved_at"]
+    until = snoozed_until if to_state == "acknowledged" else None
+    row = await conn.fetchrow(
+        "UPDATE alerts SET state = $2, updated_at = $3, acknowledged_at = $4, resolved_at = $5, snoozed_until = $6"
+        " WHERE id = $1 RETURNING *",
+        alert_id,
+        to_state,
+        at,
+        acknowledged_at,
+        resolved_at,
+        until,
     )
+    assert row is not None  # locked above
     if snoozed_until is not None and note is None:
         note = f"snoozed until {snoozed_until.isoformat()}"
     await conn.execute(
-        insert(alert_transitions).values(
-            alert_id=alert_id, at=at, from_state=from_state, to_state=to_state, actor=actor, via=via, note=note
-        )
+        "INSERT INTO alert_transitions (alert_id, at, from_state, to_state, actor, via, note)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        alert_id,
+        at,
+        from_state,
+        to_state,
+        actor,
+        via,
+        note,
     )
-    return updated
+    return dict(row)
 
 
 async def record_feedback(
-    conn: AsyncConnection,
+    conn: asyncpg.Connection,
     alert_id: int,
     verdict: Verdict,
     *,
@@ -106,11 +106,12 @@ async def record_feedback(
 ) -> int:
     """Keep a KAM's verdict on an alert (was it useful?) for rule tuning; returns the feedback id."""
     await get_alert(conn, alert_id)
-    feedback_id: int = (
-        await conn.execute(
-            insert(alert_feedback)
-            .values(alert_id=alert_id, at=at, actor=actor, verdict=verdict, comment=comment)
-            .returning(alert_feedback.c.id)
-        )
-    ).scalar_one()
+    feedback_id: int = await conn.fetchval(
+        "INSERT INTO alert_feedback (alert_id, at, actor, verdict, comment) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        alert_id,
+        at,
+        actor,
+        verdict,
+        comment,
+    )
     return feedback_id

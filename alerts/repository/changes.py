@@ -1,8 +1,5 @@
-"""The alerting's database adapter: open alerts in, alert changes, transitions and outbox rows out.
-
-Thin functions over an asyncpg connection owned by the caller, inside its transaction (nothing here commits).
-Decisions stay in the pure core (rules, reconcile, policy); these only read and write rows.
-"""
+"""What an evaluation reads (accounts, health, open alerts, KAMs, what was sent) and writes (alerts opened,
+changed, clearing, resolved; deliveries; cleared notes; escalations; ended snoozes)."""
 
 from __future__ import annotations
 
@@ -10,19 +7,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Literal
 
 import asyncpg
-import orjson
 
 from alerts.messages import AlertItem
-from alerts.model import Kam, OpenAlert
+from alerts.model import DeliveryUpdate, Kam, OpenAlert
 from alerts.policy import ClearedNote
 from alerts.reconcile import Clearing, Opened, Resolved, Returned, SeverityChanged
+from alerts.repository import json_text, json_value
 from schemas.vocabulary import Driver, Locale, Tier, driver_from_json, driver_json
 
 ENGINE_ACTOR = "kamwatch"
-Delivery = Literal["immediate", "digest", "folded"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,46 +41,6 @@ class HealthRow:
     level: str
     level_since: datetime | None
     drivers: tuple[Driver, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryUpdate:
-    alert_id: int
-    delivery: Delivery
-    notified_at: datetime | None
-    folded_into: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxRow:
-    kind: str
-    channel: str
-    recipient: str
-    kam_id: str | None
-    alert_ids: tuple[int, ...]
-    payload: dict[str, Any]
-    send_after: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class ClaimedNotification:
-    id: int
-    kind: str
-    channel: str
-    recipient: str
-    kam_id: str | None
-    alert_ids: tuple[int, ...]
-    payload: dict[str, Any]
-    send_after: datetime
-    attempts: int
-
-
-def _json(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
-def _loads(raw: Any) -> Any:
-    return orjson.loads(raw) if isinstance(raw, str | bytes) else raw
 
 
 # --- reading -------------------------------------------------------------------------------------------------
@@ -118,7 +73,7 @@ async def load_health(conn: asyncpg.Connection, account_ids: Sequence[str]) -> d
             r["risk"],
             r["level"],
             r["level_since"],
-            tuple(driver_from_json(d) for d in _loads(r["drivers"])),
+            tuple(driver_from_json(d) for d in json_value(r["drivers"])),
         )
         for r in rows
     }
@@ -156,7 +111,7 @@ async def load_health_at(conn: asyncpg.Connection, account_ids: Sequence[str], a
     )
     return {
         r["account_id"]: PastHealth(
-            r["risk"], {name: float(risk) for name, risk in (_loads(r["components"]) or {}).items()}
+            r["risk"], {name: float(risk) for name, risk in (json_value(r["components"]) or {}).items()}
         )
         for r in rows
     }
@@ -349,7 +304,7 @@ async def insert_alerts(conn: asyncpg.Connection, opened: Sequence[Opened], at: 
         ON CONFLICT (dedup_key) WHERE state <> 'resolved' DO NOTHING
         RETURNING id, dedup_key
         """,
-        _json(rows),
+        json_text(rows),
         at,
     )
     ids = {r["dedup_key"]: r["id"] for r in inserted}
@@ -377,7 +332,7 @@ async def update_severities(conn: asyncpg.Connection, changed: Sequence[Severity
         FROM json_to_recordset($1::json) AS r(id bigint, severity text, title_en text, title_fr text, drivers jsonb)
         WHERE a.id = r.id
         """,
-        _json(rows),
+        json_text(rows),
         at,
     )
 
@@ -524,225 +479,3 @@ async def _transitions(
         at,
         ENGINE_ACTOR,
     )
-
-
-# --- the outbox ----------------------------------------------------------------------------------------------
-
-
-async def enqueue(conn: asyncpg.Connection, rows: Sequence[OutboxRow], at: datetime) -> list[int]:
-    if not rows:
-        return []
-    records = [
-        {
-            "kind": r.kind,
-            "channel": r.channel,
-            "recipient": r.recipient,
-            "kam_id": r.kam_id,
-            "alert_ids": list(r.alert_ids),
-            "payload": r.payload,
-            "send_after": r.send_after.isoformat(),
-        }
-        for r in rows
-    ]
-    inserted = await conn.fetch(
-        """
-        INSERT INTO notifications (kind, channel, recipient, kam_id, alert_ids, payload, status, created_at,
-                                   send_after)
-        SELECT kind, channel, recipient, kam_id, alert_ids, payload, 'pending', $2, send_after
-        FROM json_to_recordset($1::json) AS r(kind text, channel text, recipient text, kam_id text,
-                                               alert_ids bigint[], payload jsonb, send_after timestamptz)
-        RETURNING id
-        """,
-        _json(records),
-        at,
-    )
-    return [r["id"] for r in inserted]
-
-
-_CLAIM_COLUMNS = "id, kind, channel, recipient, kam_id, alert_ids, payload, send_after, attempts"
-
-
-def _claimed(r: asyncpg.Record) -> ClaimedNotification:
-    return ClaimedNotification(
-        id=r["id"],
-        kind=r["kind"],
-        channel=r["channel"],
-        recipient=r["recipient"],
-        kam_id=r["kam_id"],
-        alert_ids=tuple(r["alert_ids"]),
-        payload=_loads(r["payload"]),
-        send_after=r["send_after"],
-        attempts=r["attempts"],
-    )
-
-
-async def claim_due(conn: asyncpg.Connection, now: datetime) -> ClaimedNotification | None:
-    """Lock the oldest due pending notification until the caller's transaction ends; rows another alerter
-    holds are skipped, so two alerters never send the same one, and a crashed alerter's claim rolls back."""
-    # A digest part other than the first of its digest is never claimed on its own: whoever holds the first
-    # part takes the others with it, so concurrent claims cannot split a digest.
-    row = await conn.fetchrow(
-        f"""
-        SELECT {_CLAIM_COLUMNS} FROM notifications n
-        WHERE status = 'pending' AND send_after <= $1
-          AND (payload->>'format' IS DISTINCT FROM 'digest' OR NOT EXISTS (
-                SELECT 1 FROM notifications o
-                WHERE o.status = 'pending' AND o.id < n.id AND o.channel = n.channel AND o.recipient = n.recipient
-                  AND o.send_after = n.send_after AND o.kam_id IS NOT DISTINCT FROM n.kam_id
-                  AND o.payload->>'format' = 'digest'))
-        ORDER BY send_after, id LIMIT 1 FOR UPDATE SKIP LOCKED
-        """,
-        now,
-    )
-    return _claimed(row) if row is not None else None
-
-
-async def claim_digest_parts(conn: asyncpg.Connection, first: ClaimedNotification) -> list[ClaimedNotification]:
-    """The other pending parts of the same digest (same recipient, channel and time), locked too."""
-    rows = await conn.fetch(
-        f"""
-        SELECT {_CLAIM_COLUMNS} FROM notifications
-        WHERE status = 'pending' AND channel = $1 AND recipient = $2 AND send_after = $3 AND id <> $4
-          AND payload->>'format' = 'digest' AND kam_id IS NOT DISTINCT FROM $5
-        ORDER BY id FOR UPDATE SKIP LOCKED
-        """,
-        first.channel,
-        first.recipient,
-        first.send_after,
-        first.id,
-        first.kam_id,
-    )
-    return [_claimed(r) for r in rows]
-
-
-async def record_attempt(
-    conn: asyncpg.Connection,
-    ids: Sequence[int],
-    at: datetime,
-    *,
-    error: str | None,
-    retry_at: datetime | None,
-    max_attempts: int,
-) -> list[str]:
-    """Record one attempt on these notifications: sent (no ``error``), retried at ``retry_at``, or failed
-    (no ``retry_at``, or the attempts are used up). Returns the resulting status of each."""
-    await conn.execute(
-        "INSERT INTO notification_attempts (notification_id, at, ok, error) "
-        "SELECT id, $2, $3, $4 FROM unnest($1::bigint[]) AS t(id)",
-        list(ids),
-        at,
-        error is None,
-        error,
-    )
-    rows = await conn.fetch(
-        """
-        UPDATE notifications SET
-            attempts = attempts + 1,
-            last_error = $3::text,
-            status = CASE WHEN $3::text IS NULL THEN 'sent'
-                          WHEN $4::timestamptz IS NULL OR attempts + 1 >= $5 THEN 'failed'
-                          ELSE 'pending' END,
-            sent_at = CASE WHEN $3::text IS NULL THEN $2::timestamptz ELSE NULL END,
-            send_after = COALESCE($4::timestamptz, send_after)
-        WHERE id = ANY($1::bigint[])
-        RETURNING status
-        """,
-        list(ids),
-        at,
-        error,
-        retry_at,
-        max_attempts,
-    )
-    return [r["status"] for r in rows]
-
-
-async def outbox_backlog(conn: asyncpg.Connection, now: datetime) -> tuple[int, float]:
-    """(pending notifications, age in seconds of the oldest due one)."""
-    row = await conn.fetchrow(
-        "SELECT count(*) AS pending, min(send_after) FILTER (WHERE send_after <= $1) AS oldest "
-        "FROM notifications WHERE status = 'pending'",
-        now,
-    )
-    assert row is not None
-    oldest: datetime | None = row["oldest"]
-    return row["pending"], max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0
-
-
-# --- the CLI's views -----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class AlertFilters:
-    account_id: str | None = None
-    rule: str | None = None
-    severity: str | None = None
-    state: str | None = None
-    delivery: str | None = None
-    fired_after: datetime | None = None
-    fired_before: datetime | None = None
-    limit: int | None = None
-
-
-async def list_alerts(conn: asyncpg.Connection, filters: AlertFilters) -> list[dict[str, Any]]:
-    """Alerts with their account name, newest first."""
-    rows = await conn.fetch(
-        """
-        SELECT al.id, al.account_id, ac.name AS account_name, ac.owner_kam_id, al.rule, al.subject, al.severity,
-               al.state, al.fired_at, al.delivery, al.folded_into, al.last_notified_at, al.acknowledged_at,
-               al.snoozed_until, al.escalated_at, al.clearing_since, al.resolves_at, al.resolved_at,
-               al.cleared_note_since, al.cleared_note_at, al.title_en
-        FROM alerts al LEFT JOIN accounts ac ON ac.account_id = al.account_id
-        WHERE ($1::text IS NULL OR al.account_id = $1) AND ($2::text IS NULL OR al.rule = $2)
-          AND ($3::text IS NULL OR al.severity = $3) AND ($4::text IS NULL OR al.state = $4)
-          AND ($5::text IS NULL OR al.delivery = $5)
-          AND ($6::timestamptz IS NULL OR al.fired_at >= $6) AND ($7::timestamptz IS NULL OR al.fired_at < $7)
-        ORDER BY al.fired_at DESC, al.id DESC
-        LIMIT $8
-        """,
-        filters.account_id,
-        filters.rule,
-        filters.severity,
-        filters.state,
-        filters.delivery,
-        filters.fired_after,
-        filters.fired_before,
-        filters.limit,
-    )
-    return [dict(r) for r in rows]
-
-
-@dataclass(frozen=True, slots=True)
-class RulePrecision:
-    rule: str
-    alerts: int
-    judged: int
-    useful: int
-    false_alarms: int
-
-    @property
-    def precision(self) -> float | None:
-        return self.useful / self.judged if self.judged else None
-
-
-async def feedback_by_rule(conn: asyncpg.Connection) -> list[RulePrecision]:
-    """Per rule: alerts, and the KAMs' verdicts (each alert counted once, by its newest verdict)."""
-    rows = await conn.fetch(
-        """
-        WITH latest AS (
-            SELECT DISTINCT ON (alert_id) alert_id, verdict FROM alert_feedback ORDER BY alert_id, at DESC, id DESC
-        )
-        SELECT al.rule, count(*) AS alerts, count(l.verdict) AS judged,
-               count(*) FILTER (WHERE l.verdict = 'useful') AS useful,
-               count(*) FILTER (WHERE l.verdict = 'false_alarm') AS false_alarms
-        FROM alerts al LEFT JOIN latest l ON l.alert_id = al.id
-        GROUP BY al.rule ORDER BY al.rule
-        """
-    )
-    return [RulePrecision(r["rule"], r["alerts"], r["judged"], r["useful"], r["false_alarms"]) for r in rows]
-
-
-async def kam_by_slack_user(conn: asyncpg.Connection, slack_user_id: str) -> str | None:
-    kam_id: str | None = await conn.fetchval(
-        "SELECT kam_id FROM kams WHERE slack_user_id = $1 ORDER BY kam_id LIMIT 1", slack_user_id
-    )
-    return kam_id

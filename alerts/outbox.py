@@ -251,6 +251,13 @@ def render_payloads(payloads: Sequence[Mapping[str, Any]], channel: SendChannel,
 # --- retries -------------------------------------------------------------------------------------------------
 
 
+def send_channel(channel: str) -> SendChannel:
+    """How an outbox channel is sent: by email, to the team channel, or as a Slack DM."""
+    if channel == "email":
+        return "email"
+    return "team_channel" if channel == "team_channel" else "slack"
+
+
 def retry_delay(attempts: int, *, base_s: float, cap_s: float, jitter: float) -> float:
     """Seconds before the next try after ``attempts`` failed ones: exponential, capped, with "equal jitter"
     (half fixed, half random from ``jitter`` in [0, 1)) so that alerters retrying after one outage spread out

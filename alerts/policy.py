@@ -108,6 +108,18 @@ class ClearedNote:
 
 
 @dataclass(frozen=True, slots=True)
+class NotificationPlan:
+    """What an evaluation owes: the notifications (sorted, deterministic) and the "cleared" notes its changes
+    made owed (to be recorded with their alerts, sent now or later, see ``plan_cleared_notes``)."""
+
+    notifications: tuple[PlannedNotification, ...] = ()
+    cleared_notes: tuple[ClearedNote, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.notifications or self.cleared_notes)
+
+
+@dataclass(frozen=True, slots=True)
 class Escalation:
     alert_id: int
     dedup_key: str
@@ -288,6 +300,36 @@ def channels_for(kam: Kam) -> tuple[Channel, ...]:
     return ("slack", "email") if kam.slack_user_id else ("email",)
 
 
+def may_escalate(a: OpenAlert, as_of: datetime) -> bool:
+    """Whether an open alert is one the escalation waits on: critical, still firing (not acknowledged, not
+    snoozed), told to its KAM, not escalated yet, its condition not clearing. Whether it is due also depends on
+    the delay and on the KAM having a manager (``due_escalations``)."""
+    return (
+        a.severity == "critical"
+        and a.state == "firing"
+        and a.escalated_at is None
+        and a.clearing_since is None
+        and a.last_notified_at is not None
+        and (a.snoozed_until is None or a.snoozed_until <= as_of)
+    )
+
+
+def worth_planning(
+    changes: Changes,
+    open_alerts: Iterable[OpenAlert],
+    waiting: Iterable[ClearedNote],
+    as_of: datetime,
+    config: AlertsConfig,
+) -> bool:
+    """Whether an evaluation has anything to plan: changes, a waiting "cleared" note whose time may be up, or
+    an alert the escalation waits on (news would have taken the waiting notes when it was planned)."""
+    return (
+        bool(changes)
+        or cleared_notes_may_go(waiting, as_of, config)
+        or any(may_escalate(a, as_of) for a in open_alerts)
+    )
+
+
 def due_escalations(
     open_alerts: Iterable[OpenAlert],
     kams: Mapping[str, Kam],
@@ -304,11 +346,7 @@ def due_escalations(
     delay = timedelta(hours=config.policy.escalation_delay_hours)
     due = []
     for a in open_alerts:
-        if a.severity != "critical" or a.state != "firing" or a.escalated_at is not None:
-            continue
-        if a.clearing_since is not None:
-            continue
-        if a.last_notified_at is None or (a.snoozed_until is not None and a.snoozed_until > as_of):
+        if not may_escalate(a, as_of) or a.last_notified_at is None:
             continue
         kam_id = owners.get(a.account_id)
         kam = kams.get(kam_id) if kam_id is not None else None
@@ -334,8 +372,9 @@ def plan_notifications(
     *,
     waiting: Sequence[ClearedNote] = (),
     digest_news: Collection[str] = frozenset(),
-) -> list[PlannedNotification]:
-    """Every notification the changes and the clock (``as_of``) call for, deterministic and sorted.
+) -> NotificationPlan:
+    """Every notification the changes and the clock (``as_of``) call for, deterministic and sorted, and the
+    "cleared" notes the changes made owed.
 
     ``open_alerts`` are the alerts open before (or after) ``changes`` were applied; ``accounts`` maps account ids
     to snapshots (owner KAM, tier); ``sent_today`` counts immediate messages already sent to each KAM in their
@@ -366,8 +405,8 @@ def plan_notifications(
         plan += _team_channel(g, accounts, as_of, config)
     plan += _folded(folded, status, kams, owners, as_of)
     plan += _digests(later, overflow, kams, owners, as_of, config)
-    owed = [*cleared_notes_owed(changes, open_alerts, kams, accounts, as_of), *waiting]
-    plan += plan_cleared_notes(owed, plan, digest_news, kams, accounts, as_of, config)
+    owed = cleared_notes_owed(changes, open_alerts, kams, accounts, as_of)
+    plan += plan_cleared_notes([*owed, *waiting], plan, digest_news, kams, accounts, as_of, config)
     # Only alerts still open can be overdue: not one these changes resolve or lower, nor one they raise to
     # critical (its clock starts with the notification of the raise, not with an older one).
     raised = {c.dedup_key for c in changes.severity_changed if c.raised}
@@ -377,10 +416,11 @@ def plan_notifications(
         if (s := status.get(a.dedup_key)) is not None and s.alert_id == a.alert_id and a.dedup_key not in raised
     ]
     plan += _escalations(due_escalations(still_open, kams, as_of, config, owners=owners), kams, as_of)
-    return sorted(
+    ordered = sorted(
         plan,
         key=lambda n: (n.send_at, _KIND_ORDER[n.kind], _CHANNEL_ORDER[n.channel], n.recipient, n.alert_dedup_keys),
     )
+    return NotificationPlan(tuple(ordered), tuple(owed))
 
 
 def deliveries(plan: Iterable[PlannedNotification]) -> dict[str, Delivery]:

@@ -11,11 +11,11 @@ from decimal import Decimal
 import asyncpg
 
 from alerts.messages import AlertItem
-from alerts.model import DeliveryUpdate, Kam, OpenAlert
+from alerts.model import AccountSnapshot, DeliveryUpdate, Kam, OpenAlert
 from alerts.policy import ClearedNote
-from alerts.reconcile import Clearing, Opened, Resolved, Returned, SeverityChanged
+from alerts.reconcile import Changes, Clearing, Opened, Resolved, Returned, SeverityChanged
 from alerts.repository import json_text, json_value
-from schemas.vocabulary import Driver, Locale, Tier, driver_from_json, driver_json
+from schemas.vocabulary import LEVELS, Driver, Level, Locale, Tier, driver_from_json, driver_json
 
 ENGINE_ACTOR = "kamwatch"
 
@@ -270,7 +270,53 @@ async def kams_with_pending_digest(conn: asyncpg.Connection, kam_ids: Sequence[s
     return {r["owner_kam_id"] for r in rows}
 
 
+def stored_snapshot(account: AccountRow, health: HealthRow, risk_before: float | None) -> AccountSnapshot:
+    """An account as its stored health stands (for messages about accounts not scored now)."""
+    level: Level = next((lv for lv in LEVELS if lv == health.level), "low")
+    return AccountSnapshot(
+        account_id=account.account_id,
+        name=account.name,
+        tier=account.tier,
+        arr=account.arr,
+        currency=account.currency,
+        renewal_date=account.renewal_date,
+        owner_kam_id=account.owner_kam_id,
+        risk=health.risk,
+        level=level,
+        risk_7d_ago=risk_before,
+        level_since=health.level_since,
+        drivers=health.drivers,
+        as_of=health.as_of,
+    )
+
+
+async def load_stored_snapshots(
+    conn: asyncpg.Connection, account_ids: Sequence[str], trend_from: datetime
+) -> dict[str, AccountSnapshot]:
+    """Accounts as their stored health stands, with the risk they had at ``trend_from``."""
+    if not account_ids:
+        return {}
+    accounts = await load_accounts(conn, account_ids)
+    health = await load_health(conn, account_ids)
+    before = await load_health_at(conn, account_ids, trend_from)
+    return {
+        a: stored_snapshot(accounts[a], health[a], past.risk if (past := before.get(a)) is not None else None)
+        for a in account_ids
+        if a in accounts and a in health
+    }
+
+
 # --- writing alerts ------------------------------------------------------------------------------------------
+
+
+async def write_changes(conn: asyncpg.Connection, changes: Changes, at: datetime) -> dict[str, int]:
+    """Apply reconciled changes; returns the ids of the alerts opened, by dedup key (a key another transaction
+    opened meanwhile is not among them)."""
+    await resolve_alerts(conn, changes.resolved)
+    await mark_clearing(conn, changes.clearing)
+    await mark_returned(conn, changes.returned)
+    await update_severities(conn, changes.severity_changed, at)
+    return await insert_alerts(conn, changes.opened, at)
 
 
 async def insert_alerts(conn: asyncpg.Connection, opened: Sequence[Opened], at: datetime) -> dict[str, int]:

@@ -15,19 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from alerts.outbox import PayloadError, render_payloads, retry_delay
+from alerts.outbox import PayloadError, render_payloads, retry_delay, send_channel
 from alerts.repository import queue, reports
 from services.alerter.channel import PermanentError, Sender
 from services.alerter.slack import SlackSender
 from services.alerter.smtp import EmailSender
-from services.flows.alerting import (
-    Alerting,
-    alerts_config,
-    build_alerting,
-    email_configured,
-    send_channel,
-    slack_configured,
-)
+from services.flows.escalation import check_escalations
+from services.flows.notifying import Notifier, email_configured, slack_configured
 from services.platform.clock import utc_now
 from services.platform.database import Database
 from services.platform.metrics import Metrics
@@ -41,7 +35,7 @@ class Alerter:
     """Sends due notifications; ``clock`` and ``jitter`` are injectable so that tests control time."""
 
     db: Database
-    alerting: Alerting
+    notifier: Notifier
     slack: Sender
     email: Sender
     base_url: str
@@ -67,7 +61,7 @@ class Alerter:
         webhook = settings.slack_webhook_url.get_secret_value() if settings.slack_webhook_url else None
         return cls(
             db=db,
-            alerting=build_alerting(settings, notify="send", config=alerts_config(settings)),
+            notifier=Notifier.from_settings(settings, notify="send"),
             slack=SlackSender(secret, settings.slack_api_base_url, webhook, timeout_s=int(settings.smtp_timeout_s)),
             email=EmailSender(
                 host=settings.smtp_host,
@@ -144,7 +138,7 @@ class Alerter:
     async def check_escalations(self) -> int:
         """Queue escalations (manager) and reminders (KAM) of overdue critical alerts; returns how many alerts."""
         async with self.db.transaction() as conn:
-            outcome = await self.alerting.check_escalations(conn, self.clock())
+            outcome = await check_escalations(conn, self.notifier, self.clock())
         return outcome.escalated
 
     async def sample(self) -> None:

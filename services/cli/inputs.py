@@ -18,9 +18,10 @@ from ingestion.partitions import drop_partitions_before
 from ingestion.pipeline import BatchResult
 from schemas.events import event_json_schemas
 from services.cli.common import console, iso, opened, run
-from services.flows.alerting import NotifyMode, build_alerting
+from services.flows.alerting import build_alerting
 from services.flows.evaluation import HealthEngine
 from services.flows.ingest import Pipeline
+from services.flows.notifying import NotifyMode
 from services.flows.replay import replay_as_lived, replay_file
 from services.platform.clock import utc_now
 from services.platform.settings import Settings

@@ -11,9 +11,10 @@ from functools import partial
 
 from faststream import FastStream
 
-from services.flows.alerting import NotifyMode, build_alerting
+from services.flows.alerting import build_alerting
 from services.flows.evaluation import HealthEngine, RescorePacing, rescore_forever, sweep_forever
 from services.flows.ingest import Pipeline
+from services.flows.notifying import NotifyMode
 from services.platform.clock import utc_now
 from services.platform.database import Database
 from services.platform.metrics import Metrics, ReadinessCheck, serve_metrics

@@ -9,29 +9,33 @@ builds its own template database on it).
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from pgserver import get_server  # type: ignore[attr-defined]  # re-exported without __all__
 from pydantic import SecretStr
 
-from services.platform.database import Database, sqlalchemy_url, start_embedded
+from services.platform.database import Database, sqlalchemy_url
 from services.platform.settings import Settings
 from tests.dbutil import cloned_database, create_template
 from tests.integration.servers import SlackStandIn, SmtpServer
 
 
 @pytest.fixture(scope="session")
-def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_server_url() -> Iterator[str]:
     configured = os.environ.get("KAMWATCH_TEST_DATABASE_URL")
     if configured:
         yield sqlalchemy_url(configured)
         return
-    base = tmp_path_factory.getbasetemp()
-    # Under xdist each worker has its own base directory; their parent is the run's, shared by all.
-    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-    url, server = start_embedded(shared / "pg" / "pgdata")
-    yield url
+    # Not under pytest's temporary root: every pytest session starting on the machine makes that root private
+    # again (mode 0700), which locks out the embedded server's own system user while it runs. One directory
+    # per run, shared by its xdist workers; the last one out stops the server and deletes it.
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"pid{os.getpid()}"
+    pgdata = Path(tempfile.gettempdir()) / f"kamwatch-test-pg-{run}"
+    server = get_server(pgdata, cleanup_mode="delete")
+    yield sqlalchemy_url(server.get_uri())
     server.cleanup()
 
 

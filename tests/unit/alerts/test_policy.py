@@ -280,7 +280,7 @@ def plan(
         waiting=waiting,
         digest_news=digest_news,
     )
-    return [(n.kind, n.channel, n.recipient, n.alert_dedup_keys, n.send_at) for n in found]
+    return [(n.kind, n.channel, n.recipient, n.alert_dedup_keys, n.send_at) for n in found.notifications]
 
 
 def test_critical_on_a_strategic_account_goes_out_at_once_to_kam_and_team_channel() -> None:
@@ -311,7 +311,7 @@ def test_warning_waits_for_the_digest_at_the_kams_local_hour() -> None:
 
 def test_lower_alerts_opened_with_a_critical_one_are_folded_into_its_message() -> None:
     changes = Changes(opened=(opened("risk_level", "critical"), opened("usage_drop", "warning")))
-    found = plan_notifications(changes, [], KAMS, {"acme": snapshot(tier="key")}, {}, AS_OF, CONFIG)
+    found = plan_notifications(changes, [], KAMS, {"acme": snapshot(tier="key")}, {}, AS_OF, CONFIG).notifications
     assert [(n.kind, n.channel, n.alert_dedup_keys, n.folded_into) for n in found] == [
         ("immediate", "slack", ("acme:risk_level", "acme:usage_drop"), None),
         ("immediate", "email", ("acme:risk_level", "acme:usage_drop"), None),
@@ -517,7 +517,10 @@ def test_cleared_notes_ride_with_the_next_digest_that_has_news() -> None:
     full = plan_notifications(
         Changes(opened=changes.opened, resolved=(resolved(gone),)), [gone], KAMS, accounts, {}, AS_OF, CONFIG
     )
-    assert [(n.kind, n.channel, n.alert_dedup_keys, n.alert_ids) for n in full if n.kind == "resolved"] == [
+    assert full.cleared_notes == (note("acme:ticket_surge", alert_id=8),)
+    assert [
+        (n.kind, n.channel, n.alert_dedup_keys, n.alert_ids) for n in full.notifications if n.kind == "resolved"
+    ] == [
         ("resolved", "slack", ("acme:ticket_surge",), (8,)),
         ("resolved", "email", ("acme:ticket_surge",), (8,)),
     ]

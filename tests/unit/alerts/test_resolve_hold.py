@@ -211,7 +211,7 @@ def test_escalation_of_a_critical_alert_follows_its_condition_in_the_plan() -> N
 
     def escalations(changes: Changes, alert: OpenAlert) -> list[str]:
         found = plan_notifications(changes, [alert], KAMS, accounts, {}, AS_OF, CONFIG)
-        return [n.kind for n in found if n.kind in ("escalation", "reminder")]
+        return [n.kind for n in found.notifications if n.kind in ("escalation", "reminder")]
 
     # clearing now: not escalated
     now_clear = Changes(clearing=(Clearing(5, held.dedup_key, "acme", AS_OF, AS_OF + WEEK),))

@@ -7,7 +7,7 @@ UV := .uv/bin/uv
 VENV := .venv
 SYNCED := $(VENV)/.synced-$(UV_VERSION)
 
-.PHONY: install lint test test-fast demo bench format clean
+.PHONY: install lint test test-fast demo bench format messages clean
 
 $(UV):
 	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "kamwatch needs Python 3.11+")'
@@ -39,6 +39,13 @@ demo: install
 
 bench: install
 	$(VENV)/bin/python bench/ingest.py
+
+# New strings marked for translation into the French catalogue (then translate them in kamwatch.po).
+messages: install
+	$(VENV)/bin/pybabel extract -F schemas/locales/babel.cfg -k translate:2 -k translate_plural:2,3 --no-location --sort-output \
+		-o .messages.pot schemas ingestion health_engine alerts services
+	$(VENV)/bin/pybabel update -i .messages.pot -d schemas/locales -D kamwatch -l fr --no-fuzzy-matching --ignore-pot-creation-date
+	rm -f .messages.pot
 
 format: install
 	$(VENV)/bin/ruff check --fix .

@@ -19,7 +19,7 @@ from schemas.wording import money, number
 from services.api import queries as q
 from services.api.auth import SESSION_COOKIE
 from services.api.pages.charts import gauge_arc, line_chart
-from services.api.pages.i18n import TEXTS
+from services.api.pages.texts import TEXTS
 from services.api.problems import Problem
 from services.api.v1 import widget_secret
 from services.api.views import health_document, pick_locale, portfolio_document, timeline_item

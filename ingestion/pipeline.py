@@ -213,10 +213,6 @@ def assemble_batch(records: Sequence[InboundRecord], parsed: Sequence[Event | Ev
     return ParsedBatch(records, events, rejected, duplicates, encode_writes(records, events))
 
 
-def parse_batch(records: Sequence[InboundRecord]) -> ParsedBatch:
-    return assemble_batch(records, [parse_record(record) for record in records])
-
-
 def encode_writes(records: Sequence[InboundRecord], fresh: Sequence[tuple[int, Event]]) -> BatchWrites:
     """One pass over the events (times are UTC, see ``schemas.events.EventTime``): the hot path of ingestion."""
     raw = []

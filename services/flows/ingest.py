@@ -41,12 +41,17 @@ class Pipeline:
         return result
 
     async def parse(self, records: Sequence[InboundRecord]) -> ParsedBatch:
-        """Validate and encode, in slices, yielding in between so that a write already in flight keeps going."""
+        """Validate and encode a batch (see ``parse_each``)."""
+        return assemble_batch(records, await self.parse_each(records))
+
+    async def parse_each(self, records: Sequence[InboundRecord]) -> list[Event | EventRejected]:
+        """The one parse loop of every ingress: each record's event or rejection, in slices, yielding in
+        between so that a write already in flight keeps going."""
         outcomes: list[Event | EventRejected] = []
         for start in range(0, len(records), _PARSE_SLICE):
             outcomes.extend(parse_record(record) for record in records[start : start + _PARSE_SLICE])
             await asyncio.sleep(0)
-        return assemble_batch(records, outcomes)
+        return outcomes
 
     async def store(self, batch: ParsedBatch, *, ingress: Ingress, dead_letter: bool = True) -> BatchResult:
         started = time.perf_counter()

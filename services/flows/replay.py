@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import BinaryIO, cast
 
 from ingestion.parsing import EventRejected, InboundRecord
-from ingestion.pipeline import BatchResult, assemble_batch, parse_record
+from ingestion.pipeline import BatchResult, assemble_batch
 from schemas.events import Event
 from services.flows.evaluation import HealthEngine
 from services.flows.ingest import Pipeline
@@ -137,8 +137,7 @@ async def replay_as_lived(
     for batch in read_batches(path, batch_size):
         records: list[InboundRecord] = []
         outcomes: list[Event | EventRejected] = []
-        for record in batch:
-            outcome = parse_record(record)
+        for record, outcome in zip(batch, await pipeline.parse_each(batch), strict=True):
             if (
                 isinstance(outcome, EventRejected)
                 or clock.watermark is None

@@ -1,6 +1,7 @@
 """Idempotent batch ingestion: parse, dedup by (source, id), store raw events and fold per-account state.
 
-``parse_batch`` (validate, dedup within the batch, encode what storing it writes) is pure and runs before the
+``parse_record`` and ``assemble_batch`` (validate, dedup within the batch, encode what storing it writes) are
+pure and run before the
 transaction; ``write_batch`` runs inside the caller's transaction (it never commits), so the caller decides
 what else shares the unit of work and when offsets may be committed.
 """

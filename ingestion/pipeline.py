@@ -1,9 +1,8 @@
 """Idempotent batch ingestion: parse, dedup by (source, id), store raw events and fold per-account state.
 
 ``parse_record`` and ``assemble_batch`` (validate, dedup within the batch, encode what storing it writes) are
-pure and run before the
-transaction; ``write_batch`` runs inside the caller's transaction (it never commits), so the caller decides
-what else shares the unit of work and when offsets may be committed.
+pure and run before the transaction; ``write_batch`` runs inside the caller's transaction (it never commits),
+so the caller decides what else shares the unit of work and when offsets may be committed.
 """
 
 from __future__ import annotations

@@ -33,7 +33,9 @@ from services.api.slack_actions import slack_router
 from services.flows.alerting import build_alerting
 from services.flows.evaluation import HealthEngine
 from services.flows.ingest import Pipeline
+from services.flows.notifying import alerts_config
 from services.platform.clock import utc_now
+from services.platform.currency import exchange_rates
 from services.platform.database import Database
 from services.platform.metrics import Metrics
 from services.platform.observability import sample_forever
@@ -124,7 +126,7 @@ def build_app(
         engine = HealthEngine.from_settings(database, settings, alerting, metrics=metrics)
         app.state.pipeline = Pipeline(database, clock=clock, engine=engine, metrics=metrics)
         app.state.read_pool = await open_read_pool(database, settings.db_pool_size)
-        sampler = asyncio.create_task(sample_forever(database, metrics, clock))
+        sampler = asyncio.create_task(sample_forever(database, metrics, clock, app.state.rates))
         try:
             yield
         finally:
@@ -142,7 +144,10 @@ def build_app(
     app.state.settings = settings
     app.state.clock = clock
     app.state.metrics = metrics
-    app.state.levels = load_scoring_config(settings.scoring_config).levels
+    app.state.scoring = load_scoring_config(settings.scoring_config)
+    app.state.levels = app.state.scoring.levels
+    app.state.alert_rules = alerts_config(settings)
+    app.state.rates = exchange_rates(settings)
     app.state.key_cache = KeyCache(key_cache_seconds)
     install_problem_handlers(app)
 

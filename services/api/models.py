@@ -165,6 +165,7 @@ class AccountSummaryOut(BaseModel):
     account_id: str
     name: str
     owner_kam_id: str
+    owner_name: str | None = Field(description="None until the KAM's profile event arrives.")
     tier: str
     segment: str | None
     arr: Money = _MONEY
@@ -215,13 +216,38 @@ class LevelBucket(BaseModel):
     arr: dict[str, Money] = Field(description="Sum of ARR per currency.", examples=[{"EUR": "1250000.0000"}])
 
 
+class ConvertedOut(BaseModel):
+    currency: str = Field(description="The reporting currency (KAMWATCH_REPORTING_CURRENCY).", examples=["EUR"])
+    amount: Money = Field(description="The sum of what converts, in the reporting currency.", examples=["730000"])
+    unconverted: dict[str, Money] = Field(
+        description="Amounts in currencies the exchange rates file has no rate for, each in its own currency "
+        "(never added to `amount`).",
+        examples=[{"JPY": "12000000.0000"}],
+    )
+
+
+class ReportingOut(BaseModel):
+    arr: ConvertedOut
+    arr_at_risk: ConvertedOut = Field(description="ARR of the high and critical accounts.")
+    outcomes: dict[str, int] = Field(
+        description="Outcomes booked in the period, by kind.", examples=[{"renewed": 12, "churned": 1}]
+    )
+    lost_arr: ConvertedOut = Field(description="ARR lost in the period: churned ARR, and what downgrades took off.")
+    net_revenue_retention: float | None = Field(
+        description="ARR after over ARR before for the period's outcomes, in the reporting currency (1.05 = 105 %); "
+        "null without outcomes.",
+        examples=[1.12],
+    )
+
+
 class GroupSummary(BaseModel):
     key: str = Field(description="KAM id or tier.")
-    name: str | None = None
+    name: str | None = Field(default=None, description="The KAM's name (null for a tier, or a KAM not yet known).")
     accounts: int
     by_level: dict[str, int]
-    arr: dict[str, Money]
-    arr_at_risk: dict[str, Money]
+    arr: dict[str, Money] = Field(description="Per original currency.")
+    arr_at_risk: dict[str, Money] = Field(description="Per original currency.")
+    reporting: ReportingOut = Field(description="The same in the reporting currency, with the period's outcomes.")
 
 
 class RetentionOut(BaseModel):
@@ -239,9 +265,12 @@ class RetentionOut(BaseModel):
 
 class PortfolioSummary(BaseModel):
     accounts: int
+    reporting_currency: str = Field(examples=["EUR"])
+    rates_as_of: str | None = Field(description="The `as_of` of the operator's exchange rates file, if given.")
     by_level: dict[str, LevelBucket] = Field(description="low, medium, high, critical, and unscored.")
     arr: dict[str, Money]
     arr_at_risk: dict[str, Money] = Field(description="ARR of the high and critical accounts, per currency.")
+    reporting: ReportingOut = Field(description="Sums in the reporting currency and the period's outcomes.")
     by_kam: list[GroupSummary]
     by_tier: list[GroupSummary]
     retention: RetentionOut
@@ -300,3 +329,90 @@ class WidgetTokenOut(BaseModel):
     kam_id: str | None
     expires_at: datetime
     url: str = Field(description="The widget URL to embed in an iframe.")
+
+
+class LossAccountOut(BaseModel):
+    account_id: str
+    name: str
+    owner: OwnerOut
+    tier: str
+    currency: str
+    outcome: Literal["churned", "downgraded"]
+    outcome_at: datetime
+    arr_before: Money | None
+    arr_after: Money | None
+    reason: str | None
+
+
+class RuleActionOut(BaseModel):
+    at: datetime
+    what: str = Field(description="acknowledged, resolved, firing (reopened), or feedback:useful|false_alarm.")
+    actor: str
+    via: str = Field(examples=["slack", "api", "widget", "page", "cli"])
+    alert_id: int
+
+
+class RuleStoryOut(BaseModel):
+    rule: str = Field(examples=["champion_left"])
+    label: str = Field(description="The rule's name in the caller's locale.", examples=["Champion left"])
+    would_fire_at: datetime | None = Field(
+        description="First moment (a midnight of the window, in hindsight, with today's rules) the condition held."
+    )
+    fired_at: datetime | None = Field(description="When the rule's first alert of the window fired (event time).")
+    told_at: datetime | None = Field(description="When a notification carrying it first went out.")
+    acknowledged_at: datetime | None
+    lead_days: float | None = Field(description="Days from told (else fired) to the outcome.")
+    lost_days: float | None = Field(description="Days from would-have-fired to told (or to the outcome, never told).")
+    actions: list[RuleActionOut]
+
+
+class RuleNameOut(BaseModel):
+    rule: str
+    label: str
+
+
+class SentOut(BaseModel):
+    sent_at: datetime
+    channel: str = Field(examples=["slack", "email", "team_channel"])
+    kind: str = Field(examples=["immediate", "digest", "escalation", "reminder"])
+    alert_ids: list[int]
+
+
+class SignalOut(BaseModel):
+    at: datetime
+    type: str = Field(examples=["kamwatch.contact_change.v1"])
+    data: dict[str, Any]
+
+
+class RiskPointOut(BaseModel):
+    at: datetime
+    risk: float
+    level: Level
+
+
+class PostMortemOut(BaseModel):
+    account: LossAccountOut
+    window_days: int = Field(description="Days before the outcome the post-mortem looks at.", examples=[180])
+    first_told_at: datetime | None = Field(description="The first notification about the account in the window.")
+    lead_days: float | None = Field(description="Days from the first notification to the outcome.")
+    possible_lead_days: float | None = Field(description="Days from the first rule that would have fired.")
+    rules: list[RuleStoryOut] = Field(description="Rules that fired or would have fired, earliest first.")
+    silent_rules: list[RuleNameOut] = Field(description="Rules of the account's tier that never would have fired.")
+    notifications: list[SentOut]
+    signals: list[SignalOut] = Field(description="Events of the window (usage aside), oldest first.")
+    risk: list[RiskPointOut] = Field(description="Risk and level replayed at each midnight of the window.")
+
+
+class LossOut(BaseModel):
+    account: LossAccountOut
+    first_alert_at: datetime | None
+    first_told_at: datetime | None
+    lead_days: float | None = Field(description="Days from the first notification (else alert) to the outcome.")
+
+
+class LossesOut(BaseModel):
+    period_from: date = Field(alias="from")
+    period_to: date = Field(alias="to")
+    items: list[LossOut] = Field(description="Newest first.")
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)

@@ -209,6 +209,7 @@ async def list_accounts(
             accounts.c.account_id,
             accounts.c.name,
             accounts.c.owner_kam_id,
+            kams.c.name.label("owner_name"),
             accounts.c.tier,
             accounts.c.segment,
             cast(accounts.c.arr, Numeric).label("arr"),
@@ -221,7 +222,11 @@ async def list_accounts(
             change.label("change_7d"),
             key,
         )
-        .select_from(accounts.outerjoin(account_health, account_health.c.account_id == accounts.c.account_id))
+        .select_from(
+            accounts.outerjoin(account_health, account_health.c.account_id == accounts.c.account_id).outerjoin(
+                kams, kams.c.kam_id == accounts.c.owner_kam_id
+            )
+        )
         .where(*conditions)
         .order_by(desc(key), accounts.c.account_id)
         .limit(limit + 1)
@@ -329,14 +334,15 @@ async def portfolio_groups(conn: AsyncConnection, principal: Principal) -> list[
 
 RETENTION_SQL = text(
     """
-    SELECT o.outcome, a.currency, count(*) AS n,
+    SELECT o.outcome, a.currency, a.owner_kam_id, k.name AS kam_name, a.tier, count(*) AS n,
            sum(o.arr_before) FILTER (WHERE o.arr_before IS NOT NULL) AS arr_before,
            sum(coalesce(o.arr_after, CASE WHEN o.outcome = 'churned' THEN 0 END))
                FILTER (WHERE o.arr_before IS NOT NULL) AS arr_after
       FROM outcomes o JOIN accounts a ON a.account_id = o.account_id
+      LEFT JOIN kams k ON k.kam_id = a.owner_kam_id
      WHERE o.event_time >= :start AND o.event_time < :end
        AND (CAST(:all_kams AS boolean) OR a.owner_kam_id = ANY(CAST(:kam_ids AS text[])))
-     GROUP BY o.outcome, a.currency
+     GROUP BY o.outcome, a.currency, a.owner_kam_id, k.name, a.tier
     """
 )
 
@@ -397,3 +403,87 @@ async def alert_owner(conn: asyncpg.Connection, alert_id: int) -> tuple[bool, st
         alert_id,
     )
     return (False, None) if row is None else (True, row["owner_kam_id"])
+
+
+# --- the account review page ---------------------------------------------------------------------------------
+
+USAGE_SQL = text(
+    """
+    SELECT day, sum(quantity)::float8 AS quantity, max(active_users) AS users
+      FROM usage_daily WHERE account_id = :account_id AND day BETWEEN :first AND :last
+     GROUP BY day ORDER BY day
+    """
+)
+
+
+async def usage_days(conn: AsyncConnection, account_id: str, first: date, last: date) -> list[RowMapping]:
+    """Usage per UTC day (every metric summed) and the most distinct active users of a metric that day."""
+    return list((await conn.execute(USAGE_SQL, {"account_id": account_id, "first": first, "last": last})).mappings())
+
+
+# Contacts with when the account last attended a meeting or review after they arrived (engagement events do not
+# name people: "met since they joined" is what the data can say).
+CONTACTS_SQL = text(
+    """
+    SELECT c.contact_id, c.name, c.title, c.role, c.previous_role, c.active, c.added_at, c.left_at,
+           (SELECT max(e.event_time) FROM engagements e
+             WHERE e.account_id = c.account_id AND e.event_time >= coalesce(c.added_at, '-infinity')
+               AND e.kind IN ('meeting', 'business_review') AND e.outcome = 'attended') AS last_met_at
+      FROM contacts c WHERE c.account_id = :account_id
+     ORDER BY c.active DESC, c.role, c.name NULLS LAST, c.contact_id
+    """
+)
+
+
+async def contacts(conn: AsyncConnection, account_id: str) -> list[RowMapping]:
+    return list((await conn.execute(CONTACTS_SQL, {"account_id": account_id})).mappings())
+
+
+# What happened to an account besides product usage (summarised apart): events, alerts and their lifecycle,
+# level changes and overrides since a moment, newest first.
+SIGNALS_SQL = text(
+    """
+    SELECT * FROM (
+        SELECT e.event_time AS at, 'event' AS kind, e.type AS type, 'e:' || e.source || ':' || e.event_id AS item_id,
+               e.payload::jsonb AS data
+          FROM raw_events e
+         WHERE e.subject = :account_id AND e.type <> 'kamwatch.usage.v1' AND e.event_time >= :since
+           AND e.event_time <= :until
+        UNION ALL
+        SELECT al.fired_at, 'alert', 'alert.fired', 'a:' || al.id,
+               json_build_object('alert_id', al.id, 'rule', al.rule, 'severity', al.severity, 'state', al.state,
+                                 'title_en', al.title_en, 'title_fr', al.title_fr)::jsonb
+          FROM alerts al WHERE al.account_id = :account_id AND al.fired_at >= :since AND al.fired_at <= :until
+        UNION ALL
+        SELECT t.at, 'alert_transition', 'alert.' || t.to_state, 't:' || t.id,
+               json_build_object('alert_id', t.alert_id, 'from_state', t.from_state, 'to_state', t.to_state,
+                                 'actor', t.actor, 'via', t.via, 'note', t.note, 'rule', al.rule,
+                                 'title_en', al.title_en, 'title_fr', al.title_fr)::jsonb
+          FROM alert_transitions t JOIN alerts al ON al.id = t.alert_id
+         WHERE al.account_id = :account_id AND t.from_state IS NOT NULL AND t.at >= :since AND t.at <= :until
+        UNION ALL
+        SELECT l.as_of, 'level_change', 'level.' || l.level, 'l:' || to_char(l.as_of AT TIME ZONE 'UTC',
+                                                                             'YYYYMMDDHH24MISSUS'),
+               json_build_object('level', l.level, 'previous', l.previous, 'risk', l.risk)::jsonb
+          FROM (SELECT as_of, level, risk, lag(level) OVER (ORDER BY as_of) AS previous
+                  FROM account_health_history WHERE account_id = :account_id) l
+         WHERE l.previous IS DISTINCT FROM l.level AND l.previous IS NOT NULL AND l.as_of >= :since
+           AND l.as_of <= :until
+        UNION ALL
+        SELECT o.created_at, 'override', 'override', 'o:' || o.id,
+               json_build_object('level', o.level, 'reason', o.reason, 'created_by', o.created_by,
+                                 'expires_at', o.expires_at, 'revoked_at', o.revoked_at)::jsonb
+          FROM health_overrides o WHERE o.account_id = :account_id AND o.created_at >= :since
+           AND o.created_at <= :until
+    ) items
+    ORDER BY items.at DESC, items.item_id DESC
+    LIMIT :limit
+    """
+)
+
+
+async def signals(
+    conn: AsyncConnection, account_id: str, since: datetime, until: datetime, *, limit: int = 300
+) -> list[RowMapping]:
+    params = {"account_id": account_id, "since": since, "until": until, "limit": limit}
+    return list((await conn.execute(SIGNALS_SQL, params)).mappings())

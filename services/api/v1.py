@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BeforeValidator
 
 from alerts.repository import lifecycle
+from alerts.rule_labels import rule_label
 from health_engine import overrides
 from health_engine.access import Principal, mint, signing_secret
 from schemas.vocabulary import Level, Locale, Severity
@@ -25,10 +26,12 @@ from services.api.models import (
     FeedbackIn,
     FeedbackOut,
     HistoryOut,
+    LossesOut,
     NoteIn,
     OverrideIn,
     OverrideOut,
     PortfolioSummary,
+    PostMortemOut,
     SnoozeIn,
     TimelinePage,
     WidgetTokenIn,
@@ -48,6 +51,7 @@ from services.api.views import (
     portfolio_document,
     timeline_item,
 )
+from services.flows import postmortem as pm
 from services.platform.database import Database
 
 
@@ -262,7 +266,7 @@ async def get_portfolio(
         outcomes = await q.retention(
             conn, principal, datetime.combine(begin, time.min, tz), datetime.combine(stop, time.min, tz)
         )
-    return portfolio_document(groups, outcomes, begin, stop)
+    return portfolio_document(groups, outcomes, begin, stop, request.app.state.rates)
 
 
 @router.get("/alerts", response_model=AlertPage, tags=["alerts"], summary="Alerts, newest first", responses=AUTH_ERRORS)
@@ -466,3 +470,77 @@ async def create_widget_token(request: Request, principal: Reader, body: WidgetT
     base = request.app.state.settings.public_url.rstrip("/")
     url = f"{base}/widget/accounts/{quote(body.account_id, safe='')}?token={token}"
     return {"token": token, "account_id": body.account_id, "kam_id": kam_id, "expires_at": expires, "url": url}
+
+
+@router.get(
+    "/accounts/{account_id}/postmortem",
+    response_model=PostMortemOut,
+    tags=["accounts"],
+    summary="Post-mortem of a lost account",
+    description="For the account's latest churn (else downgrade), over the 180 days before it: the signals in "
+    "order, when each rule would have fired (the stored signals replayed at every midnight through the scoring "
+    "and today's rules) and when it did, when the KAM was told, acknowledged and acted, the lead time kept or "
+    "lost, and the rules of its tier that stayed silent.",
+    responses={**AUTH_ERRORS, 404: problem_doc("Unknown, not visible to this key, or never lost")},
+)
+async def get_postmortem(
+    request: Request, account_id: str, principal: Reader, locale: LocaleParam = None
+) -> dict[str, Any]:
+    language = _locale(request, locale)
+    async with q.request_db(request).unit_of_work() as conn:
+        await q.visible_account(conn, principal, account_id)
+    async with q.request_db(request).transaction() as driver:
+        loss = await pm.last_loss(driver, account_id)
+        if loss is None:
+            raise q.not_found("loss of this account")
+        found = await pm.account_post_mortem(driver, loss, request.app.state.scoring, request.app.state.alert_rules)
+    return pm.post_mortem_document(found, lambda rule: rule_label(rule, language))
+
+
+@router.get(
+    "/portfolio/losses",
+    response_model=LossesOut,
+    response_model_by_alias=True,
+    tags=["portfolio"],
+    summary="Accounts lost in a period, with their lead times",
+    description="Churned and downgraded accounts visible to the caller, newest first, each with when its first "
+    "alert of the 180 days before fired and when its KAM was first told: the learning loop of post-mortems.",
+    responses=AUTH_ERRORS,
+)
+async def get_losses(
+    request: Request,
+    principal: Reader,
+    start: Annotated[IsoDate | None, Query(alias="from", description="First day (default: 90 days ago).")] = None,
+    end: Annotated[IsoDate | None, Query(alias="to", description="Last day, included (default: today).")] = None,
+) -> dict[str, Any]:
+    now = q.request_now(request)
+    stop = end or now.date()
+    begin = start or stop - timedelta(days=90)
+    if begin > stop:
+        raise Problem(422, "Unprocessable Content", "from: must not be after to", field="from")
+    return {"from": begin, "to": stop, "items": await losses_with_lead_times(request, principal, begin, stop)}
+
+
+async def losses_with_lead_times(
+    request: Request, principal: Principal, begin: date, stop: date
+) -> list[dict[str, Any]]:
+    """The losses of the period the caller may see, with when the first alert fired and the KAM was told."""
+    tz = q.request_now(request).tzinfo
+    kam_ids = None if principal.kam_ids is None else sorted(principal.kam_ids)
+    async with q.request_db(request).transaction() as conn:
+        found = await pm.losses(
+            conn,
+            datetime.combine(begin, time.min, tz),
+            datetime.combine(stop + timedelta(days=1), time.min, tz),
+            kam_ids=kam_ids,
+        )
+        leads = await pm.lead_times(conn, found)
+    items = []
+    for loss in found:
+        fired, told = leads[f"{loss.account_id}@{loss.outcome_at.isoformat()}"]
+        first = told or fired
+        lead = None if first is None else round((loss.outcome_at - first).total_seconds() / 86400, 1)
+        items.append(
+            {"account": pm.loss_document(loss), "first_alert_at": fired, "first_told_at": told, "lead_days": lead}
+        )
+    return items

@@ -13,7 +13,8 @@ import orjson
 
 from health_engine.config import Levels
 from health_engine.groups import Contribution, Member, roll_up
-from schemas.vocabulary import AT_RISK_LEVELS, LEVELS, Locale
+from schemas.vocabulary import AT_RISK_LEVELS, LEVELS, TIERS, Locale
+from services.platform.currency import ExchangeRates
 
 
 def pick_locale(requested: str | None, accept_language: str | None) -> Locale:
@@ -172,6 +173,7 @@ def account_summary(row: Mapping[Any, Any]) -> dict[str, Any]:
         "account_id": row["account_id"],
         "name": row["name"],
         "owner_kam_id": row["owner_kam_id"],
+        "owner_name": row["owner_name"],
         "tier": row["tier"],
         "segment": row["segment"],
         "arr": str(row["arr"]),
@@ -199,6 +201,43 @@ def _money(sums: Mapping[str, Decimal]) -> dict[str, str]:
     return {currency: str(amount) for currency, amount in sorted(sums.items())}
 
 
+def converted_document(sums: Mapping[str, Decimal], rates: ExchangeRates) -> dict[str, Any]:
+    """Amounts per currency as one sum in the reporting currency, and apart what no rate converts."""
+    total = rates.total(sums)
+    return {"currency": total.currency, "amount": str(total.amount), "unconverted": _money(total.unconverted)}
+
+
+class _Retention:
+    """Outcomes of a period: counts, ARR before and after per currency, lost ARR (churned, downgraded)."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = defaultdict(int)
+        self.before: dict[str, Decimal] = defaultdict(Decimal)
+        self.after: dict[str, Decimal] = defaultdict(Decimal)
+        self.lost: dict[str, Decimal] = defaultdict(Decimal)
+
+    def add(self, row: Mapping[Any, Any]) -> None:
+        self.counts[row["outcome"]] += int(row["n"])
+        if row["arr_before"] is None:
+            return
+        before, after = Decimal(row["arr_before"]), Decimal(row["arr_after"] or 0)
+        self.before[row["currency"]] += before
+        self.after[row["currency"]] += after
+        self.lost[row["currency"]] += max(before - after, Decimal(0))
+
+    def nrr(self, rates: ExchangeRates) -> float | None:
+        """ARR after over ARR before, both in the reporting currency (what converts)."""
+        before, after = rates.total(self.before), rates.total(self.after)
+        return round(float(after.amount / before.amount), 4) if before.amount else None
+
+    def document(self, rates: ExchangeRates) -> dict[str, Any]:
+        return {
+            "outcomes": dict(self.counts),
+            "lost_arr": converted_document(self.lost, rates),
+            "net_revenue_retention": self.nrr(rates),
+        }
+
+
 class _Group:
     def __init__(self) -> None:
         self.name: str | None = None
@@ -206,6 +245,7 @@ class _Group:
         self.by_level: dict[str, int] = dict.fromkeys((*LEVELS, "unscored"), 0)
         self.arr: dict[str, Decimal] = defaultdict(Decimal)
         self.arr_at_risk: dict[str, Decimal] = defaultdict(Decimal)
+        self.retention = _Retention()
 
     def add(self, level: str, currency: str, count: int, arr: Decimal) -> None:
         self.accounts += count
@@ -214,7 +254,7 @@ class _Group:
         if level in AT_RISK_LEVELS:
             self.arr_at_risk[currency] += arr
 
-    def document(self, key: str) -> dict[str, Any]:
+    def document(self, key: str, rates: ExchangeRates) -> dict[str, Any]:
         return {
             "key": key,
             "name": self.name,
@@ -222,13 +262,23 @@ class _Group:
             "by_level": self.by_level,
             "arr": _money(self.arr),
             "arr_at_risk": _money(self.arr_at_risk),
+            "reporting": {
+                "arr": converted_document(self.arr, rates),
+                "arr_at_risk": converted_document(self.arr_at_risk, rates),
+                **self.retention.document(rates),
+            },
         }
 
 
 def portfolio_document(
-    groups: Iterable[Mapping[Any, Any]], outcomes: Iterable[Mapping[Any, Any]], start: date, end: date
+    groups: Iterable[Mapping[Any, Any]],
+    outcomes: Iterable[Mapping[Any, Any]],
+    start: date,
+    end: date,
+    rates: ExchangeRates,
 ) -> dict[str, Any]:
-    """Sums by level, KAM and tier, and net revenue retention per currency."""
+    """Sums by level, KAM and tier in each original currency and in the reporting currency (``rates``), and the
+    period's outcomes: net revenue retention and lost ARR, in all and per KAM and tier."""
     total = _Group()
     levels: dict[str, tuple[int, dict[str, Decimal]]] = {
         level: (0, defaultdict(Decimal)) for level in (*LEVELS, "unscored")
@@ -245,33 +295,48 @@ def portfolio_document(
         n, sums = levels.setdefault(level, (0, defaultdict(Decimal)))
         sums[currency] += arr
         levels[level] = (n + count, sums)
-    counts: dict[str, int] = defaultdict(int)
-    before: dict[str, Decimal] = defaultdict(Decimal)
-    after: dict[str, Decimal] = defaultdict(Decimal)
     for row in outcomes:
-        counts[row["outcome"]] += int(row["n"])
-        if row["arr_before"] is not None:
-            before[row["currency"]] += Decimal(row["arr_before"])
-            after[row["currency"]] += Decimal(row["arr_after"] or 0)
+        total.retention.add(row)
+        by_kam[row["owner_kam_id"]].retention.add(row)
+        if by_kam[row["owner_kam_id"]].name is None:
+            by_kam[row["owner_kam_id"]].name = row["kam_name"]
+        by_tier[row["tier"]].retention.add(row)
+    retention = total.retention
     return {
         "accounts": total.accounts,
+        "reporting_currency": rates.reporting,
+        "rates_as_of": rates.as_of,
         "by_level": {level: {"accounts": n, "arr": _money(sums)} for level, (n, sums) in levels.items()},
         "arr": _money(total.arr),
         "arr_at_risk": _money(total.arr_at_risk),
-        "by_kam": [group.document(key) for key, group in sorted(by_kam.items(), key=lambda kv: -kv[1].accounts)],
-        "by_tier": [group.document(key) for key, group in sorted(by_tier.items())],
+        "reporting": {
+            "arr": converted_document(total.arr, rates),
+            "arr_at_risk": converted_document(total.arr_at_risk, rates),
+            **retention.document(rates),
+        },
+        "by_kam": [
+            group.document(key, rates)
+            for key, group in sorted(by_kam.items(), key=lambda kv: (-kv[1].accounts, kv[1].name or kv[0]))
+        ],
+        "by_tier": [
+            group.document(key, rates) for key, group in sorted(by_tier.items(), key=lambda kv: _tier_rank(kv[0]))
+        ],
         "retention": {
             "from": start,
             "to": end,
-            "outcomes": dict(counts),
-            "arr_before": _money(before),
-            "arr_after": _money(after),
+            "outcomes": dict(retention.counts),
+            "arr_before": _money(retention.before),
+            "arr_after": _money(retention.after),
             "net_revenue_retention": {
-                currency: (round(float(after[currency] / amount), 4) if amount else None)
-                for currency, amount in sorted(before.items())
+                currency: (round(float(retention.after[currency] / amount), 4) if amount else None)
+                for currency, amount in sorted(retention.before.items())
             },
         },
     }
+
+
+def _tier_rank(tier: str) -> tuple[int, str]:
+    return (TIERS.index(tier) if tier in TIERS else len(TIERS), tier)
 
 
 _TYPE_WORDS = {

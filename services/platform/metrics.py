@@ -145,8 +145,10 @@ METRIC_SPECS: tuple[MetricSpec, ...] = (
     MetricSpec(
         "kamwatch_arr_at_risk",
         "gauge",
-        "Annual recurring revenue of the accounts at high or critical risk, by tier.",
-        ("tier",),
+        "Annual recurring revenue of the accounts at high or critical risk, by tier and currency: in the reporting "
+        "currency (KAMWATCH_REPORTING_CURRENCY) where a rate converts it, else in its own; never two currencies "
+        "added.",
+        ("tier", "currency"),
         multiprocess_mode="livemostrecent",
     ),
     # alerting
@@ -273,6 +275,7 @@ class Metrics:
         self.sweep_last_success_timestamp_seconds = self._gauge("kamwatch_sweep_last_success_timestamp_seconds")
         self.accounts = self._gauge("kamwatch_accounts")
         self.arr_at_risk = self._gauge("kamwatch_arr_at_risk")
+        self._arr_series: set[tuple[str, str]] = set()
         # alerting
         self.alerts_opened_total = self._counter("kamwatch_alerts_opened_total")
         self.alerts_escalated_total = self._counter("kamwatch_alerts_escalated_total")
@@ -310,10 +313,18 @@ class Metrics:
         encoder, content_type = choose_encoder(accept or "")
         return encoder(self.registry), content_type
 
-    def set_portfolio(self, accounts: Mapping[tuple[str, str], int], arr_at_risk: Mapping[str, float]) -> None:
-        """Set the portfolio gauges: account counts by (level, tier) and ARR at risk by tier; missing ones are 0.
+    def set_portfolio(
+        self,
+        accounts: Mapping[tuple[str, str], int],
+        arr_at_risk: Mapping[tuple[str, str], float],
+        reporting_currency: str | None,
+    ) -> None:
+        """Set the portfolio gauges: account counts by (level, tier) and ARR at risk by (tier, currency); missing
+        ones are 0.
 
-        Setting every known combination (instead of clearing) leaves no gap a scrape could fall into.
+        Setting every known combination (instead of clearing) leaves no gap a scrape could fall into; a currency
+        seen before and gone now reads 0 rather than its last value. ``reporting_currency`` None (before the
+        first reading): no ARR series yet.
         """
         for level in LEVELS:
             for tier in TIERS:
@@ -321,8 +332,11 @@ class Metrics:
         for (level_name, tier_name), count in accounts.items():
             if level_name not in LEVELS or tier_name not in TIERS:
                 self.accounts.labels(level=level_name, tier=tier_name).set(count)
-        for tier_name in {*TIERS, *arr_at_risk}:
-            self.arr_at_risk.labels(tier=tier_name).set(arr_at_risk.get(tier_name, 0.0))
+        if reporting_currency is not None:
+            self._arr_series |= {(tier, reporting_currency) for tier in TIERS}
+        self._arr_series |= set(arr_at_risk)
+        for tier_name, currency in self._arr_series:
+            self.arr_at_risk.labels(tier=tier_name, currency=currency).set(arr_at_risk.get((tier_name, currency), 0.0))
 
     def close(self) -> None:
         """At process exit in multiprocess mode: drop this process's live gauges (a no-op otherwise)."""
@@ -365,7 +379,7 @@ class Metrics:
         if not self.multiprocess:
             # Gauges in multiprocess "mostrecent"/"livesum" modes would publish these zeros from every process;
             # there the owning code sets them.
-            self.set_portfolio({}, {})
+            self.set_portfolio({}, {}, None)
             for state in POOL_STATES:
                 self.db_pool_connections.labels(state=state)
 

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import text
 
 from ingestion.parsing import InboundRecord
 from ingestion.pipeline import BatchResult, Ingress
 from schemas.vocabulary import AT_RISK_LEVELS
+from services.platform.currency import ExchangeRates
 from services.platform.database import Database
 from services.platform.metrics import Metrics
 
@@ -55,16 +59,32 @@ def record_batch(
 
 
 _PORTFOLIO_SQL = """
-SELECT h.level, a.tier, count(*) AS accounts, coalesce(sum(a.arr), 0)::float8 AS arr
+SELECT h.level, a.tier, a.currency, count(*) AS accounts, coalesce(sum(a.arr), 0) AS arr
 FROM account_health h JOIN accounts a USING (account_id)
-GROUP BY h.level, a.tier
+GROUP BY h.level, a.tier, a.currency
 """
 
 _OUTBOX_SQL = "SELECT count(*), min(created_at) FROM notifications WHERE status = 'pending'"
 
 
-async def sample(db: Database, metrics: Metrics, now: datetime) -> None:
-    """One reading of the database-derived gauges."""
+def arr_at_risk_by_tier(rows: Iterable[Any], rates: ExchangeRates) -> dict[tuple[str, str], float]:
+    """ARR of the high and critical accounts by (tier, currency): converted to the reporting currency where a rate
+    is known, else kept in its own currency (two currencies are never added)."""
+    sums: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+    for row in rows:
+        if row.level in AT_RISK_LEVELS:
+            sums[row.tier][row.currency] += Decimal(row.arr)
+    found: dict[tuple[str, str], float] = {}
+    for tier, by_currency in sums.items():
+        total = rates.total(by_currency)
+        found[(tier, total.currency)] = float(total.amount)
+        for currency, amount in total.unconverted.items():
+            found[(tier, currency)] = float(amount)
+    return found
+
+
+async def sample(db: Database, metrics: Metrics, now: datetime, rates: ExchangeRates) -> None:
+    """One reading of the database-derived gauges (ARR at risk in the reporting currency of ``rates``)."""
     pool = db.engine.pool
     size, in_use = int(getattr(pool, "size", lambda: 0)()), int(getattr(pool, "checkedout", lambda: 0)())
     metrics.db_pool_size.set(size)
@@ -73,22 +93,24 @@ async def sample(db: Database, metrics: Metrics, now: datetime) -> None:
     async with db.unit_of_work() as conn:
         rows = (await conn.execute(text(_PORTFOLIO_SQL))).all()
         pending, oldest = (await conn.execute(text(_OUTBOX_SQL))).one()
-    accounts = {(row.level, row.tier): int(row.accounts) for row in rows}
-    at_risk: dict[str, float] = {}
+    accounts: dict[tuple[str, str], int] = defaultdict(int)
     for row in rows:
-        if row.level in AT_RISK_LEVELS:
-            at_risk[row.tier] = at_risk.get(row.tier, 0.0) + float(row.arr)
-    metrics.set_portfolio(accounts, at_risk)
+        accounts[(row.level, row.tier)] += int(row.accounts)
+    metrics.set_portfolio(accounts, arr_at_risk_by_tier(rows, rates), rates.reporting)
     metrics.outbox_pending.set(int(pending))
     metrics.outbox_oldest_pending_age_seconds.set(max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)
 
 
 async def sample_forever(
-    db: Database, metrics: Metrics, clock: Callable[[], datetime], interval_s: float = SAMPLE_INTERVAL_S
+    db: Database,
+    metrics: Metrics,
+    clock: Callable[[], datetime],
+    rates: ExchangeRates,
+    interval_s: float = SAMPLE_INTERVAL_S,
 ) -> None:
     while True:
         try:
-            await sample(db, metrics, clock())
+            await sample(db, metrics, clock(), rates)
         except Exception:  # a failed reading must not stop the service; the next one retries
             log.exception("sampling database gauges failed")
         await asyncio.sleep(interval_s)

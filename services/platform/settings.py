@@ -109,6 +109,14 @@ class Settings(BaseSettings):
     alerter_backoff_cap_s: float = Field(default=3600.0, gt=0, description="Longest retry delay.")
     alerter_concurrency: PositiveInt = Field(default=4, description="Notifications sent at once by one alerter.")
     alerter_escalation_interval_s: float = Field(default=300.0, gt=0, description="Period of the escalation check.")
+    reporting_currency: str = Field(
+        default="EUR", pattern=r"^[A-Z]{3}$", description="Currency of portfolio sums and the ARR metrics (ISO 4217)."
+    )
+    exchange_rates_file: Path | None = Field(
+        default=None,
+        description="YAML `rates: {USD: 0.92}`: one unit of each currency in the reporting currency. Unset: "
+        "amounts in other currencies are shown apart, never added.",
+    )
     metrics_host: str = "0.0.0.0"
     metrics_port: int = Field(default=9108, description="Port of /metrics for the worker and the alerter.")
 

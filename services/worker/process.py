@@ -16,6 +16,7 @@ from services.flows.evaluation import HealthEngine, RescorePacing, rescore_forev
 from services.flows.ingest import Pipeline
 from services.flows.notifying import NotifyMode
 from services.platform.clock import utc_now
+from services.platform.currency import exchange_rates
 from services.platform.database import Database
 from services.platform.metrics import Metrics, ReadinessCheck, serve_metrics
 from services.platform.observability import sample_forever
@@ -33,7 +34,7 @@ def evaluation_tasks(
         asyncio.create_task(
             sweep_forever(engine, interval_s=settings.sweep_interval_s, shards=settings.sweep_shards, clock=utc_now)
         ),
-        asyncio.create_task(sample_forever(db, metrics, utc_now)),
+        asyncio.create_task(sample_forever(db, metrics, utc_now, exchange_rates(settings))),
     ]
 
 

@@ -1,65 +1,39 @@
-"""Server-rendered pages: the embeddable account widget (widget token) and the portfolio pages (login cookie)."""
+"""Server-rendered pages: the embeddable account widget (widget token), sign in and out; the pages behind the
+login cookie (portfolio, account review, post-mortems) have their own modules, gathered here."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from decimal import Decimal
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import quote, urlencode
 
-import jinja2
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from alerts.repository import lifecycle
-from health_engine.access import InvalidToken, Principal, WidgetGrant, principal_for_key, verify
-from schemas.vocabulary import LEVELS, Locale
-from schemas.wording import money, number
+from health_engine.access import InvalidToken, WidgetGrant, principal_for_key, verify
+from schemas.i18n import translate
+from schemas.vocabulary import Locale
 from services.api import queries as q
 from services.api.auth import SESSION_COOKIE
+from services.api.pages import losses, portfolio, review
 from services.api.pages.charts import gauge_arc, line_chart
-from services.api.pages.texts import TEXTS
+from services.api.pages.render import message, render
+from services.api.pages.review import alert_view, to_login
 from services.api.problems import Problem
 from services.api.v1 import widget_secret
-from services.api.views import health_document, pick_locale, portfolio_document, timeline_item
-from services.platform.settings import Settings
+from services.api.views import health_document, pick_locale
 
 router = APIRouter(include_in_schema=False)
-
-_env = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
-    autoescape=True,
-    undefined=jinja2.StrictUndefined,
-)
-_env.filters["num"] = lambda value, locale: number(float(value), locale)
-_env.filters["money"] = lambda value, currency, locale: money(Decimal(value), currency, locale)
+router.include_router(portfolio.router)
+router.include_router(review.router)
+router.include_router(losses.router)
 
 
-def _render(
-    request: Request, template: str, context: dict[str, Any], *, status: int = 200, framed: bool = False
-) -> HTMLResponse:
-    settings: Settings = request.app.state.settings
-    # Widgets may be framed by the configured CRM origins; the cookie pages by nobody (clickjacking).
-    ancestors = " ".join(settings.frame_ancestors) if framed else "'none'"
-    csp = (
-        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; "
-        f"base-uri 'none'; frame-ancestors {ancestors}"
-    )
-    headers = {
-        "Content-Security-Policy": csp,
-        "Cache-Control": "no-store",
-        # The widget URL carries its token: never leak it in a Referer.
-        "Referrer-Policy": "no-referrer",
-        "X-Content-Type-Options": "nosniff",
-    }
-    html = _env.get_template(template).render(**context)
-    return HTMLResponse(html, status_code=status, headers=headers)
-
-
-def _message(request: Request, locale: Locale, status: int, heading: str, detail: str, *, framed: bool) -> HTMLResponse:
-    context = {"locale": locale, "heading": heading, "message": detail}
-    return _render(request, "message.html", context, status=status, framed=framed)
+def _refused(request: Request, language: Locale) -> HTMLResponse:
+    heading = translate(language, "Access refused")
+    detail = translate(language, "This link has expired or is not valid for this account. Reload the page in your CRM.")
+    return message(request, language, 403, heading, detail, framed=True)
 
 
 async def _grant(request: Request, account_id: str, token: str) -> WidgetGrant | None:
@@ -81,25 +55,24 @@ async def widget_page(
     request: Request, account_id: str, token: str = "", locale: Annotated[str | None, Query()] = None
 ) -> HTMLResponse:
     language = pick_locale(locale, request.headers.get("accept-language"))
-    t = TEXTS[language]
     grant = await _grant(request, account_id, token)
     if grant is None:
-        return _message(request, language, 403, t["forbidden"], t["forbidden_detail"], framed=True)
+        return _refused(request, language)
     row = await q.account_health_row(request.app.state.read_pool, account_id, q.request_now(request))
     if row is None:
-        return _message(request, language, 404, t["not_found"], t["not_found_detail"], framed=True)
+        heading, detail = translate(language, "Not found"), translate(language, "No such account.")
+        return message(request, language, 404, heading, detail, framed=True)
     health = health_document(row, language)
+    health["open_alerts"] = [alert_view(a, language) for a in health["open_alerts"]]
     context = {
         "locale": language,
-        "t": t,
         "h": health,
         "gauge": gauge_arc(health["risk"] or 0.0),
         "chart": line_chart(await _risk_series(request, account_id, 90), 240, 44),
         "token": token,
-        "actions": True,
         "base": f"/widget/accounts/{quote(account_id, safe='')}",
     }
-    return _render(request, "widget.html", context, framed=True)
+    return render(request, "widget.html", context, framed=True)
 
 
 async def _widget_action(
@@ -108,8 +81,7 @@ async def _widget_action(
     language = pick_locale(locale, request.headers.get("accept-language"))
     grant = await _grant(request, account_id, token)
     if grant is None:
-        t = TEXTS[language]
-        return _message(request, language, 403, t["forbidden"], t["forbidden_detail"], framed=True)
+        return _refused(request, language)
     now = q.request_now(request)
     async with q.request_db(request).transaction() as conn:
         try:
@@ -157,23 +129,10 @@ async def widget_snooze(
     return await _widget_action(request, account_id, alert_id, token, locale, minutes)
 
 
-async def _page_principal(request: Request) -> Principal | None:
-    key = request.cookies.get(SESSION_COOKIE)
-    if not key:
-        return None
-    async with q.request_db(request).unit_of_work() as conn:
-        principal = await principal_for_key(conn, key, now=q.request_now(request))
-    return principal if principal is not None and principal.can_read() else None
-
-
-def _to_login() -> RedirectResponse:
-    return RedirectResponse("/login", status_code=303)
-
-
 @router.get("/login", response_class=HTMLResponse)
 async def login_form(request: Request, locale: str | None = None) -> HTMLResponse:
     language = pick_locale(locale, request.headers.get("accept-language"))
-    return _render(request, "login.html", {"locale": language, "t": TEXTS[language], "error": None})
+    return render(request, "login.html", {"locale": language, "error": None})
 
 
 @router.post("/login")
@@ -183,9 +142,9 @@ async def login(request: Request, key: Annotated[str, Form()] = "", locale: str 
     async with q.request_db(request).unit_of_work() as conn:
         principal = await principal_for_key(conn, key.strip(), now=q.request_now(request))
     if principal is None or not principal.can_read():
-        context = {"locale": language, "t": TEXTS[language], "error": TEXTS[language]["bad_key"]}
-        return _render(request, "login.html", context, status=401)
-    response = RedirectResponse("/", status_code=303)
+        error = translate(language, "Unknown, revoked or expired key, or a key that cannot read accounts.")
+        return render(request, "login.html", {"locale": language, "error": error}, status=401)
+    response = RedirectResponse(f"/?locale={language}" if locale else "/", status_code=303)
     secure = request.app.state.settings.public_url.startswith("https://")
     response.set_cookie(
         SESSION_COOKIE, key.strip(), httponly=True, secure=secure, samesite="strict", max_age=12 * 3600, path="/"
@@ -195,74 +154,6 @@ async def login(request: Request, key: Annotated[str, Form()] = "", locale: str 
 
 @router.post("/logout")
 async def logout() -> Response:
-    response = _to_login()
+    response = to_login()
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
-
-
-@router.get("/", response_class=HTMLResponse)
-async def portfolio_page(
-    request: Request,
-    level: str | None = None,
-    tier: str | None = None,
-    sort: str = "risk",
-    cursor: str | None = None,
-    locale: str | None = None,
-) -> Response:
-    principal = await _page_principal(request)
-    if principal is None:
-        return _to_login()
-    language = pick_locale(locale, request.headers.get("accept-language"))
-    chosen_sort: q.AccountSort = sort if sort in ("risk", "arr_at_risk", "change") else "risk"  # type: ignore[assignment]
-    levels = [level] if level in LEVELS else []
-    async with q.request_db(request).unit_of_work() as conn:
-        rows, next_cursor = await q.list_accounts(
-            conn,
-            principal,
-            owner=None,
-            levels=levels,
-            tiers=[tier] if tier else [],
-            segment=None,
-            renewal_from=None,
-            renewal_to=None,
-            sort=chosen_sort,
-            limit=100,
-            cursor=cursor,
-        )
-        groups = await q.portfolio_groups(conn, principal)
-    today = q.request_now(request).date()
-    summary = portfolio_document(groups, [], today, today)
-    filters = {"level": level or "", "tier": tier or "", "sort": chosen_sort}
-    next_query = urlencode({**filters, "cursor": next_cursor or ""})
-    context = {
-        "locale": language,
-        "t": TEXTS[language],
-        "summary": summary,
-        "accounts": rows,
-        "filters": filters,
-        "next_cursor": next_cursor,
-        "next_query": next_query,
-    }
-    return _render(request, "portfolio.html", context)
-
-
-@router.get("/accounts/{account_id}", response_class=HTMLResponse)
-async def account_page(request: Request, account_id: str, locale: str | None = None) -> Response:
-    principal = await _page_principal(request)
-    if principal is None:
-        return _to_login()
-    language = pick_locale(locale, request.headers.get("accept-language"))
-    t = TEXTS[language]
-    row = await q.account_health_row(request.app.state.read_pool, account_id, q.request_now(request))
-    if row is None or not principal.sees_owner(row["owner_kam_id"]):
-        return _message(request, language, 404, t["not_found"], t["not_found_detail"], framed=False)
-    async with q.request_db(request).unit_of_work() as conn:
-        events, _ = await q.timeline(conn, account_id, limit=100, cursor=None)
-    context = {
-        "locale": language,
-        "t": t,
-        "h": health_document(row, language),
-        "chart": line_chart(await _risk_series(request, account_id, 180), 720, 160),
-        "timeline": [timeline_item(e, language) for e in events],
-    }
-    return _render(request, "account.html", context)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -10,7 +11,8 @@ import pytest
 from sqlalchemy import text
 
 from services.platform.database import Database
-from tests.integration.api.conftest import World
+from services.platform.settings import Settings
+from tests.integration.api.conftest import World, make_app
 from tests.integration.api.seed import NOW
 
 
@@ -70,6 +72,7 @@ async def test_account_summary_fields(client: httpx.AsyncClient, world: World) -
             "account_id": "acme",
             "name": "Acme",
             "owner_kam_id": "kam-lea",
+            "owner_name": "Lea",
             "tier": "strategic",
             "segment": "enterprise",
             "arr": "480000.0000",
@@ -141,6 +144,15 @@ async def test_portfolio_summary(client: httpx.AsyncClient, world: World) -> Non
     assert retention["arr_before"] == {"EUR": "500000.0000"}
     assert retention["net_revenue_retention"] == {"EUR": 0.96}  # (480k + 0) / (400k + 100k)
 
+    # Without exchange rates the dollars stay apart from the euros, never added.
+    assert body["reporting"]["arr"] == {
+        "currency": "EUR",
+        "amount": "1070000.0000",
+        "unconverted": {"USD": "50000.0000"},
+    }
+    assert body["reporting"]["lost_arr"] == {"currency": "EUR", "amount": "100000.0000", "unconverted": {}}
+    assert body["reporting"]["net_revenue_retention"] == 0.96
+
     own = (await client.get("/v1/portfolio/summary", headers=world.auth("lea"))).json()
     assert own["retention"]["net_revenue_retention"] == {"EUR": 1.2}
     empty = (await client.get("/v1/portfolio/summary?from=2020-01-01&to=2020-02-01", headers=world.auth("lea"))).json()
@@ -188,3 +200,25 @@ async def test_timeline_shows_an_event_whose_numbers_no_float_holds(
     # Exact, as PostgreSQL keeps them (a 64-bit or float decoder would round, overflow or refuse them).
     assert item["data"]["huge"] == 10**400
     assert item["data"]["wide"] == 123456789012345678901234567890
+
+
+async def test_portfolio_in_the_reporting_currency_with_the_operators_rates(
+    settings: Settings, db: Database, world: World, tmp_path: Path
+) -> None:
+    rates = tmp_path / "rates.yaml"
+    rates.write_text("as_of: '2026-11-19'\nrates: {EUR: 1.1}\n")
+    app = make_app(settings.model_copy(update={"reporting_currency": "USD", "exchange_rates_file": rates}), db)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://kamwatch.test") as http:
+            body = (await http.get("/v1/portfolio/summary", headers=world.auth("admin"))).json()
+            metrics = (await http.get("/metrics")).text
+
+    assert (body["reporting_currency"], body["rates_as_of"]) == ("USD", "2026-11-19")
+    # 1,070,000 EUR at 1.1 plus 50,000 USD
+    assert body["reporting"]["arr"] == {"currency": "USD", "amount": "1227000.00000", "unconverted": {}}
+    assert body["arr"] == {"EUR": "1070000.0000", "USD": "50000.0000"}  # the original currencies beside
+    zoe = next(k for k in body["by_kam"] if k["key"] == "kam-zoe")
+    assert zoe["name"] == "Zoe"
+    assert zoe["reporting"]["lost_arr"] == {"currency": "USD", "amount": "110000.00000", "unconverted": {}}
+    assert 'kamwatch_arr_at_risk{currency="USD",tier="strategic"} 528000.0' in metrics
+    assert 'currency="EUR"' not in metrics.split("kamwatch_arr_at_risk ")[-1]

@@ -35,7 +35,7 @@ async def test_portfolio_page_shows_the_visible_accounts_by_risk(client: httpx.A
     assert html.index("Globex") < html.index("Acme") < html.index("Umbrella")
     assert "Initech" not in html
     assert "ARR à risque" in html
-    assert 'href="/accounts/acme"' in html
+    assert 'href="/accounts/acme?locale=fr"' in html  # links keep the reader's language
     filtered = (await client.get("/?level=critical")).text
     assert "Globex" in filtered
     assert "Acme" not in filtered
@@ -50,6 +50,6 @@ async def test_account_page(client: httpx.AsyncClient, world: World) -> None:
 
     assert page.status_code == 200
     assert 'id="history-chart"' in page.text
-    assert "ticket T-9 opened (urgent)" in page.text
+    assert "Ticket T-9 opened (urgent)" in page.text
     assert hidden.status_code == 404
     assert logged_out.status_code == 303

@@ -67,7 +67,7 @@ async def test_widget_renders_the_account(client: httpx.AsyncClient, world: Worl
     assert "72,5" in html
     assert "FR support.urgent_open" in html
     assert 'id="sparkline"' in html
-    assert "Prendre en compte" in html
+    assert "Acquitter" in html  # the word of the Slack button
     assert f'data-alert="{world.alerts["acme"]}"' in html
 
 

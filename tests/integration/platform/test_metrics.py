@@ -67,7 +67,7 @@ def test_recorded_values_are_exposed_with_their_labels() -> None:
     metrics.ingest_batch_size.labels(ingress="kafka").observe(120)
     metrics.consumer_lag.labels(topic="kamwatch.usage", partition="3").set(42)
     metrics.http_requests_total.labels(route="/v1/accounts/{account_id}/health", method="GET", status="200").inc()
-    metrics.set_portfolio({("critical", "strategic"): 2}, {"strategic": 960_000.0})
+    metrics.set_portfolio({("critical", "strategic"): 2}, {("strategic", "EUR"): 960_000.0}, "EUR")
 
     body, content_type = metrics.exposition()
 
@@ -82,8 +82,8 @@ def test_recorded_values_are_exposed_with_their_labels() -> None:
     assert value(body, "kamwatch_accounts", level="critical", tier="strategic") == 2
     # Every other (level, tier) is published as 0, not left stale or missing.
     assert value(body, "kamwatch_accounts", level="low", tier="key") == 0
-    assert value(body, "kamwatch_arr_at_risk", tier="strategic") == 960_000
-    assert value(body, "kamwatch_arr_at_risk", tier="standard") == 0
+    assert value(body, "kamwatch_arr_at_risk", tier="strategic", currency="EUR") == 960_000
+    assert value(body, "kamwatch_arr_at_risk", tier="standard", currency="EUR") == 0
     # Known bounded label values start at 0 so that increase() sees the first dead letter.
     assert value(body, "kamwatch_dead_letters_total", ingress="kafka") == 0
     assert value(body, "kamwatch_notifications_total", channel="slack", result="failed") == 0

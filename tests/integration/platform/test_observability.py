@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from health_engine.config import load_scoring_config
 from services.flows.evaluation import HealthEngine
 from services.flows.ingest import Pipeline
+from services.platform.currency import ExchangeRates
 from services.platform.database import Database
 from services.platform.metrics import Metrics
 from services.platform.observability import sample
@@ -59,13 +60,13 @@ async def test_a_kafka_batch_feeds_ingestion_engine_and_faststream_metrics(setti
     assert any(name.startswith("faststream_received_messages") for name, _ in found)
 
     await engine.sweep(NOW, shards=2)
-    await sample(db, metrics, NOW)
+    await sample(db, metrics, NOW, ExchangeRates("EUR"))
     found = samples(metrics)
     assert value("kamwatch_sweep_accounts_total") == 1
     assert value("kamwatch_sweep_last_success_timestamp_seconds") == NOW.timestamp()
     [level] = [dict(labels)["level"] for (name, labels), v in found.items() if name == "kamwatch_accounts" and v == 1]
     assert value("kamwatch_accounts", level=level, tier="key") == 1
     expected_at_risk = 250000.0 if level in ("high", "critical") else 0.0
-    assert value("kamwatch_arr_at_risk", tier="key") == expected_at_risk
+    assert value("kamwatch_arr_at_risk", tier="key", currency="EUR") == expected_at_risk
     assert value("kamwatch_outbox_pending") == 0
     assert value("kamwatch_db_pool_size") == settings.db_pool_size

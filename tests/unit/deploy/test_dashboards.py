@@ -114,6 +114,22 @@ def test_dashboards_cover_what_operations_watch(kinds: dict[str, str]) -> None:
     assert {"kamwatch_accounts", "kamwatch_arr_at_risk", "kamwatch_alerts_opened_total"} <= portfolio
 
 
+def test_money_panels_never_add_two_currencies() -> None:
+    # kamwatch_arr_at_risk is labelled by currency: every aggregation over it keeps `currency` apart.
+    money = [
+        expr
+        for path in DASHBOARDS
+        for expr in dashboard_expressions(path) + rule_expressions()
+        if "kamwatch_arr_at_risk" in expr
+    ]
+    aggregations = [
+        clause for expr in money for clause in re.findall(r"\b(?:sum|max|min|avg)\s*(?:by\s*\(([^)]*)\))?\s*\(", expr)
+    ]
+
+    assert money
+    assert all("currency" in clause for clause in aggregations), money
+
+
 def test_identifier_resolution() -> None:
     kinds = {"kamwatch_events_total": "counter", "kamwatch_rescore_seconds": "histogram", "kamwatch_accounts": "gauge"}
 

@@ -7,12 +7,16 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Literal
 
+import fastapi_offline
 import orjson
 from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -139,8 +143,13 @@ def build_app(
         title="kamwatch",
         version="1",
         summary="Key-account health: churn early warning for Key Account Managers.",
+        description=API_DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_tags=OPENAPI_TAGS,
     )
+    serve_docs_offline(app)
     app.state.settings = settings
     app.state.clock = clock
     app.state.metrics = metrics
@@ -253,6 +262,51 @@ class RequestMetrics:
             method = scope["method"]
             self.metrics.http_requests_total.labels(route=route, method=method, status=str(status)).inc()
             self.metrics.http_request_seconds.labels(route=route, method=method).observe(time.perf_counter() - started)
+
+
+DOCS_ASSETS = "/docs-assets"
+
+API_DESCRIPTION = """The health of key accounts for CRMs, widgets and integrations.
+
+Authenticate with an API key (`kamwatch apikey create`) in `Authorization: Bearer …` or `X-API-Key`. Errors are
+RFC 9457 problem+json; a 422 names the offending `field`. Messages (driver texts, alert titles) come in the
+caller's language: `?locale=fr` or `Accept-Language`. Risk levels are `low`, `medium`, `high`, `critical`;
+every driver carries a stable `code` (`usage.drop`, `relationship.champion_left`…)."""
+
+OPENAPI_TAGS = [
+    {"name": "accounts", "description": "One account: health, history, timeline, override, post-mortem."},
+    {"name": "portfolio", "description": "Sums across the accounts a key may see; losses and their lead times."},
+    {"name": "alerts", "description": "Alerts and their lifecycle: acknowledge, snooze, resolve, feedback."},
+    {"name": "widget", "description": "Tokens for embedding an account's widget in a CRM."},
+    {"name": "ingestion", "description": "Events in (CloudEvents 1.0, structured mode)."},
+    {"name": "operations", "description": "Liveness, readiness and Prometheus metrics (no key needed)."},
+]
+
+
+def serve_docs_offline(app: FastAPI) -> None:
+    """/docs (Swagger UI) and /redoc from the assets the fastapi-offline package ships: no CDN, so they work
+    without internet."""
+    app.mount(DOCS_ASSETS, StaticFiles(directory=Path(fastapi_offline.__file__).with_name("static")), name="docs")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="kamwatch API",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png",
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url="/openapi.json",
+            title="kamwatch API",
+            redoc_js_url=f"{DOCS_ASSETS}/redoc.standalone.js",
+            redoc_favicon_url=f"{DOCS_ASSETS}/favicon.png",
+            with_google_fonts=False,
+        )
 
 
 def app_from_environment() -> FastAPI:

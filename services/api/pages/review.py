@@ -171,14 +171,20 @@ def signal_line(row: Mapping[Any, Any], locale: Locale) -> dict[str, Any]:
         }
     if kind == "alert_transition":
         fields = {"title": title, "who": data.get("actor") or "", "via": words.via_word(str(data.get("via")), locale)}
-        sentences = {
-            "acknowledged": translate(locale, "{who} acknowledged the alert “{title}” via {via}", **fields),
-            "resolved": translate(locale, "Alert “{title}” resolved by {who} via {via}", **fields),
-            "firing": translate(locale, "Alert “{title}” open again", **fields),
-        }
-        text = sentences.get(str(data.get("to_state")), str(data.get("to_state")))
-        if data.get("note"):
-            text += f" — {data['note']}"
+        note = str(data.get("note") or "")
+        if data.get("from_state") == data.get("to_state") and note.startswith("escalated to "):
+            # the engine's escalation of an unacknowledged critical alert to the KAM's manager
+            manager = note.removeprefix("escalated to ")
+            text = translate(locale, "Alert “{title}” escalated to the manager ({who})", title=title, who=manager)
+        else:
+            sentences = {
+                "acknowledged": translate(locale, "{who} acknowledged the alert “{title}” via {via}", **fields),
+                "resolved": translate(locale, "Alert “{title}” resolved by {who} via {via}", **fields),
+                "firing": translate(locale, "Alert “{title}” open again", **fields),
+            }
+            text = sentences.get(str(data.get("to_state")), str(data.get("to_state")))
+            if note and data.get("via") != "engine":  # a person's own words
+                text += f" — {note}"
         return {"at": row["at"], "kind": words.signal_kind("alert_transition", locale), "css": "alert", "text": text}
     if kind == "override":
         text = translate(

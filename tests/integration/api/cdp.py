@@ -132,9 +132,27 @@ class Page:
     def screenshot(self) -> bytes:
         return base64.b64decode(self.call("Page.captureScreenshot", format="png")["data"])
 
+    def set_width(self, width: int, height: int = 900) -> None:
+        """Lay the page out as on a screen ``width`` CSS pixels wide (a phone below 600: touch, mobile)."""
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            width=width,
+            height=height,
+            deviceScaleFactor=1,
+            mobile=width < 600,
+        )
+
+    def full_screenshot(self) -> bytes:
+        """The whole page, top to bottom, at the current width."""
+        size = self.evaluate("({w: document.documentElement.clientWidth, h: document.documentElement.scrollHeight})")
+        clip = {"x": 0, "y": 0, "width": size["w"], "height": min(size["h"], 12000), "scale": 1}
+        shot = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True, clip=clip)
+        return base64.b64decode(shot["data"])
+
 
 @contextmanager
-def headless_chromium(binary: str) -> Iterator[Page]:
+def headless_chromium(binary: str, *, offline: bool = False) -> Iterator[Page]:
+    """A headless Chromium tab; ``offline``: every host but this machine's loopback fails to resolve."""
     port = free_port()
     profile = tempfile.mkdtemp(prefix="kamwatch-chromium-")
     process = subprocess.Popen(
@@ -148,6 +166,7 @@ def headless_chromium(binary: str) -> Iterator[Page]:
             "--window-size=420,720",
             f"--remote-debugging-port={port}",
             f"--user-data-dir={profile}",
+            *(["--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"] if offline else []),
             "about:blank",
         ],
         stdout=subprocess.DEVNULL,

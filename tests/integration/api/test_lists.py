@@ -208,10 +208,10 @@ async def test_portfolio_in_the_reporting_currency_with_the_operators_rates(
     rates = tmp_path / "rates.yaml"
     rates.write_text("as_of: '2026-11-19'\nrates: {EUR: 1.1}\n")
     app = make_app(settings.model_copy(update={"reporting_currency": "USD", "exchange_rates_file": rates}), db)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://kamwatch.test") as http:
-            body = (await http.get("/v1/portfolio/summary", headers=world.auth("admin"))).json()
-            metrics = (await http.get("/metrics")).text
+    transport = httpx.ASGITransport(app=app)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        body = (await http.get("/v1/portfolio/summary", headers=world.auth("admin"))).json()
+        metrics = (await http.get("/metrics")).text
 
     assert (body["reporting_currency"], body["rates_as_of"]) == ("USD", "2026-11-19")
     # 1,070,000 EUR at 1.1 plus 50,000 USD

@@ -50,7 +50,7 @@ class Sent:
 class RuleStory:
     rule: str
     would_fire_at: datetime | None
-    """First moment the rule's condition held in the window, in hindsight (replayed with today's rules)."""
+    """When the rule's condition first held in the window, in hindsight (replayed with today's rules)."""
     fired_at: datetime | None
     """When the first stored alert of the rule in the window fired (event time)."""
     told_at: datetime | None
@@ -89,12 +89,12 @@ def rules_for(config: AlertsConfig, tier: Tier) -> list[str]:
     return [name for name in type(config.rules).model_fields if getattr(config.rules, name).applies_to(tier)]
 
 
-def first_firings(moments: Iterable[tuple[datetime, Iterable[str]]]) -> dict[str, datetime]:
-    """The first moment each rule appears among the rules whose condition held at each moment (in time order)."""
+def first_firings(firings: Iterable[tuple[str, datetime]]) -> dict[str, datetime]:
+    """The earliest moment each rule's condition held, from (rule, since when its condition held) pairs."""
     found: dict[str, datetime] = {}
-    for moment, rules in sorted(moments, key=lambda pair: pair[0]):
-        for rule in rules:
-            found.setdefault(rule, moment)
+    for rule, since in firings:
+        if rule not in found or since < found[rule]:
+            found[rule] = since
     return found
 
 

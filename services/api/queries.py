@@ -487,3 +487,8 @@ async def signals(
 ) -> list[RowMapping]:
     params = {"account_id": account_id, "since": since, "until": until, "limit": limit}
     return list((await conn.execute(SIGNALS_SQL, params)).mappings())
+
+
+async def kam_names(conn: AsyncConnection) -> dict[str, str]:
+    """Every KAM's name by id (to show people, not ids)."""
+    return {row.kam_id: row.name for row in await conn.execute(select(kams.c.kam_id, kams.c.name))}

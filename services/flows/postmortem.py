@@ -123,7 +123,7 @@ async def hindsight(
         moments.append(moment)
         day += timedelta(days=1)
     moments.append(end)
-    fired: list[tuple[datetime, list[str]]] = []
+    fired: list[tuple[str, datetime]] = []
     series: list[tuple[datetime, float, str]] = []
     past: list[tuple[datetime, float, dict[str, float]]] = []
     level: Level | None = None
@@ -154,7 +154,8 @@ async def hindsight(
             components=components,
             components_7d_ago=week_ago[2] if week_ago else {},
         )
-        fired.append((moment, [alert.rule for alert in evaluate(snapshot, rules)]))
+        # when the condition became true (a departure's, a ticket's own time), not the midnight that found it
+        fired += [(alert.rule, max(alert.condition_since, start)) for alert in evaluate(snapshot, rules)]
         past.append((moment, score.risk, components))
         series.append((moment, score.risk, score.level))
     return first_firings(fired), series

@@ -173,7 +173,7 @@ def risk_chart(
     dated ticks, markers (moment, kind, label) and optionally component lines; None without a point."""
     if not points:
         return None
-    frame = Frame(start, end, 0.0, 100.0, 34.0, 10.0, width - 10.0, height - 30.0)
+    frame = Frame(start, end, 0.0, 100.0, 48.0, 10.0, width - 10.0, height - 30.0)
     bands = []
     bounds = [*cut_offs[1:], ("", 100.0, "")]
     for (level, low, label), (_, high, _) in zip(cut_offs, bounds, strict=True):
@@ -216,7 +216,7 @@ def usage_chart(
     end = datetime.combine(last + timedelta(days=1), datetime.min.time(), tzinfo=tz)
     top_value = max([v for _, v in days] + [v for _, v in baseline] + [1.0])
     ceiling = _nice_ceiling(top_value)
-    frame = Frame(start, end, 0.0, ceiling, 44.0, 10.0, width - 10.0, height - 30.0)
+    frame = Frame(start, end, 0.0, ceiling, 56.0, 10.0, width - 10.0, height - 30.0)
     slot = (frame.right - frame.left) / max((last - first).days + 1, 1)
     bars = tuple(
         (

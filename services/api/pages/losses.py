@@ -96,6 +96,7 @@ async def post_mortem_page(request: Request, account_id: str, locale: str | None
         if loss is None or not principal.sees_owner(loss.owner_kam_id):
             return not_found
         found = await pm.account_post_mortem(conn, loss, request.app.state.scoring, request.app.state.alert_rules)
+        names = {row["kam_id"]: row["name"] for row in await conn.fetch("SELECT kam_id, name FROM kams")}
     story = found.story
     signals = [
         {
@@ -114,6 +115,7 @@ async def post_mortem_page(request: Request, account_id: str, locale: str | None
         else max(Decimal(loss.arr_before) - Decimal(loss.arr_after or 0), Decimal(0)),
         "story": story,
         "rules": [{"label": rule_label(r.rule, language), "r": r} for r in story.rules],
+        "names": names,
         "silent": [rule_label(rule, language) for rule in story.silent],
         "signals": signals,
         "chart": replay_chart(found, request.app.state.levels, language),

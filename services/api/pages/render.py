@@ -19,6 +19,14 @@ from services.api.pages import words
 from services.platform.settings import Settings
 
 TEMPLATES = Path(__file__).with_name("templates")
+# The component lines of the charts and their legend (the same colours as the .c-* classes of base.html).
+COMPONENT_COLOURS = {
+    "usage": "#00897b",
+    "support": "#8e24aa",
+    "payment": "#6d4c41",
+    "relationship": "#d81b60",
+    "engagement": "#1e88e5",
+}
 
 
 @jinja2.pass_context
@@ -88,6 +96,7 @@ def _environment() -> jinja2.Environment:
         channel_word=words.channel_word,
         via_word=words.via_word,
     )
+    env.globals["colours"] = COMPONENT_COLOURS
     env.globals["query"] = lambda **params: urlencode({k: v for k, v in params.items() if v not in (None, "")})
     return env
 

@@ -130,7 +130,8 @@ def usage_view(rows: Sequence[Mapping[Any, Any]], first: date, last: date, local
 def weekly_usage_lines(
     rows: Sequence[Mapping[Any, Any]], since: date, last: date, locale: Locale
 ) -> list[dict[str, Any]]:
-    """One timeline line per week of usage (Monday to Sunday): the total and its change on the week before."""
+    """A timeline line for the weeks of usage (Monday to Sunday) worth reading: the last one, and those that moved
+    by a quarter or more on the week before (steady weeks say nothing)."""
     by_week: dict[date, float] = {}
     for r in rows:
         monday = r["day"] - timedelta(days=r["day"].weekday())
@@ -142,6 +143,10 @@ def weekly_usage_lines(
     while monday <= last:
         total = by_week.get(monday, 0.0)
         previous = by_week.get(monday - timedelta(days=7))
+        moved = previous is not None and abs(total - previous) >= 0.25 * max(previous, 1.0)
+        if not moved and monday + timedelta(days=7) <= last:
+            monday += timedelta(days=7)
+            continue
         text = translate(locale, "Product usage this week: {total}", total=format_number(total, locale, digits=0))
         if previous:
             change = format_number((total / previous - 1) * 100, locale, digits=0, signed=True)
@@ -152,9 +157,12 @@ def weekly_usage_lines(
     return lines
 
 
-def signal_line(row: Mapping[Any, Any], locale: Locale) -> dict[str, Any]:
-    """One timeline row of an account's signals, worded in the reader's language."""
+def signal_line(row: Mapping[Any, Any], locale: Locale, names: Mapping[str, str]) -> dict[str, Any]:
+    """One timeline row of an account's signals, worded in the reader's language (``names``: KAMs by id)."""
     kind, data = row["kind"], dict(row["data"] or {})
+    for field in ("actor", "created_by"):
+        if data.get(field) in names:
+            data[field] = names[data[field]]
     if kind == "event":
         payload = data.get("data") if isinstance(data.get("data"), dict) else {}
         text = words.event_sentence(row["type"], payload or {}, locale)
@@ -175,6 +183,7 @@ def signal_line(row: Mapping[Any, Any], locale: Locale) -> dict[str, Any]:
         if data.get("from_state") == data.get("to_state") and note.startswith("escalated to "):
             # the engine's escalation of an unacknowledged critical alert to the KAM's manager
             manager = note.removeprefix("escalated to ")
+            manager = names.get(manager, manager)
             text = translate(locale, "Alert “{title}” escalated to the manager ({who})", title=title, who=manager)
         else:
             sentences = {
@@ -249,7 +258,8 @@ async def account_page(request: Request, account_id: str, locale: str | None = N
         usage = await q.usage_days(conn, account_id, first_usage_day, last_day)
         people = await q.contacts(conn, account_id)
         found = await q.signals(conn, account_id, end - timedelta(days=SIGNAL_DAYS), end)
-    events = [signal_line(r, language) for r in found]
+        names = await q.kam_names(conn)
+    events = [signal_line(r, language, names) for r in found]
     markers = [
         (r["at"], r["kind"].split("_")[0], line["text"])
         for r, line in zip(found, events, strict=True)

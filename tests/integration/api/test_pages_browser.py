@@ -137,7 +137,13 @@ async def test_the_pages_at_a_phones_and_a_laptops_width_in_both_languages(
         assert seen["overflow"] <= 0, (name, seen["wide"])
         if "-fr-" in name:
             text = seen["text"]
-            leaks = sorted({f"{m[0]!r} in {text[max(0, m.start() - 30) : m.end() + 30]!r}" for p in english if (m := p.search(text))})
+            leaks = sorted(
+                {
+                    f"{m[0]!r} in {text[max(0, m.start() - 30) : m.end() + 30]!r}"
+                    for p in english
+                    if (m := p.search(text))
+                }
+            )
             assert leaks == [], name
     account, postmortem = found["account-en-1280"]["text"], found["postmortem-en-1280"]["text"]
     assert "Acme SA" in account

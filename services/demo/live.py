@@ -1,4 +1,5 @@
-"""The demo's live stream: background usage across the portfolio, and accounts going downhill in real time."""
+"""The demo's live stream: background usage across the portfolio, and showcase accounts going downhill in real
+time through mixed signals (tickets, departures, a declined review, a failed payment, detractors)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import random
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Final
 
 import orjson
@@ -20,8 +21,9 @@ from services.platform.database import Database
 
 LIVE_SOURCE: Final = "kamwatch/demo"
 _BACKGROUND_EVENTS_PER_TICK: Final = 4
-_DECLINE_TICKS: Final = 20
+_DECLINE_TICKS: Final = 40
 TICK_SECONDS: Final = 0.5
+SHOWCASES: Final = 3
 
 
 def say(message: str) -> None:
@@ -35,20 +37,103 @@ def today(clock: Callable[[], datetime]) -> date:
     return now.date()
 
 
+@dataclass(frozen=True, slots=True)
+class Showcase:
+    """An account the demo walks downhill, with what its story needs: its people and its KAM."""
+
+    account_id: str
+    name: str
+    tier: str
+    kam_id: str
+    champion: str | None
+    sponsor: str | None
+    decision_maker: str | None
+
+
+# Seconds after the live stream starts -> (showcase index, event type, data, what to tell the viewer). Each
+# showcase gets several kinds of signal, none of them enough alone: the mix is what turns it high or critical.
+_STORY: Final[dict[int, tuple[int, str, dict[str, Any], str]]] = {
+    3: (0, "support_ticket", {"status": "opened", "priority": "urgent", "category": "outage"}, "urgent outage ticket"),
+    6: (1, "contact_change", {"change": "left_company", "role": "executive_sponsor"}, "executive sponsor left"),
+    9: (2, "contact_change", {"change": "left_company", "role": "champion"}, "champion left the company"),
+    15: (0, "contact_change", {"change": "left_company", "role": "champion"}, "champion left the company"),
+    21: (1, "engagement", {"kind": "business_review", "outcome": "declined"}, "business review declined"),
+    27: (2, "engagement", {"kind": "nps_survey", "outcome": "responded", "nps_score": 2}, "NPS 2 (detractor)"),
+    33: (0, "support_ticket", {"status": "escalated", "priority": "urgent", "category": "outage"}, "ticket escalated"),
+    39: (1, "payment", {"status": "failed"}, "payment failed"),
+    45: (2, "engagement", {"kind": "business_review", "outcome": "no_show"}, "business review: no-show"),
+    51: (0, "engagement", {"kind": "nps_survey", "outcome": "responded", "nps_score": 3}, "NPS 3 (detractor)"),
+    57: (1, "contact_change", {"change": "left_company", "role": "champion"}, "champion left the company"),
+    63: (2, "support_ticket", {"status": "opened", "priority": "urgent", "category": "data loss"}, "urgent ticket"),
+    69: (1, "engagement", {"kind": "nps_survey", "outcome": "responded", "nps_score": 1}, "NPS 1 (detractor)"),
+    75: (2, "contact_change", {"change": "left_company", "role": "decision_maker"}, "decision maker left"),
+}
+
+_SHOWCASE_SQL = """
+SELECT a.account_id, a.name, a.tier, a.owner_kam_id,
+       (SELECT min(contact_id) FROM contacts c WHERE c.account_id = a.account_id AND c.active AND c.role = 'champion')
+           AS champion,
+       (SELECT min(contact_id) FROM contacts c WHERE c.account_id = a.account_id AND c.active
+           AND c.role = 'executive_sponsor') AS sponsor,
+       (SELECT min(contact_id) FROM contacts c WHERE c.account_id = a.account_id AND c.active
+           AND c.role = 'decision_maker') AS decision_maker
+  FROM accounts a JOIN account_health h ON h.account_id = a.account_id
+ WHERE a.tier IN ('strategic', 'key') AND h.level IN ('low', 'medium')
+   AND NOT EXISTS (SELECT FROM outcomes o WHERE o.account_id = a.account_id AND o.outcome = 'churned')
+   AND (a.renewal_date IS NULL OR a.renewal_date > CAST(:today AS date) + 30)
+ ORDER BY a.tier = 'strategic' DESC, h.risk, a.account_id
+"""
+
+_KAM_SQL = "SELECT kam_id, name, email, slack_user_id, manager_kam_id, locale, timezone FROM kams WHERE kam_id = :kam"
+
+
+async def pick_showcases(db: Database, rng: random.Random, today_: date) -> list[Showcase]:
+    """Key or strategic accounts, healthy today, with a champion, each of another KAM where possible."""
+    async with db.unit_of_work() as conn:
+        rows = (await conn.execute(text(_SHOWCASE_SQL), {"today": today_})).mappings().all()
+    candidates = [r for r in rows if r["champion"]]
+    rng.shuffle(candidates)
+    candidates.sort(key=lambda r: (r["tier"] != "strategic", not r["sponsor"]))
+    chosen: list[Showcase] = []
+    kams: set[str] = set()
+    for row in candidates:
+        if row["owner_kam_id"] in kams:
+            continue
+        chosen.append(
+            Showcase(
+                row["account_id"],
+                row["name"],
+                row["tier"],
+                row["owner_kam_id"],
+                row["champion"],
+                row["sponsor"],
+                row["decision_maker"],
+            )
+        )
+        kams.add(row["owner_kam_id"])
+        if len(chosen) == SHOWCASES:
+            break
+    return chosen
+
+
 @dataclass
 class LiveStream:
-    """Background usage across the portfolio, and three accounts going downhill for everyone to see."""
+    """Background usage across the portfolio, and the showcase accounts going downhill for everyone to see."""
 
     pipeline: Pipeline
     clock: Callable[[], datetime]
     rng: random.Random
     pool: list[str]
-    victims: list[str]
-    champions: dict[str, str]
+    showcases: list[Showcase]
+    kam_profiles: list[dict[str, Any]]
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     sent: int = 0
     accepted: int = 0
     tick: int = 0
+
+    @property
+    def victims(self) -> list[str]:
+        return [s.account_id for s in self.showcases]
 
     @classmethod
     async def prepare(
@@ -65,14 +150,15 @@ class LiveStream:
                     )
                 ).scalars()
             )
-            rows = await conn.execute(
-                text("SELECT account_id, min(contact_id) FROM contacts WHERE role = 'champion' AND active GROUP BY 1")
-            )
-            champions = {str(account): str(contact) for account, contact in rows}
         rng = random.Random(seed)
-        with_champion = [account for account in pool if account in champions]
-        victims = rng.sample(with_champion if len(with_champion) >= 3 else pool, min(3, len(pool)))
-        return cls(Pipeline(db, clock=clock, engine=engine), clock, rng, pool, victims, champions)
+        showcases = await pick_showcases(db, rng, today(clock))
+        profiles = []
+        async with db.unit_of_work() as conn:
+            for showcase in showcases:
+                kam = (await conn.execute(text(_KAM_SQL), {"kam": showcase.kam_id})).mappings().one_or_none()
+                if kam is not None:
+                    profiles.append(dict(kam))
+        return cls(Pipeline(db, clock=clock, engine=engine), clock, rng, pool, showcases, profiles)
 
     def event(self, type_: str, subject: str, data: dict[str, Any]) -> bytes:
         self.sent += 1
@@ -87,42 +173,66 @@ class LiveStream:
         }
         return orjson.dumps(document)
 
-    def batch(self) -> list[bytes]:
-        """This tick's events: background usage, the victims' fading usage, and the next step of the story."""
-        rng, tick = self.rng, self.tick
+    def slack_ids(self) -> list[bytes]:
+        """The showcase KAMs' profiles with a Slack id, so their alerts reach the Slack stand-in too."""
         lines = []
+        for kam in self.kam_profiles:
+            if kam["slack_user_id"]:
+                continue
+            slack_id = "U" + kam["kam_id"].upper().replace("-", "")[:9]
+            profile = {k: v for k, v in kam.items() if k != "kam_id" and v is not None} | {"slack_user_id": slack_id}
+            say(f"live: {kam['name']} ({kam['kam_id']}) now has the Slack id {slack_id}")
+            lines.append(self.event("kam", kam["kam_id"], profile))
+        return lines
+
+    def batch(self) -> list[bytes]:
+        """This tick's events: background usage, the showcases' fading usage, and the next step of the story."""
+        rng, tick = self.rng, self.tick
+        lines = self.slack_ids() if tick == 0 else []
         for _ in range(_BACKGROUND_EVENTS_PER_TICK if self.pool else 0):
             usage = {"metric": "activity", "quantity": rng.randint(1, 15), "user_id": f"u{rng.randint(1, 12):03d}"}
             lines.append(self.event("usage", rng.choice(self.pool), usage))
         if tick < _DECLINE_TICKS:
-            for victim in self.victims:
+            for showcase in self.showcases:
                 quantity = max(1, round(12 * 0.85**tick))
-                lines.append(
-                    self.event("usage", victim, {"metric": "activity", "quantity": quantity, "user_id": "u001"})
-                )
+                usage = {"metric": "activity", "quantity": quantity, "user_id": "u001"}
+                lines.append(self.event("usage", showcase.account_id, usage))
         for subject, type_, data, story in self.story():
             say(f"live: {subject}: {story}")
             lines.append(self.event(type_, subject, data))
         return lines
 
     def story(self) -> list[tuple[str, str, dict[str, Any], str]]:
-        """The scripted step for this tick, if any: (account, event type, data, what to tell the viewer)."""
-        ticket = {"ticket_id": f"live-{self.run_id}-T1", "priority": "urgent", "category": "outage"}
-        steps: dict[int, tuple[int, str, dict[str, Any], str]] = {
-            2: (0, "support_ticket", ticket | {"status": "opened"}, "urgent ticket opened"),
-            4: (1, "contact_change", {"change": "left_company", "role": "champion"}, "champion left the company"),
-            6: (2, "engagement", {"kind": "nps_survey", "outcome": "responded", "nps_score": 2}, "NPS 2 (detractor)"),
-            8: (0, "support_ticket", ticket | {"status": "escalated"}, "urgent ticket escalated"),
-            10: (2, "engagement", {"kind": "business_review", "outcome": "declined"}, "business review declined"),
-        }
-        step = steps.get(self.tick)
-        if step is None or step[0] >= len(self.victims):
+        """The scripted steps of this tick, if any: (account, event type, data, what to tell the viewer)."""
+        seconds, rest = divmod(self.tick * TICK_SECONDS, 1)
+        step = _STORY.get(int(seconds)) if rest == 0 else None
+        if step is None or step[0] >= len(self.showcases):
             return []
         index, type_, data, story = step
-        subject = self.victims[index]
-        if type_ == "contact_change":
-            data = data | {"contact_id": self.champions.get(subject, f"{subject}-champion")}
-        return [(subject, type_, data, story)]
+        showcase = self.showcases[index]
+        subject = showcase.account_id
+        if type_ == "support_ticket":
+            data = data | {"ticket_id": f"live-{self.run_id}-T{index}-{data['category'][:4]}"}
+        elif type_ == "contact_change":
+            contact = {
+                "champion": showcase.champion,
+                "executive_sponsor": showcase.sponsor,
+                "decision_maker": showcase.decision_maker,
+            }.get(data["role"])
+            data = data | {"contact_id": contact or f"{subject}-{data['role']}"}
+        elif type_ == "payment":
+            due = today(self.clock) - timedelta(days=10)
+            invoice = {
+                "invoice_id": f"live-{self.run_id}-INV{index}",
+                "amount": "25000.00",
+                "currency": "EUR",
+                "due_date": due.isoformat(),
+            }
+            return [
+                (subject, "payment", invoice | {"status": "issued"}, "invoice issued"),
+                (subject, "payment", invoice | data, story),
+            ]
+        return [(subject, type_, data, f"{showcase.name}: {story}")]
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import signal
 import socket
 import time
@@ -25,6 +26,7 @@ from sqlalchemy import text
 
 from health_engine.access import create_key, mint, signing_secret
 from ingestion.pipeline import BatchResult
+from schemas.vocabulary import LEVEL_RANK
 from services.alerter.delivery import Alerter
 from services.api.app import build_app
 from services.demo.inbox import Inbox, inbox_router, start_smtp_catcher
@@ -185,6 +187,7 @@ async def _serve(
     # API is answered by the demo's own app, mail by an in-process SMTP server; both shown on /demo/inbox.
     inbox = Inbox(clock)
     smtp = start_smtp_catcher(inbox, _HOST)
+    slack_secret = secrets.token_hex(16)
     demo_settings = settings.model_copy(
         update={
             "public_url": base,
@@ -196,26 +199,31 @@ async def _serve(
             "slack_webhook_url": None,
             "slack_api_base_url": f"{base}/demo/slack/api/",
             "slack_team_channel": "#key-accounts",
+            "slack_signing_secret": SecretStr(slack_secret),
         }
     )
     metrics = Metrics.create()
     app = build_app(demo_settings, db, clock=clock, metrics=metrics)
-    app.include_router(inbox_router(inbox))
+    app.include_router(inbox_router(inbox, signing_secret=slack_secret, api_base=base))
     server = _Server(uvicorn.Config(app, host=_HOST, port=port, log_level="warning"))
     serving = asyncio.create_task(server.serve(sockets=[listener]))
     live: asyncio.Task[None] | None = None
     delivering: asyncio.Task[None] | None = None
+    watching: asyncio.Task[None] | None = None
     try:
         await _wait_until_up(server, serving, port)
-        say(f"time to first page: {time.perf_counter() - started:.1f} s")
+        first_page = time.perf_counter()
+        say(f"time to first page: {first_page - started:.1f} s")
         alerting = build_alerting(demo_settings, notify="send", metrics=metrics)
         engine = HealthEngine.from_settings(db, demo_settings, alerting, metrics=metrics)
         stream = await LiveStream.prepare(db, engine, seed=seed, clock=clock)
         access = await _demo_access(db, demo_settings, stream, clock)
         alerter = Alerter.from_settings(db, demo_settings, clock=clock, metrics=metrics)
         delivering = asyncio.create_task(alerter.run_forever(poll_interval_s=1.0, escalation_interval_s=60.0))
-        _announce(port, stream, clock, access)
+        lost = await _lost_account(db)
+        _announce(port, stream, clock, access, lost)
         live = asyncio.create_task(stream.run())
+        watching = asyncio.create_task(_watch(db, stream, first_page))
         stopped = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait(
             {stopped, serving, live, delivering}, timeout=duration, return_when=asyncio.FIRST_COMPLETED
@@ -224,9 +232,10 @@ async def _serve(
         for ended in done & {serving, live, delivering}:
             ended.result()  # a crash of the server, the stream or the alerter surfaces here
             raise RuntimeError("the API server stopped unexpectedly")
-        say(f"demo: stopping ({stream.accepted:,} live events sent, {len(inbox.messages)} notifications delivered)")
+        by_channel = ", ".join(f"{count} by {channel}" for channel, count in sorted(inbox.counts.items()))
+        say(f"demo: stopping ({stream.accepted:,} live events sent; notifications received: {by_channel or 'none'})")
     finally:
-        for background in (live, delivering):
+        for background in (live, delivering, watching):
             if background is not None:
                 background.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -292,7 +301,47 @@ async def _healthz(port: int) -> bool:
             await writer.wait_closed()
 
 
-def _announce(port: int, stream: LiveStream, clock: Callable[[], datetime], access: DemoAccess) -> None:
+async def _lost_account(db: Database) -> tuple[str, str] | None:
+    """The account lost last (with an alert before it, where one was), for its post-mortem."""
+    async with db.unit_of_work() as conn:
+        row = (
+            await conn.execute(
+                text(
+                    "SELECT o.account_id, a.name FROM outcomes o JOIN accounts a USING (account_id)"
+                    " WHERE o.outcome = 'churned' ORDER BY EXISTS (SELECT FROM alerts al"
+                    " WHERE al.account_id = o.account_id AND al.fired_at <= o.event_time) DESC, o.event_time DESC"
+                    " LIMIT 1"
+                )
+            )
+        ).one_or_none()
+    return None if row is None else (str(row[0]), str(row[1]))
+
+
+async def _watch(db: Database, stream: LiveStream, since: float) -> None:
+    """Say when each showcase account reaches high, then critical (minutes after the first page)."""
+    reached: dict[tuple[str, str], float] = {}
+    names = {s.account_id: s.name for s in stream.showcases}
+    while len(reached) < 2 * len(names):
+        async with db.unit_of_work() as conn:
+            rows = await conn.execute(
+                text("SELECT account_id, level, risk FROM account_health WHERE account_id = ANY(:ids)"),
+                {"ids": list(names)},
+            )
+            levels = {str(r[0]): (str(r[1]), float(r[2])) for r in rows}
+        for account, (level, risk) in levels.items():
+            for target in ("high", "critical"):
+                if (account, target) in reached or LEVEL_RANK[level] < LEVEL_RANK[target]:  # type: ignore[index]
+                    continue
+                reached[(account, target)] = time.perf_counter() - since
+                minutes, seconds = divmod(int(reached[(account, target)]), 60)
+                when = f"{minutes}:{seconds:02d}"
+                say(f"live: {names[account]} reached {target} (risk {risk:.1f}) {when} after the first page")
+        await asyncio.sleep(1.0)
+
+
+def _announce(
+    port: int, stream: LiveStream, clock: Callable[[], datetime], access: DemoAccess, lost: tuple[str, str] | None
+) -> None:
     base = f"http://{_HOST}:{port}"
     example = {
         "specversion": "1.0",
@@ -309,6 +358,15 @@ def _announce(port: int, stream: LiveStream, clock: Callable[[], datetime], acce
         f"\nkamwatch demo is up\n"
         f"  API key (admin, this run):  {access.api_key}\n"
         f"  portfolio page:  {base}/login  (paste the key)\n"
+        + "".join(
+            f"  account review:  {base}/accounts/{s.account_id}  ({s.name}, {s.tier})\n" for s in stream.showcases
+        )
+        + (
+            f"  post-mortem:     {base}/accounts/{lost[0]}/postmortem  ({lost[1]}, lost in the replayed history:"
+            " its alerts fired, nobody was notified then)\n"
+            if lost
+            else ""
+        )
         + (f"  account widget:  {access.widget_url}\n" if access.widget_url else "")
         + f"  notifications sent (Slack stand-in, SMTP catcher):  {base}/demo/inbox\n"
         f"  API docs:  {base}/docs\n  metrics:   {base}/metrics\n  liveness:  {base}/healthz"
@@ -319,6 +377,6 @@ def _announce(port: int, stream: LiveStream, clock: Callable[[], datetime], acce
         f"-H 'content-type: application/json' -d '{body}'"
     )
     say(
-        f"\nlive: a few events every {TICK_SECONDS} s; {', '.join(stream.victims) or 'nobody'} now deteriorating. "
-        "Ctrl-C stops.\n"
+        f"\nlive: a few events every {TICK_SECONDS} s; "
+        f"{', '.join(s.name for s in stream.showcases) or 'nobody'} now deteriorating. Ctrl-C stops.\n"
     )

@@ -20,8 +20,8 @@ import asyncpg
 import orjson
 
 from alerts.config import AlertsConfig
+from alerts.hindsight import Action, PostMortem, Sent, StoredAlert, first_firings, post_mortem, rules_for
 from alerts.model import AccountSnapshot
-from alerts.postmortem import Action, PostMortem, Sent, StoredAlert, first_firings, post_mortem, rules_for
 from alerts.rules import evaluate
 from health_engine.config import ScoringConfig
 from health_engine.repository import Windows, component_risks, load_signals
@@ -117,6 +117,10 @@ async def hindsight(
     if account is None:
         return {}, []
     windows = Windows.of(scoring)
+    # Not before the account's first event: before it there was nothing to score.
+    first = await conn.fetchval("SELECT min(event_time) FROM raw_events WHERE subject = $1", account_id)
+    if first is not None and first > start:
+        start = first
     moments = []
     day = start.astimezone(UTC).date() + timedelta(days=1)
     while (moment := datetime.combine(day, time(), tzinfo=UTC)) < end:

@@ -116,6 +116,7 @@ async def post_mortem_page(request: Request, account_id: str, locale: str | None
         "story": story,
         "rules": [{"label": rule_label(r.rule, language), "r": r} for r in story.rules],
         "names": names,
+        "first_fired": min((r.fired_at for r in story.rules if r.fired_at is not None), default=None),
         "silent": [rule_label(rule, language) for rule in story.silent],
         "signals": signals,
         "chart": replay_chart(found, request.app.state.levels, language),

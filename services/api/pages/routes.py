@@ -19,7 +19,7 @@ from services.api.auth import SESSION_COOKIE
 from services.api.pages import losses, portfolio, review
 from services.api.pages.charts import gauge_arc, line_chart
 from services.api.pages.render import message, render
-from services.api.pages.review import alert_view, to_login
+from services.api.pages.review import alert_view, page_principal, to_login
 from services.api.problems import Problem
 from services.api.v1 import widget_secret
 from services.api.views import health_document, pick_locale
@@ -53,8 +53,14 @@ async def _risk_series(request: Request, account_id: str, days: int) -> list[tup
 @router.get("/widget/accounts/{account_id}", response_class=HTMLResponse)
 async def widget_page(
     request: Request, account_id: str, token: str = "", locale: Annotated[str | None, Query()] = None
-) -> HTMLResponse:
+) -> Response:
     language = pick_locale(locale, request.headers.get("accept-language"))
+    if not token:
+        # A link without a widget token (the "Open" of a notification): a person, sent to the account page.
+        page = f"/accounts/{quote(account_id, safe='')}?{urlencode({'locale': language})}"
+        if await page_principal(request) is not None:
+            return RedirectResponse(page, status_code=303)
+        return RedirectResponse(f"/login?{urlencode({'locale': language, 'next': page})}", status_code=303)
     grant = await _grant(request, account_id, token)
     if grant is None:
         return _refused(request, language)
@@ -129,22 +135,32 @@ async def widget_snooze(
     return await _widget_action(request, account_id, alert_id, token, locale, minutes)
 
 
+def _next_page(next_page: str | None) -> str | None:
+    """Where to go after signing in: a path of this site only (never another host)."""
+    if next_page and next_page.startswith("/") and not next_page.startswith(("//", "/\\")):
+        return next_page
+    return None
+
+
 @router.get("/login", response_class=HTMLResponse)
-async def login_form(request: Request, locale: str | None = None) -> HTMLResponse:
+async def login_form(request: Request, locale: str | None = None, next: str | None = None) -> HTMLResponse:
     language = pick_locale(locale, request.headers.get("accept-language"))
-    return render(request, "login.html", {"locale": language, "error": None})
+    return render(request, "login.html", {"locale": language, "error": None, "next": _next_page(next)})
 
 
 @router.post("/login")
-async def login(request: Request, key: Annotated[str, Form()] = "", locale: str | None = None) -> Response:
+async def login(
+    request: Request, key: Annotated[str, Form()] = "", locale: str | None = None, next: str | None = None
+) -> Response:
     """Check the key once, then keep it in an HttpOnly cookie (the key never appears in a URL)."""
     language = pick_locale(locale, request.headers.get("accept-language"))
+    after = _next_page(next)
     async with q.request_db(request).unit_of_work() as conn:
         principal = await principal_for_key(conn, key.strip(), now=q.request_now(request))
     if principal is None or not principal.can_read():
         error = translate(language, "Unknown, revoked or expired key, or a key that cannot read accounts.")
-        return render(request, "login.html", {"locale": language, "error": error}, status=401)
-    response = RedirectResponse(f"/?locale={language}" if locale else "/", status_code=303)
+        return render(request, "login.html", {"locale": language, "error": error, "next": after}, status=401)
+    response = RedirectResponse(after or (f"/?locale={language}" if locale else "/"), status_code=303)
     secure = request.app.state.settings.public_url.startswith("https://")
     response.set_cookie(
         SESSION_COOKIE, key.strip(), httponly=True, secure=secure, samesite="strict", max_age=12 * 3600, path="/"

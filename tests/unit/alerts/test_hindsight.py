@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from alerts.config import load_rules_config
-from alerts.postmortem import Action, Sent, StoredAlert, first_firings, post_mortem, rules_for
+from alerts.hindsight import Action, Sent, StoredAlert, first_firings, post_mortem, rules_for
 
 OUTCOME = datetime(2026, 10, 30, tzinfo=UTC)
 

@@ -115,6 +115,10 @@ def _button(button: dict[str, Any], recipient: str) -> str:
     style = f" slack-{button['style']}" if button.get("style") in ("primary", "danger") else ""
     if button.get("url"):
         return f'<a class="slack-button{style}" href="{html.escape(str(button["url"]))}" target="_blank">{label}</a>'
+    if recipient.startswith("#"):
+        # In a channel the person who presses is whoever reads it: the stand-in cannot tell who, so only a KAM's
+        # direct messages act.
+        return f'<button class="slack-button{style}" type="button" disabled title="{recipient}">{label}</button>'
     fields = {"action_id": button.get("action_id", ""), "value": button.get("value", ""), "user": recipient}
     hidden = "".join(
         f'<input type="hidden" name="{name}" value="{html.escape(str(value))}">' for name, value in fields.items()
@@ -247,8 +251,10 @@ def inbox_router(inbox: Inbox, *, signing_secret: str, api_base: str) -> APIRout
             "actions": [{"action_id": action_id, "value": value, "type": "button"}],
         }
         body = urlencode({"payload": json.dumps(payload)})
+        # Signed at the demo's own time: the API checks the timestamp against the same clock.
+        at = int(inbox.clock().timestamp())
         status, answer = await asyncio.to_thread(
-            _post_signed, f"{api_base}/v1/slack/interactions", body, signing_secret
+            _post_signed, f"{api_base}/v1/slack/interactions", body, signing_secret, at
         )
         try:
             said = json.loads(answer).get("text") or json.loads(answer).get("detail") or answer
@@ -264,8 +270,8 @@ def inbox_router(inbox: Inbox, *, signing_secret: str, api_base: str) -> APIRout
     return router
 
 
-def _post_signed(url: str, body: str, secret: str) -> tuple[int, str]:
-    timestamp = str(int(time.time()))
+def _post_signed(url: str, body: str, secret: str, at: int) -> tuple[int, str]:
+    timestamp = str(at)
     signature = SignatureVerifier(secret).generate_signature(timestamp=timestamp, body=body)
     request = urllib.request.Request(
         url,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 from collections.abc import Coroutine
@@ -135,7 +136,7 @@ async def test_first_run_loads_history_serves_the_api_and_streams_live_events(
     assert f"http://127.0.0.1:{port}/healthz" in output
     assert f"curl -sS -X POST http://127.0.0.1:{port}/v1/events" in output
     assert "time to first page:" in output
-    assert "urgent ticket opened" in output
+    assert "now deteriorating" in output
 
 
 async def test_second_run_reuses_the_history_and_stops_on_sigint(
@@ -181,3 +182,54 @@ async def test_reset_starts_from_a_fresh_history(settings: Settings) -> None:
     assert again["accounts"] == 20
     assert len(first_runs) == len(runs) == 1
     assert runs != first_runs  # the first run's live events went with the old schema
+
+
+async def test_showcase_accounts_go_critical_and_their_kams_are_told_on_slack_and_by_email(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    port = free_port()
+    demo = start(run_demo(settings, reset=False, duration=None, port=port, **(SMALL | {"accounts": 60, "kams": 6, "days": 90})))
+    base = f"http://127.0.0.1:{port}"
+    await until_up(port, demo)
+    printed = ""
+    async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+        inbox = ""
+        for _ in range(900):  # the story runs over 75 s; notifications follow within seconds
+            printed += capsys.readouterr().out
+            inbox = (await client.get("/demo/inbox")).text
+            reached = printed.count(" reached critical ")
+            if reached >= 2 and 'action="/demo/slack/click"' in inbox and "<iframe" in inbox:
+                break
+            if demo.done():
+                demo.result()
+            await asyncio.sleep(0.2)
+        alert_id = re.search(
+            r'name="action_id" value="alert_ack"><input type="hidden" name="value" value="(\d+)"', inbox
+        )
+        assert alert_id is not None, inbox[:2000]
+        user = re.search(r'name="user" value="([^"]+)"', inbox[alert_id.start() :])
+        assert user is not None
+        clicked = await client.post(
+            "/demo/slack/click",
+            data={"action_id": "alert_ack", "value": alert_id.group(1), "user": user.group(1)},
+            follow_redirects=True,
+        )
+    os.kill(os.getpid(), signal.SIGINT)
+    await asyncio.wait_for(demo, timeout=20)
+    printed += capsys.readouterr().out
+
+    assert printed.count(" reached critical ") >= 2, printed
+    assert re.search(r"Slack \(\d+\)", inbox)
+    assert not re.search(r"Slack \(0\)", inbox)
+    assert not re.search(r"Email \(0\)", inbox)
+    assert 'class="slack-fields"' in inbox  # sections with their fields, as Slack lays them out
+    assert "Slack → kamwatch (200)" in clicked.text, re.findall(r"class=\"flash\">[^<]*", clicked.text)
+    db = await Database.open(settings)
+    try:
+        async with db.unit_of_work() as conn:
+            state = await conn.scalar(text("SELECT state FROM alerts WHERE id = :id"), {"id": int(alert_id.group(1))})
+    finally:
+        await db.close()
+    assert state == "acknowledged"
+    assert re.search(r"notifications received: \d+ by email, \d+ by slack", printed)
+    assert "/postmortem" in printed

@@ -23,7 +23,7 @@ from schemas.events import (
     UsageEvent,
 )
 from services.platform.settings import Settings
-from services.worker.consumer import build_broker
+from services.worker.consumer import DLQ_HEADERS, build_broker
 
 # Which event types each configured stream carries (KAM directory updates travel with account profiles).
 STREAM_EVENTS: dict[str, tuple[type[BaseModel], ...]] = {
@@ -36,6 +36,49 @@ STREAM_EVENTS: dict[str, tuple[type[BaseModel], ...]] = {
     "outcomes": (OutcomeEvent,),
 }
 _REF = "#/components/schemas/{model}"
+
+# The Kafka message key of every event: its subject (partitions keep an account's events in order).
+MESSAGE_KEY: dict[str, Any] = {
+    "type": "string",
+    "description": "The event's `subject`: the account id (the KAM id for kamwatch.kam.v1 events).",
+    "examples": ["acme"],
+}
+DLQ_HEADER_DOCS: dict[str, str] = {
+    "kamwatch-dlq-reason": "Why the record was rejected, naming the field (e.g. `data.invoice_id: missing`).",
+    "kamwatch-dlq-field": "Dotted path of the offending attribute, when one is to blame.",
+    "kamwatch-source-topic": "The topic the record was read from.",
+    "kamwatch-source-partition": "Its partition.",
+    "kamwatch-source-offset": "Its offset.",
+}
+
+
+def _event_type(model: type[BaseModel]) -> str:
+    annotation = model.model_fields["type"].annotation
+    return str(getattr(annotation, "__args__", ("?",))[0])
+
+
+def _describe_dead_letters(document: dict[str, Any], topic: str) -> None:
+    headers = {
+        "type": "object",
+        "properties": {name: {"type": "string", "description": DLQ_HEADER_DOCS[name]} for name in DLQ_HEADERS},
+        "required": [
+            "kamwatch-dlq-reason",
+            "kamwatch-source-topic",
+            "kamwatch-source-partition",
+            "kamwatch-source-offset",
+        ],
+    }
+    for channel in document["channels"].values():
+        if channel["address"] != topic:
+            continue
+        for reference in channel["messages"].values():
+            message = document["components"]["messages"][reference["$ref"].rsplit("/", 1)[-1]]
+            message["headers"] = headers
+            message["contentType"] = "application/octet-stream"
+            message["description"] = (
+                "A rejected record: its bytes unchanged, with the same key; why and whence in headers."
+            )
+            message["bindings"] = {"kafka": {"key": MESSAGE_KEY, "bindingVersion": "0.4.0"}}
 
 
 async def _document_only(records: Sequence[InboundRecord]) -> BatchResult:
@@ -62,9 +105,17 @@ def asyncapi_document(settings: Settings) -> dict[str, Any]:
         stream = topic_streams.get(channel["address"])
         if stream is None:
             continue
-        payload = {"oneOf": [{"$ref": _REF.format(model=m.__name__)} for m in STREAM_EVENTS[stream]]}
+        carried = STREAM_EVENTS[stream]
+        payload = {"oneOf": [{"$ref": _REF.format(model=m.__name__)} for m in carried]}
+        types = ", ".join(f"`{_event_type(m)}`" for m in carried)
+        channel["description"] = (
+            f"Event types {types} (CloudEvents 1.0, structured mode); the message key is the subject."
+        )
         for reference in channel["messages"].values():
-            message_name = reference["$ref"].rsplit("/", 1)[-1]
-            components["messages"][message_name]["payload"] = payload
-            components["messages"][message_name]["contentType"] = "application/cloudevents+json"
+            message = components["messages"][reference["$ref"].rsplit("/", 1)[-1]]
+            message["payload"] = payload
+            message["contentType"] = "application/cloudevents+json"
+            message["description"] = f"One event of type {types}, on topic `{channel['address']}`."
+            message["bindings"] = {"kafka": {"key": MESSAGE_KEY, "bindingVersion": "0.4.0"}}
+    _describe_dead_letters(document, settings.kafka_dlq_topic)
     return document

@@ -188,7 +188,9 @@ async def test_showcase_accounts_go_critical_and_their_kams_are_told_on_slack_an
     settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
     port = free_port()
-    demo = start(run_demo(settings, reset=False, duration=None, port=port, **(SMALL | {"accounts": 60, "kams": 6, "days": 90})))
+    demo = start(
+        run_demo(settings, reset=False, duration=None, port=port, **(SMALL | {"accounts": 60, "kams": 6, "days": 90}))
+    )
     base = f"http://127.0.0.1:{port}"
     await until_up(port, demo)
     printed = ""

@@ -23,6 +23,33 @@ SEVERITIES: tuple[Severity, ...] = ("info", "warning", "critical")
 LOCALES: tuple[Locale, ...] = ("en", "fr")
 COMPONENTS: tuple[ComponentName, ...] = ("usage", "support", "payment", "relationship", "engagement")
 AT_RISK_LEVELS: tuple[Level, ...] = ("high", "critical")
+# Every code a driver may carry (health_engine/scoring.py gives them; a unit test keeps this list complete).
+DRIVER_CODES: tuple[str, ...] = (
+    "usage.drop",
+    "usage.users_drop",
+    "usage.silent",
+    "support.surge",
+    "support.urgent_open",
+    "support.escalations",
+    "support.low_csat",
+    "payment.overdue",
+    "payment.failed",
+    "payment.disputed",
+    "payment.written_off",
+    "relationship.champion_left",
+    "relationship.sponsor_left",
+    "relationship.decision_maker_left",
+    "relationship.new_executive_unengaged",
+    "relationship.single_threaded",
+    "relationship.no_champion",
+    "relationship.no_sponsor",
+    "relationship.detractor",
+    "engagement.meetings_missed",
+    "engagement.no_business_review",
+    "engagement.no_reply_streak",
+    "engagement.nps_detractor",
+    "renewal.near",
+)
 
 LEVEL_RANK: dict[Level, int] = {level: rank for rank, level in enumerate(LEVELS)}
 SEVERITY_RANK: dict[Severity, int] = {severity: rank for rank, severity in enumerate(SEVERITIES)}

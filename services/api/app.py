@@ -17,7 +17,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
@@ -59,6 +59,29 @@ class EventResultOut(BaseModel):
 
 
 class IngestResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "accepted": 1,
+                    "duplicates": 0,
+                    "rejected": 1,
+                    "results": [
+                        {"index": 0, "status": "accepted", "source": "product/telemetry", "id": "usage-000123"},
+                        {
+                            "index": 1,
+                            "status": "rejected",
+                            "source": "billing",
+                            "id": "p-1",
+                            "reason": "data.invoice_id: missing required attribute",
+                            "field": "data.invoice_id",
+                        },
+                    ],
+                }
+            ]
+        }
+    )
+
     accepted: int
     duplicates: int
     rejected: int
@@ -198,6 +221,9 @@ def build_app(
         openapi_extra={"requestBody": _REQUEST_BODY},
     )
     async def ingest_events(request: Request, _: Principal = Depends(require("ingest"))) -> IngestResponse:
+        """One CloudEvent, a JSON array of them, or NDJSON. Each event is validated, claimed by its (source, id) (a
+        duplicate is acknowledged as such), stored and its account rescored before the answer; a single invalid
+        event answers 422 naming the field, a batch answers a result per event."""
         body = await request.body()
         if len(body) > settings.http_max_body_bytes:
             raise Problem(413, "Content Too Large", f"body exceeds {settings.http_max_body_bytes} bytes")
@@ -214,17 +240,42 @@ def build_app(
 
     app.add_middleware(RequestMetrics, metrics=metrics)
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=PlainTextResponse)
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        summary="Prometheus metrics",
+        response_class=PlainTextResponse,
+        responses={200: {"content": {"text/plain": {"example": METRICS_EXAMPLE}}}},
+    )
     async def metrics_endpoint(request: Request) -> Response:
+        """Prometheus exposition of every kamwatch metric (text, or OpenMetrics by Accept)."""
         body, content_type = metrics.exposition(request.headers.get("accept"))
         return Response(body, media_type=content_type)
 
-    @app.get("/healthz", tags=["operations"], summary="Liveness")
+    @app.get(
+        "/healthz",
+        tags=["operations"],
+        summary="Liveness",
+        responses={200: {"content": {"application/json": {"example": {"status": "ok"}}}}},
+    )
     async def healthz() -> dict[str, str]:
+        """The process answers (no dependency checked)."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["operations"], summary="Readiness: the database answers")
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        summary="Readiness: the database answers",
+        responses={
+            200: {"content": {"application/json": {"example": {"status": "ok", "database": "ok"}}}},
+            503: {
+                "description": "The database does not answer",
+                "content": {"application/json": {"example": {"status": "unavailable", "database": "timeout"}}},
+            },
+        },
+    )
     async def readyz(request: Request) -> JSONResponse:
+        """The database answers: 200, else 503 with the error."""
         db: Database = request.app.state.db
         try:
             async with db.unit_of_work() as conn:
@@ -265,6 +316,10 @@ class RequestMetrics:
 
 
 DOCS_ASSETS = "/docs-assets"
+METRICS_EXAMPLE = """# HELP kamwatch_arr_at_risk Annual recurring revenue of the accounts at high or critical risk...
+# TYPE kamwatch_arr_at_risk gauge
+kamwatch_arr_at_risk{currency="EUR",tier="strategic"} 960000.0
+"""
 
 API_DESCRIPTION = """The health of key accounts for CRMs, widgets and integrations.
 

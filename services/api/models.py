@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
-from schemas.vocabulary import Level, Locale, Severity
+from schemas.vocabulary import COMPONENTS, DRIVER_CODES, Level, Locale, Severity
 
 
 def _no_nul(value: str) -> str:
@@ -18,6 +18,66 @@ def _no_nul(value: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(_no_nul)]
+
+# Examples shown in the OpenAPI document (and /docs), one per response body.
+_ALERT: dict[str, Any] = {
+    "id": 42,
+    "account_id": "acme",
+    "rule": "champion_left",
+    "subject": "C-7",
+    "severity": "critical",
+    "state": "firing",
+    "title": "Champion Claire Martin left",
+    "fired_at": "2026-11-18T16:00:00Z",
+    "updated_at": "2026-11-18T16:00:00Z",
+    "acknowledged_at": None,
+    "snoozed_until": None,
+    "resolved_at": None,
+    "clearing_since": None,
+    "resolves_at": None,
+}
+_ACCOUNT: dict[str, Any] = {
+    "account_id": "acme",
+    "name": "Acme SA",
+    "owner_kam_id": "kam-lea",
+    "owner_name": "Léa Dubois",
+    "tier": "strategic",
+    "segment": "enterprise",
+    "arr": "480000.0000",
+    "currency": "EUR",
+    "renewal_date": "2027-01-31",
+    "risk": 72.5,
+    "level": "high",
+    "arr_at_risk": "480000.0000",
+    "change_7d": 31.5,
+    "as_of": "2026-11-20T10:00:00Z",
+}
+_CONVERTED: dict[str, Any] = {"currency": "EUR", "amount": "1450000.0000", "unconverted": {}}
+_REPORTING: dict[str, Any] = {
+    "arr": _CONVERTED,
+    "arr_at_risk": {"currency": "EUR", "amount": "480000.0000", "unconverted": {}},
+    "outcomes": {"renewed": 3, "churned": 1},
+    "lost_arr": {"currency": "EUR", "amount": "234000.0000", "unconverted": {}},
+    "net_revenue_retention": 0.91,
+}
+_LOSS_ACCOUNT: dict[str, Any] = {
+    "account_id": "globex",
+    "name": "Globex Ltd",
+    "owner": {"kam_id": "kam-tom", "name": "Tom Baker"},
+    "tier": "key",
+    "currency": "GBP",
+    "outcome": "churned",
+    "outcome_at": "2026-10-30T12:00:00Z",
+    "arr_before": "200000.0000",
+    "arr_after": "0.0000",
+    "reason": "moved to a competitor",
+}
+
+
+def _examples(*documents: Any) -> ConfigDict:
+    return ConfigDict(json_schema_extra={"examples": list(documents)})
+
+
 AlertState = Literal["firing", "acknowledged", "resolved"]
 Money = str  # a decimal amount as a string, exact (``"480000.0000"``)
 _MONEY = Field(description="Decimal amount as a string.", examples=["480000.0000"])
@@ -35,8 +95,12 @@ class ComponentOut(BaseModel):
 
 
 class DriverOut(BaseModel):
-    component: str = Field(examples=["support"])
-    code: str = Field(examples=["support.urgent_open"])
+    component: str = Field(examples=["support"], json_schema_extra={"enum": [*COMPONENTS, "renewal"]})
+    code: str = Field(
+        description="Stable code of the reason (documented as an enum; a newer scorer may add codes).",
+        examples=["support.urgent_open"],
+        json_schema_extra={"enum": list(DRIVER_CODES)},
+    )
     severity: Severity
     points: float = Field(description="Risk points this driver adds.")
     message: str = Field(description="In the caller's locale.", examples=["2 urgent tickets open for 5 days"])
@@ -45,6 +109,17 @@ class DriverOut(BaseModel):
 
 
 class OverrideOut(BaseModel):
+    model_config = _examples(
+        {
+            "id": 3,
+            "level": "low",
+            "reason": "renewal signed, paperwork pending",
+            "created_by": "kam-lea",
+            "created_at": "2026-11-20T10:00:00Z",
+            "expires_at": "2026-11-23T10:00:00Z",
+        }
+    )
+
     id: int
     level: Level
     reason: str
@@ -61,6 +136,8 @@ class TrendOut(BaseModel):
 
 
 class AlertOut(BaseModel):
+    model_config = _examples(_ALERT)
+
     id: int
     account_id: str
     rule: str = Field(examples=["usage_drop"])
@@ -179,6 +256,8 @@ class AccountSummaryOut(BaseModel):
 
 
 class AccountPage(BaseModel):
+    model_config = _examples({"items": [_ACCOUNT], "next_cursor": "WyI3Mi41IiwiYWNtZSJd"})
+
     items: list[AccountSummaryOut]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; None on the last page.")
 
@@ -192,6 +271,27 @@ class HistoryPoint(BaseModel):
 
 
 class HistoryOut(BaseModel):
+    model_config = _examples(
+        {
+            "account_id": "acme",
+            "points": [
+                {
+                    "as_of": "2026-11-19T23:59:00Z",
+                    "risk": 72.5,
+                    "level": "high",
+                    "components": {
+                        "usage": 80.0,
+                        "support": 55.0,
+                        "payment": 0.0,
+                        "relationship": 90.0,
+                        "engagement": 40.0,
+                    },
+                    "driver_codes": ["relationship.champion_left", "usage.drop"],
+                }
+            ],
+        }
+    )
+
     account_id: str
     points: list[HistoryPoint] = Field(description="The last score of each UTC day, oldest first.")
 
@@ -206,6 +306,23 @@ class TimelineItem(BaseModel):
 
 
 class TimelinePage(BaseModel):
+    model_config = _examples(
+        {
+            "account_id": "acme",
+            "items": [
+                {
+                    "at": "2026-11-18T16:00:00Z",
+                    "kind": "event",
+                    "type": "kamwatch.contact_change.v1",
+                    "summary": "contact C-7 left_company (champion)",
+                    "id": "e:crm:c-1",
+                    "data": {"contact_id": "C-7", "change": "left_company", "role": "champion"},
+                }
+            ],
+            "next_cursor": None,
+        }
+    )
+
     account_id: str
     items: list[TimelineItem] = Field(description="Newest first.")
     next_cursor: str | None
@@ -264,6 +381,38 @@ class RetentionOut(BaseModel):
 
 
 class PortfolioSummary(BaseModel):
+    model_config = _examples(
+        {
+            "accounts": 12,
+            "reporting_currency": "EUR",
+            "rates_as_of": "2026-11-30",
+            "by_level": {"high": {"accounts": 1, "arr": {"EUR": "480000.0000"}}},
+            "arr": {"EUR": "1250000.0000", "GBP": "200000.0000"},
+            "arr_at_risk": {"EUR": "480000.0000"},
+            "reporting": _REPORTING,
+            "by_kam": [
+                {
+                    "key": "kam-lea",
+                    "name": "Léa Dubois",
+                    "accounts": 6,
+                    "by_level": {"low": 4, "medium": 1, "high": 1, "critical": 0, "unscored": 0},
+                    "arr": {"EUR": "750000.0000"},
+                    "arr_at_risk": {"EUR": "480000.0000"},
+                    "reporting": _REPORTING,
+                }
+            ],
+            "by_tier": [],
+            "retention": {
+                "from": "2025-11-20",
+                "to": "2026-11-21",
+                "outcomes": {"renewed": 3, "churned": 1},
+                "arr_before": {"EUR": "600000.0000", "GBP": "200000.0000"},
+                "arr_after": {"EUR": "630000.0000", "GBP": "0.0000"},
+                "net_revenue_retention": {"EUR": 1.05, "GBP": 0.0},
+            },
+        }
+    )
+
     accounts: int
     reporting_currency: str = Field(examples=["EUR"])
     rates_as_of: str | None = Field(description="The `as_of` of the operator's exchange rates file, if given.")
@@ -277,11 +426,15 @@ class PortfolioSummary(BaseModel):
 
 
 class AlertPage(BaseModel):
+    model_config = _examples({"items": [_ALERT], "next_cursor": None})
+
     items: list[AlertOut]
     next_cursor: str | None
 
 
 class NoteIn(BaseModel):
+    model_config = _examples({"note": "called the new COO, meeting Thursday"})
+
     note: Text | None = Field(default=None, max_length=2000)
 
 
@@ -294,11 +447,15 @@ class SnoozeIn(BaseModel):
 
 
 class FeedbackIn(BaseModel):
+    model_config = _examples({"verdict": "useful", "comment": "we booked a review the same day"})
+
     verdict: Literal["useful", "false_alarm"]
     comment: Text | None = Field(default=None, max_length=2000)
 
 
 class FeedbackOut(BaseModel):
+    model_config = _examples({"id": 7, "alert_id": 42, "verdict": "useful"})
+
     id: int
     alert_id: int
     verdict: Literal["useful", "false_alarm"]
@@ -324,6 +481,16 @@ class WidgetTokenIn(BaseModel):
 
 
 class WidgetTokenOut(BaseModel):
+    model_config = _examples(
+        {
+            "token": "WyJhY21lIiwia2FtLWxlYSIsMTc5NjQ5NzgwOV0.9BxEp75wMgYLt6KHPGcveXK2GHdOdHzILPNWIUtpDXQ",
+            "account_id": "acme",
+            "kam_id": "kam-lea",
+            "expires_at": "2026-11-20T11:00:00Z",
+            "url": "https://kamwatch.example.com/widget/accounts/acme?token=WyJhY21lIiwia2FtLWxlYSIsMTc5NjQ5NzgwOV0.9Bx",
+        }
+    )
+
     token: str
     account_id: str
     kam_id: str | None
@@ -391,6 +558,49 @@ class RiskPointOut(BaseModel):
 
 
 class PostMortemOut(BaseModel):
+    model_config = _examples(
+        {
+            "account": _LOSS_ACCOUNT,
+            "window_days": 180,
+            "first_told_at": "2026-08-16T12:02:00Z",
+            "lead_days": 74.9,
+            "possible_lead_days": 75.0,
+            "rules": [
+                {
+                    "rule": "champion_left",
+                    "label": "Champion left",
+                    "would_fire_at": "2026-08-16T12:00:00Z",
+                    "fired_at": "2026-08-16T12:00:00Z",
+                    "told_at": "2026-08-16T12:02:00Z",
+                    "acknowledged_at": "2026-08-18T12:00:00Z",
+                    "lead_days": 74.9,
+                    "lost_days": 0.0,
+                    "actions": [
+                        {
+                            "at": "2026-08-18T12:00:00Z",
+                            "what": "acknowledged",
+                            "actor": "kam-tom",
+                            "via": "slack",
+                            "alert_id": 9,
+                        }
+                    ],
+                }
+            ],
+            "silent_rules": [{"rule": "payment_late", "label": "Late payment"}],
+            "notifications": [
+                {"sent_at": "2026-08-16T12:02:00Z", "channel": "slack", "kind": "immediate", "alert_ids": [9]}
+            ],
+            "signals": [
+                {
+                    "at": "2026-08-16T12:00:00Z",
+                    "type": "kamwatch.contact_change.v1",
+                    "data": {"contact_id": "globex-c1", "change": "left_company", "role": "champion"},
+                }
+            ],
+            "risk": [{"at": "2026-08-17T00:00:00Z", "risk": 67.1, "level": "high"}],
+        }
+    )
+
     account: LossAccountOut
     window_days: int = Field(description="Days before the outcome the post-mortem looks at.", examples=[180])
     first_told_at: datetime | None = Field(description="The first notification about the account in the window.")
@@ -415,4 +625,23 @@ class LossesOut(BaseModel):
     period_to: date = Field(alias="to")
     items: list[LossOut] = Field(description="Newest first.")
 
-    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+    model_config = ConfigDict(
+        populate_by_name=True,
+        serialize_by_alias=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "from": "2026-08-22",
+                    "to": "2026-11-20",
+                    "items": [
+                        {
+                            "account": _LOSS_ACCOUNT,
+                            "first_alert_at": "2026-08-16T12:00:00Z",
+                            "first_told_at": "2026-08-16T12:02:00Z",
+                            "lead_days": 74.9,
+                        }
+                    ],
+                }
+            ]
+        },
+    )

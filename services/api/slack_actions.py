@@ -54,8 +54,25 @@ def slack_router(settings: Settings) -> APIRouter:
         "/v1/slack/interactions",
         summary="Slack interactivity (Acknowledge / Snooze 7 days buttons)",
         include_in_schema=True,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/x-www-form-urlencoded": {
+                        "schema": {"type": "object", "properties": {"payload": {"type": "string"}}},
+                        "example": {
+                            "payload": '{"type":"block_actions","user":{"id":"U024BE7LH"},'
+                            '"actions":[{"action_id":"alert_ack","value":"42"}]}'
+                        },
+                    }
+                },
+            }
+        },
         responses={
-            200: {"description": "Done; the text says what happened"},
+            200: {
+                "description": "Done; the text says what happened",
+                "content": {"application/json": {"example": {"text": "Acknowledged", "response_type": "ephemeral"}}},
+            },
             401: {"description": "Bad or stale Slack signature (problem+json)"},
             403: {"description": "The Slack user is not a known KAM (problem+json)"},
             404: {"description": "No such alert (problem+json)"},
@@ -63,6 +80,8 @@ def slack_router(settings: Settings) -> APIRouter:
         },
     )
     async def interactions(request: Request) -> Response:
+        """Slack's block_actions for the Acknowledge and Snooze 7 days buttons of kamwatch's messages: verified by
+        Slack's signature and timestamp, the Slack user mapped to a KAM who then acts on the alert."""
         path = request.url.path
         if secret is None:
             return problem_response(503, "Service Unavailable", "Slack interactions are not configured", instance=path)

@@ -121,6 +121,9 @@ HEALTH_PATH = "/v1/accounts/{account_id}/health"
     responses={**AUTH_ERRORS, **NOT_FOUND, 304: {"description": "Not modified (If-None-Match matched the ETag)"}},
 )
 async def get_health(request: Request, account_id: str, principal: Reader, locale: LocaleParam = None) -> Response:
+    """The account's risk (0-100) and level, its components and drivers (worded in the caller's language), the 7-
+    and 30-day trend, renewal, ARR, tier, owner, active override and open alerts; for a parent account its group
+    roll-up. Revalidate with If-None-Match: 304 while nothing changed."""
     return await health_response(request, account_id, principal, locale)
 
 
@@ -161,6 +164,8 @@ async def get_accounts(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: str | None = None,
 ) -> dict[str, Any]:
+    """The accounts the key may see, filtered by owner, level, tier, segment and renewal window, sorted highest
+    first (risk, ARR at risk or 7-day change), 50 a page by default: pass `next_cursor` back as `cursor`."""
     async with q.request_db(request).unit_of_work() as conn:
         rows, next_cursor = await q.list_accounts(
             conn,
@@ -202,6 +207,8 @@ async def get_history(
     start: Annotated[IsoDate | None, Query(alias="from", description="First day (default: `to` - 90 days).")] = None,
     end: Annotated[IsoDate | None, Query(alias="to", description="Last day, included (default: today).")] = None,
 ) -> dict[str, Any]:
+    """The last score of each UTC day between `from` and `to` (90 days by default): risk, level, each component's
+    risk and the driver codes."""
     now = q.request_now(request)
     stop = _bound(end, now, end=True)
     begin = _bound(start, stop - timedelta(days=90), end=False)
@@ -226,6 +233,8 @@ async def get_timeline(
     cursor: str | None = None,
     locale: LocaleParam = None,
 ) -> dict[str, Any]:
+    """Everything that happened to the account, newest first: raw events, alerts fired, their transitions (who, how)
+    and level changes, by pages."""
     language = _locale(request, locale)
     async with q.request_db(request).unit_of_work() as conn:
         await q.visible_account(conn, principal, account_id)
@@ -255,6 +264,9 @@ async def get_portfolio(
         IsoDate | None, Query(alias="to", description="Retention period end, excluded (default: tomorrow).")
     ] = None,
 ) -> dict[str, Any]:
+    """Accounts and ARR by level, KAM and tier, in each original currency and in the reporting currency
+    (KAMWATCH_REPORTING_CURRENCY, with the operator's exchange rates; what no rate converts is kept apart, never
+    added); the outcomes of the period: net revenue retention and lost ARR, in all, per KAM and per tier."""
     now = q.request_now(request)
     stop = end or (now.date() + timedelta(days=1))
     begin = start or (stop - timedelta(days=365))
@@ -284,6 +296,8 @@ async def get_alerts(
     cursor: str | None = None,
     locale: LocaleParam = None,
 ) -> dict[str, Any]:
+    """Alerts on the accounts the key may see, newest first (by default the open ones: firing and acknowledged),
+    filtered by state, severity, account, rule and owner."""
     language = _locale(request, locale)
     async with q.request_db(request).unit_of_work() as conn:
         rows, next_cursor = await q.list_alerts(
@@ -344,6 +358,8 @@ _ALERT_ACTION = {"response_model": AlertOut, "tags": ["alerts"], "responses": {*
 async def ack_alert(
     request: Request, alert_id: AlertId, principal: Reader, body: NoteIn | None = None, locale: LocaleParam = None
 ) -> dict[str, Any]:
+    """Mark an alert acknowledged (someone is on it): no reminder and no escalation follow. Recorded with who and
+    how; an optional note."""
     row = await act_on_alert(
         q.request_db(request),
         principal,
@@ -359,6 +375,8 @@ async def ack_alert(
 async def snooze_alert(
     request: Request, alert_id: AlertId, principal: Reader, body: SnoozeIn, locale: LocaleParam = None
 ) -> dict[str, Any]:
+    """Acknowledge an alert until a time (`until`, or `minutes` from now); it comes back if its condition still
+    holds then."""
     now = q.request_now(request)
     if body.until is None and body.minutes is None:
         raise Problem(422, "Unprocessable Content", "until: give `until` or `minutes`", field="until")
@@ -375,6 +393,7 @@ async def snooze_alert(
 async def resolve_alert(
     request: Request, alert_id: AlertId, principal: Reader, body: NoteIn | None = None, locale: LocaleParam = None
 ) -> dict[str, Any]:
+    """Close an alert by hand; if its condition still holds, the next evaluation opens a new one."""
     row = await act_on_alert(
         q.request_db(request),
         principal,
@@ -395,6 +414,8 @@ async def resolve_alert(
     responses={**AUTH_ERRORS, **NOT_FOUND},
 )
 async def alert_feedback(request: Request, alert_id: AlertId, principal: Reader, body: FeedbackIn) -> dict[str, Any]:
+    """Say whether an alert was useful or a false alarm; the per-rule precision (`kamwatch alerts stats`, metric
+    kamwatch_alert_feedback_precision) comes from these."""
     async with q.request_db(request).transaction() as conn:
         await _visible_alert(conn, principal, alert_id)
         feedback_id = await lifecycle.record_feedback(
@@ -412,6 +433,8 @@ async def alert_feedback(request: Request, alert_id: AlertId, principal: Reader,
     responses={**AUTH_ERRORS, **NOT_FOUND},
 )
 async def set_override(request: Request, account_id: str, principal: Reader, body: OverrideIn) -> dict[str, Any]:
+    """Pin the account's level with a reason until a time (`expires_at`, or `hours`, 72 by default): the pinned
+    level is shown with who, why and until when; every override is kept."""
     now = q.request_now(request)
     expires = body.expires_at or now + timedelta(hours=body.hours or 72)
     if expires <= now:
@@ -432,6 +455,7 @@ async def set_override(request: Request, account_id: str, principal: Reader, bod
     responses={**AUTH_ERRORS, 404: problem_doc("Unknown account, not visible, or no active override")},
 )
 async def clear_override(request: Request, account_id: str, principal: Reader) -> Response:
+    """Lift the account's active level pin before it expires."""
     async with q.request_db(request).unit_of_work() as conn:
         await q.visible_account(conn, principal, account_id)
         if not await overrides.clear_override(conn, account_id, actor=principal.actor, now=q.request_now(request)):
@@ -460,6 +484,8 @@ async def widget_secret(request: Request) -> bytes:
     responses={**AUTH_ERRORS, **NOT_FOUND},
 )
 async def create_widget_token(request: Request, principal: Reader, body: WidgetTokenIn) -> dict[str, Any]:
+    """A signed token bound to one account (and optionally to the KAM acting through it), valid `ttl_seconds`, and
+    the widget URL to embed in a CRM iframe."""
     if body.kam_id and principal.kam_ids is not None and body.kam_id not in principal.kam_ids:
         raise Problem(403, "Forbidden", "kam_id: this key cannot act for that KAM", field="kam_id")
     async with q.request_db(request).unit_of_work() as conn:

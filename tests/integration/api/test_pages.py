@@ -53,3 +53,11 @@ async def test_account_page(client: httpx.AsyncClient, world: World) -> None:
     assert "Ticket T-9 opened (urgent)" in page.text
     assert hidden.status_code == 404
     assert logged_out.status_code == 303
+
+
+async def test_sign_in_goes_on_to_the_page_asked_for_on_this_site_only(client: httpx.AsyncClient, world: World) -> None:
+    asked = await client.post("/login?next=/accounts/acme%3Flocale%3Dfr", data={"key": world.keys["lea"]})
+    elsewhere = await client.post("/login?next=//evil.example/x", data={"key": world.keys["lea"]})
+
+    assert asked.headers["location"] == "/accounts/acme?locale=fr"
+    assert elsewhere.headers["location"] == "/"

@@ -76,13 +76,21 @@ async def test_widget_refuses_bad_tokens(client: httpx.AsyncClient, world: World
     other = await _token(client, world, "globex")
     payload, signature = token.split(".")
     expired = mint(app.state.widget_secret, "acme", "kam-lea", NOW - timedelta(seconds=1))
-    for bad in (other, f"{payload}.{signature[::-1]}", expired, "", "x.y"):
+    for bad in (other, f"{payload}.{signature[::-1]}", expired, "x.y"):
         page = await client.get(f"/widget/accounts/acme?token={bad}")
         assert page.status_code == 403, bad
         assert "frame-ancestors" in page.headers["content-security-policy"]
         assert "72.5" not in page.text
     action = await client.post(f"/widget/accounts/acme/alerts/{world.alerts['acme']}/ack", data={"token": other})
     assert action.status_code == 403
+    # no token at all (a notification's "Open" link): a person, sent to sign in, then to the account page
+    untokened = await client.get("/widget/accounts/acme?locale=fr")
+    assert untokened.status_code == 303
+    assert untokened.headers["location"] == "/login?locale=fr&next=%2Faccounts%2Facme%3Flocale%3Dfr"
+    assert "72.5" not in untokened.text
+    await client.post("/login", data={"key": world.keys["lea"]})
+    signed_in = await client.get("/widget/accounts/acme?locale=fr")
+    assert signed_in.headers["location"] == "/accounts/acme?locale=fr"
 
 
 async def test_widget_acknowledge_and_snooze_buttons(client: httpx.AsyncClient, world: World, db: Database) -> None:

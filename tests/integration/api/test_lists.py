@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -211,7 +212,12 @@ async def test_portfolio_in_the_reporting_currency_with_the_operators_rates(
     transport = httpx.ASGITransport(app=app)
     async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://t") as http:
         body = (await http.get("/v1/portfolio/summary", headers=world.auth("admin"))).json()
-        metrics = (await http.get("/metrics")).text
+        metrics = ""
+        for _ in range(200):  # the gauges are sampled in the background from start: wait for the first reading
+            metrics = (await http.get("/metrics")).text
+            if 'kamwatch_arr_at_risk{currency="USD",tier="strategic"}' in metrics:
+                break
+            await asyncio.sleep(0.05)
 
     assert (body["reporting_currency"], body["rates_as_of"]) == ("USD", "2026-11-19")
     # 1,070,000 EUR at 1.1 plus 50,000 USD

@@ -207,7 +207,8 @@ def _engagement(data: Mapping[str, Any], locale: Locale) -> str:
     kind = kinds.get(str(data.get("kind")), str(data.get("kind")))
     if data.get("nps_score") is not None:
         return translate(locale, "NPS survey answered: {score}/10", score=data["nps_score"])
-    return f"{kind}: {outcomes.get(str(data.get('outcome')), str(data.get('outcome')))}"
+    outcome = outcomes.get(str(data.get("outcome")), str(data.get("outcome")))
+    return translate(locale, "{kind}: {outcome}", kind=kind, outcome=outcome)
 
 
 def _profile(data: Mapping[str, Any], locale: Locale) -> str:

@@ -14,7 +14,7 @@ from ingestion.parsing import InboundRecord
 from ingestion.pipeline import BatchResult, Ingress
 from schemas.vocabulary import AT_RISK_LEVELS
 from services.platform.database import Database
-from services.platform.metrics import Metrics
+from services.platform.metrics import UNSENT_STATUSES, Metrics
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,9 @@ GROUP BY h.level, a.tier
 """
 
 _OUTBOX_SQL = "SELECT count(*), min(created_at) FROM notifications WHERE status = 'pending'"
+_UNSENT_SQL = (
+    "SELECT status, count(*) AS n FROM notifications WHERE status IN ('failed', 'undeliverable') GROUP BY status"
+)
 
 
 async def sample(db: Database, metrics: Metrics, now: datetime) -> None:
@@ -73,6 +76,7 @@ async def sample(db: Database, metrics: Metrics, now: datetime) -> None:
     async with db.unit_of_work() as conn:
         rows = (await conn.execute(text(_PORTFOLIO_SQL))).all()
         pending, oldest = (await conn.execute(text(_OUTBOX_SQL))).one()
+        unsent = {row.status: int(row.n) for row in (await conn.execute(text(_UNSENT_SQL))).all()}
     accounts = {(row.level, row.tier): int(row.accounts) for row in rows}
     at_risk: dict[str, float] = {}
     for row in rows:
@@ -81,6 +85,8 @@ async def sample(db: Database, metrics: Metrics, now: datetime) -> None:
     metrics.set_portfolio(accounts, at_risk)
     metrics.outbox_pending.set(int(pending))
     metrics.outbox_oldest_pending_age_seconds.set(max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)
+    for status in UNSENT_STATUSES:
+        metrics.outbox_unsent.labels(status=status).set(unsent.get(status, 0))
 
 
 async def sample_forever(

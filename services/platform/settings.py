@@ -26,7 +26,8 @@ def _default_data_dir() -> Path:
 class Settings(BaseSettings):
     """Runtime configuration, read once at the service edge and passed down."""
 
-    model_config = SettingsConfigDict(env_prefix="KAMWATCH_", env_file=None, extra="ignore")
+    # An empty variable counts as unset: compose's ``${VAR:-}`` and templated manifests leave them empty.
+    model_config = SettingsConfigDict(env_prefix="KAMWATCH_", env_file=None, extra="ignore", env_ignore_empty=True)
 
     database_url: str | None = Field(
         default=None,
@@ -95,7 +96,9 @@ class Settings(BaseSettings):
     slack_team_channel: str | None = Field(
         default=None, description="Team channel for strategic critical alerts; overrides the rules' policy."
     )
-    smtp_host: str | None = Field(default=None, description="SMTP server. Unset: email notifications are not queued.")
+    smtp_host: str | None = Field(
+        default=None, description="SMTP server. Unset: the alerter's emails are undeliverable."
+    )
     smtp_port: PositiveInt = 587
     smtp_starttls: bool = Field(default=False, description="Upgrade the connection with STARTTLS.")
     smtp_tls: bool = Field(default=False, description="Implicit TLS (usually port 465).")
@@ -104,9 +107,13 @@ class Settings(BaseSettings):
     smtp_from: str = "kamwatch <kamwatch@localhost>"
     smtp_timeout_s: float = Field(default=30.0, gt=0)
     alerter_poll_interval_s: float = Field(default=5.0, gt=0, description="Pause when the outbox has nothing due.")
-    alerter_max_attempts: PositiveInt = Field(default=8, description="Attempts before a notification is failed.")
+    alerter_retry_window_s: float = Field(
+        default=86400.0, gt=0, description="Outage window: a notification is retried this long before it is failed."
+    )
     alerter_backoff_base_s: float = Field(default=30.0, gt=0, description="First retry delay, doubled each time.")
-    alerter_backoff_cap_s: float = Field(default=3600.0, gt=0, description="Longest retry delay.")
+    alerter_backoff_cap_s: float = Field(
+        default=900.0, gt=0, description="Longest retry delay: at most this long from a server's recovery to sending."
+    )
     alerter_concurrency: PositiveInt = Field(default=4, description="Notifications sent at once by one alerter.")
     alerter_escalation_interval_s: float = Field(default=300.0, gt=0, description="Period of the escalation check.")
     metrics_host: str = "0.0.0.0"

@@ -300,3 +300,37 @@ class WidgetTokenOut(BaseModel):
     kam_id: str | None
     expires_at: datetime
     url: str = Field(description="The widget URL to embed in an iframe.")
+
+
+UnsentStatus = Literal["failed", "undeliverable"]
+
+
+class UnsentNotificationOut(BaseModel):
+    id: int
+    kind: str
+    channel: str = Field(description="slack, email or team_channel")
+    recipient: str = Field(description="The KAM id, or the team channel.")
+    kam_id: str | None
+    alert_ids: list[int]
+    status: UnsentStatus
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    failing_since: datetime | None = Field(description="First failed attempt of the last run of failures.")
+
+
+class UnsentNotificationPage(BaseModel):
+    items: list[UnsentNotificationOut]
+
+
+class NotificationRetryIn(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "failed"}, {"ids": [12, 13]}]})
+
+    ids: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] | None = Field(
+        default=None, max_length=10_000, description="Only these notifications (default: every one given up on)."
+    )
+    status: UnsentStatus | None = Field(default=None, description="Only this status (default: both).")
+
+
+class NotificationRetryOut(BaseModel):
+    retried: list[int] = Field(description="Notifications queued again, due now.")

@@ -12,11 +12,12 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BeforeValidator
 
 from alerts.repository import lifecycle
+from alerts.repository import queue as outbox
 from health_engine import overrides
 from health_engine.access import Principal, mint, signing_secret
 from schemas.vocabulary import Level, Locale, Severity
 from services.api import queries as q
-from services.api.auth import reader
+from services.api.auth import reader, require
 from services.api.models import (
     AccountHealthOut,
     AccountPage,
@@ -26,11 +27,15 @@ from services.api.models import (
     FeedbackOut,
     HistoryOut,
     NoteIn,
+    NotificationRetryIn,
+    NotificationRetryOut,
     OverrideIn,
     OverrideOut,
     PortfolioSummary,
     SnoozeIn,
     TimelinePage,
+    UnsentNotificationPage,
+    UnsentStatus,
     WidgetTokenIn,
     WidgetTokenOut,
 )
@@ -466,3 +471,54 @@ async def create_widget_token(request: Request, principal: Reader, body: WidgetT
     base = request.app.state.settings.public_url.rstrip("/")
     url = f"{base}/widget/accounts/{quote(body.account_id, safe='')}?token={token}"
     return {"token": token, "account_id": body.account_id, "kam_id": kam_id, "expires_at": expires, "url": url}
+
+
+Admin = Annotated[Principal, Depends(require("admin"))]
+
+
+@router.get(
+    "/notifications",
+    response_model=UnsentNotificationPage,
+    tags=["operations"],
+    summary="Notifications given up on: failed after the outage window, or undeliverable (admin)",
+    responses=AUTH_ERRORS,
+)
+async def list_unsent_notifications(
+    request: Request,
+    _: Admin,
+    status: Annotated[UnsentStatus | None, Query(description="Only this status (default: both).")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    async with q.request_db(request).transaction() as conn:
+        rows = await outbox.unsent(conn, statuses=(status,) if status else outbox.UNSENT_STATUSES, limit=limit)
+    return {"items": [_unsent(r) for r in rows]}
+
+
+def _unsent(n: outbox.UnsentNotification) -> dict[str, Any]:
+    return {
+        "id": n.id,
+        "kind": n.kind,
+        "channel": n.channel,
+        "recipient": n.recipient,
+        "kam_id": n.kam_id,
+        "alert_ids": list(n.alert_ids),
+        "status": n.status,
+        "attempts": n.attempts,
+        "last_error": n.last_error,
+        "created_at": n.created_at,
+        "failing_since": n.failing_since,
+    }
+
+
+@router.post(
+    "/notifications/retry",
+    response_model=NotificationRetryOut,
+    tags=["operations"],
+    summary="Send failed or undeliverable notifications again (admin)",
+    responses=AUTH_ERRORS,
+)
+async def retry_notifications(request: Request, _: Admin, body: NotificationRetryIn) -> dict[str, Any]:
+    statuses = (body.status,) if body.status else outbox.UNSENT_STATUSES
+    async with q.request_db(request).transaction() as conn:
+        retried = await outbox.retry(conn, q.request_now(request), ids=body.ids, statuses=statuses)
+    return {"retried": retried}

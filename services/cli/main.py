@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from services.cli import alert_actions, health, inputs, keys, processes
+from services.cli import alert_actions, health, inputs, keys, notifications, processes
 
 app = typer.Typer(help="kamwatch: key-account health and churn early warning.", no_args_is_help=True)
-for group in (processes, inputs, health, alert_actions, keys):
+for group in (processes, inputs, health, alert_actions, notifications, keys):
     group.register(app)

@@ -287,11 +287,13 @@ class OverrideIn(BaseModel):
 
 
 class WidgetTokenIn(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"account_id": "acme", "ttl_seconds": 3600}]})
+    model_config = ConfigDict(json_schema_extra={"examples": [{"account_id": "acme", "ttl_seconds": 900}]})
 
     account_id: Text = Field(min_length=1, max_length=200)
     kam_id: Text | None = Field(default=None, max_length=200, description="Who acts through the widget (audit).")
-    ttl_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+    ttl_seconds: int = Field(
+        default=900, ge=60, le=24 * 3600, description="Lifetime: mint one per page view (at most a day)."
+    )
 
 
 class WidgetTokenOut(BaseModel):

@@ -17,7 +17,7 @@ from health_engine import overrides
 from health_engine.access import Principal, mint, signing_secret
 from schemas.vocabulary import Level, Locale, Severity
 from services.api import queries as q
-from services.api.auth import reader, require
+from services.api.auth import may_act, reader, require
 from services.api.models import (
     AccountHealthOut,
     AccountPage,
@@ -88,6 +88,17 @@ AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     401: problem_doc("Missing, unknown, revoked or expired API key"),
     403: problem_doc("The key lacks the scope"),
     422: problem_doc("Invalid parameter or body; `field` names it"),
+    429: {
+        **problem_doc("Too many failed authentications from this address (KAMWATCH_AUTH_FAILURE_LIMIT)"),
+        "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}},
+    },
+}
+WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
+    **AUTH_ERRORS,
+    403: problem_doc(
+        "The key lacks the scope, or may read but not act on this account (acting needs write:all, or a key "
+        "bound to the account's owner KAM or one of their managers)"
+    ),
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: problem_doc("Unknown, or not visible to this key")}
 CONFLICT: dict[int | str, dict[str, Any]] = {409: problem_doc("The alert is resolved")}
@@ -301,10 +312,13 @@ async def get_alerts(
     return {"items": [alert_document(r, language) for r in rows], "next_cursor": next_cursor}
 
 
-async def _visible_alert(conn: asyncpg.Connection, principal: Principal, alert_id: int) -> None:
+async def _visible_alert(conn: asyncpg.Connection, principal: Principal, alert_id: int, *, act: bool) -> None:
+    """404 when the caller may not see the alert; 403 when ``act`` and it may see but not change it."""
     exists, owner = await q.alert_owner(conn, alert_id)
     if not exists or not principal.sees_owner(owner):
         raise q.not_found("alert")
+    if act:
+        may_act(principal, owner)
 
 
 async def act_on_alert(
@@ -321,7 +335,7 @@ async def act_on_alert(
 ) -> dict[str, Any]:
     """Check visibility, then change the alert's state in one transaction (shared with the widget)."""
     async with db.transaction() as conn:
-        await _visible_alert(conn, principal, alert_id)
+        await _visible_alert(conn, principal, alert_id, act=True)
         try:
             row = await lifecycle.transition(
                 conn,
@@ -338,7 +352,7 @@ async def act_on_alert(
     return row
 
 
-_ALERT_ACTION = {"response_model": AlertOut, "tags": ["alerts"], "responses": {**AUTH_ERRORS, **NOT_FOUND, **CONFLICT}}
+_ALERT_ACTION = {"response_model": AlertOut, "tags": ["alerts"], "responses": {**WRITE_ERRORS, **NOT_FOUND, **CONFLICT}}
 
 
 @router.post("/alerts/{alert_id}/ack", summary="Acknowledge an alert", **_ALERT_ACTION)  # type: ignore[arg-type]
@@ -393,11 +407,11 @@ async def resolve_alert(
     status_code=201,
     tags=["alerts"],
     summary="Say whether an alert was useful",
-    responses={**AUTH_ERRORS, **NOT_FOUND},
+    responses={**WRITE_ERRORS, **NOT_FOUND},
 )
 async def alert_feedback(request: Request, alert_id: AlertId, principal: Reader, body: FeedbackIn) -> dict[str, Any]:
     async with q.request_db(request).transaction() as conn:
-        await _visible_alert(conn, principal, alert_id)
+        await _visible_alert(conn, principal, alert_id, act=True)
         feedback_id = await lifecycle.record_feedback(
             conn, alert_id, body.verdict, actor=principal.actor, at=q.request_now(request), comment=body.comment
         )
@@ -410,7 +424,7 @@ async def alert_feedback(request: Request, alert_id: AlertId, principal: Reader,
     status_code=201,
     tags=["accounts"],
     summary="Pin an account's level for a while (replaces the active pin)",
-    responses={**AUTH_ERRORS, **NOT_FOUND},
+    responses={**WRITE_ERRORS, **NOT_FOUND},
 )
 async def set_override(request: Request, account_id: str, principal: Reader, body: OverrideIn) -> dict[str, Any]:
     now = q.request_now(request)
@@ -418,7 +432,8 @@ async def set_override(request: Request, account_id: str, principal: Reader, bod
     if expires <= now:
         raise Problem(422, "Unprocessable Content", "expires_at: must be in the future", field="expires_at")
     async with q.request_db(request).unit_of_work() as conn:
-        await q.visible_account(conn, principal, account_id)
+        account = await q.visible_account(conn, principal, account_id)
+        may_act(principal, account["owner_kam_id"])
         row = await overrides.set_override(
             conn, account_id, level=body.level, reason=body.reason, actor=principal.actor, now=now, expires_at=expires
         )
@@ -430,11 +445,12 @@ async def set_override(request: Request, account_id: str, principal: Reader, bod
     status_code=204,
     tags=["accounts"],
     summary="Lift the active level pin",
-    responses={**AUTH_ERRORS, 404: problem_doc("Unknown account, not visible, or no active override")},
+    responses={**WRITE_ERRORS, 404: problem_doc("Unknown account, not visible, or no active override")},
 )
 async def clear_override(request: Request, account_id: str, principal: Reader) -> Response:
     async with q.request_db(request).unit_of_work() as conn:
-        await q.visible_account(conn, principal, account_id)
+        account = await q.visible_account(conn, principal, account_id)
+        may_act(principal, account["owner_kam_id"])
         if not await overrides.clear_override(conn, account_id, actor=principal.actor, now=q.request_now(request)):
             raise q.not_found("active override")
     return Response(status_code=204)
@@ -458,16 +474,27 @@ async def widget_secret(request: Request) -> bytes:
     status_code=201,
     tags=["widget"],
     summary="Mint a short-lived token for embedding one account's widget",
-    responses={**AUTH_ERRORS, **NOT_FOUND},
+    description="The token ends at its expiry, when the key that minted it is revoked, or when the account "
+    "changes owner. Its holder can acknowledge and snooze the account's alerts: minting needs the right to act on "
+    "the account.",
+    responses={**WRITE_ERRORS, **NOT_FOUND},
 )
 async def create_widget_token(request: Request, principal: Reader, body: WidgetTokenIn) -> dict[str, Any]:
     if body.kam_id and principal.kam_ids is not None and body.kam_id not in principal.kam_ids:
         raise Problem(403, "Forbidden", "kam_id: this key cannot act for that KAM", field="kam_id")
     async with q.request_db(request).unit_of_work() as conn:
-        await q.visible_account(conn, principal, body.account_id)
+        account = await q.visible_account(conn, principal, body.account_id)
+    may_act(principal, account["owner_kam_id"])
     kam_id = body.kam_id or principal.kam_id
     expires = (q.request_now(request) + timedelta(seconds=body.ttl_seconds)).replace(microsecond=0)
-    token = mint(await widget_secret(request), body.account_id, kam_id, expires)
+    token = mint(
+        await widget_secret(request),
+        body.account_id,
+        kam_id,
+        expires,
+        key_id=principal.key_id,
+        owner_kam_id=account["owner_kam_id"],
+    )
     base = request.app.state.settings.public_url.rstrip("/")
     url = f"{base}/widget/accounts/{quote(body.account_id, safe='')}?token={token}"
     return {"token": token, "account_id": body.account_id, "kam_id": kam_id, "expires_at": expires, "url": url}

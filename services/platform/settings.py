@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import platformdirs
-from pydantic import Field, PositiveInt, SecretStr
+from limits import parse
+from pydantic import Field, PositiveInt, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_TOPICS: dict[str, str] = {
@@ -60,6 +61,12 @@ class Settings(BaseSettings):
     widget_token_secret: SecretStr | None = Field(
         default=None, description="Key signing widget tokens. Unset: one is generated and kept in the database."
     )
+    auth_failure_limit: str = Field(
+        default="10/minute",
+        description="Failed authentications allowed per client address (limits notation, e.g. 10/minute, "
+        "100/hour); past it, 429 until the window moves on.",
+    )
+    session_ttl_s: PositiveInt = Field(default=12 * 3600, description="Lifetime of a page session (/login).")
 
     scoring_config: Path | None = Field(default=None, description="Scoring YAML. Unset: the shipped default.")
     worker_evaluates: bool = Field(
@@ -118,6 +125,15 @@ class Settings(BaseSettings):
     alerter_escalation_interval_s: float = Field(default=300.0, gt=0, description="Period of the escalation check.")
     metrics_host: str = "0.0.0.0"
     metrics_port: int = Field(default=9108, description="Port of /metrics for the worker and the alerter.")
+
+    @field_validator("auth_failure_limit")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        try:
+            parse(value)
+        except ValueError as error:
+            raise ValueError(f"not a rate limit such as 10/minute: {error}") from None
+        return value
 
     @property
     def configured_widget_secret(self) -> str | None:

@@ -13,11 +13,22 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from alerts.repository import lifecycle
-from health_engine.access import InvalidToken, Principal, WidgetGrant, principal_for_key, verify
+from health_engine.access import (
+    InvalidToken,
+    Principal,
+    WidgetGrant,
+    end_session,
+    grant_holds,
+    open_session,
+    principal_for_key,
+    principal_for_session,
+    verify,
+)
+from schemas.i18n import translate
 from schemas.vocabulary import LEVELS, Locale
 from schemas.wording import money, number
 from services.api import queries as q
-from services.api.auth import SESSION_COOKIE
+from services.api.auth import SESSION_COOKIE, FailedAuthLimit, client_address
 from services.api.pages.charts import gauge_arc, line_chart
 from services.api.pages.texts import TEXTS
 from services.api.problems import Problem
@@ -63,10 +74,14 @@ def _message(request: Request, locale: Locale, status: int, heading: str, detail
 
 
 async def _grant(request: Request, account_id: str, token: str) -> WidgetGrant | None:
+    """The token's grant if it is valid for the account and still holds (its key live, the owner unchanged)."""
+    now = q.request_now(request)
     try:
-        return verify(await widget_secret(request), token, account_id=account_id, now=q.request_now(request))
+        grant = verify(await widget_secret(request), token, account_id=account_id, now=now)
     except InvalidToken:
         return None
+    async with q.request_db(request).unit_of_work() as conn:
+        return grant if await grant_holds(conn, grant, now=now) else None
 
 
 async def _risk_series(request: Request, account_id: str, days: int) -> list[tuple[datetime, float]]:
@@ -158,11 +173,11 @@ async def widget_snooze(
 
 
 async def _page_principal(request: Request) -> Principal | None:
-    key = request.cookies.get(SESSION_COOKIE)
-    if not key:
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token or "\x00" in token:
         return None
     async with q.request_db(request).unit_of_work() as conn:
-        principal = await principal_for_key(conn, key, now=q.request_now(request))
+        principal = await principal_for_session(conn, token, now=q.request_now(request))
     return principal if principal is not None and principal.can_read() else None
 
 
@@ -178,23 +193,53 @@ async def login_form(request: Request, locale: str | None = None) -> HTMLRespons
 
 @router.post("/login")
 async def login(request: Request, key: Annotated[str, Form()] = "", locale: str | None = None) -> Response:
-    """Check the key once, then keep it in an HttpOnly cookie (the key never appears in a URL)."""
+    """Check the key once, then open a session kept in an HttpOnly cookie (neither the key nor the session ever
+    appears in a URL, and the cookie is not the key). Failed attempts count against the client's address."""
     language = pick_locale(locale, request.headers.get("accept-language"))
+    limit: FailedAuthLimit = request.app.state.failed_auth_limit
+    client = client_address(request)
+    try:
+        limit.check(client)
+    except Problem as refused:
+        error = translate(language, "Too many failed attempts from this address: try again in a few minutes.")
+        context = {"locale": language, "t": TEXTS[language], "error": error}
+        response = _render(request, "login.html", context, status=429)
+        response.headers.update(refused.headers)
+        return response
+    now = q.request_now(request)
+    settings: Settings = request.app.state.settings
     async with q.request_db(request).unit_of_work() as conn:
-        principal = await principal_for_key(conn, key.strip(), now=q.request_now(request))
-    if principal is None or not principal.can_read():
+        candidate = key.strip()
+        principal = await principal_for_key(conn, candidate, now=now) if "\x00" not in candidate else None
+        session = None
+        if principal is not None and principal.can_read() and principal.key_id is not None:
+            expires = now + timedelta(seconds=settings.session_ttl_s)
+            session = await open_session(conn, principal.key_id, at=now, expires_at=expires)
+    if session is None:
+        limit.failed(client)
         context = {"locale": language, "t": TEXTS[language], "error": TEXTS[language]["bad_key"]}
         return _render(request, "login.html", context, status=401)
     response = RedirectResponse("/", status_code=303)
-    secure = request.app.state.settings.public_url.startswith("https://")
+    secure = settings.public_url.startswith("https://")
     response.set_cookie(
-        SESSION_COOKIE, key.strip(), httponly=True, secure=secure, samesite="strict", max_age=12 * 3600, path="/"
+        SESSION_COOKIE,
+        session,
+        httponly=True,
+        secure=secure,
+        samesite="strict",
+        max_age=settings.session_ttl_s,
+        path="/",
     )
     return response
 
 
 @router.post("/logout")
-async def logout() -> Response:
+async def logout(request: Request) -> Response:
+    """End the session for good (a copy of the cookie no longer works), then forget the cookie."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if token and "\x00" not in token:
+        async with q.request_db(request).unit_of_work() as conn:
+            await end_session(conn, token, at=q.request_now(request))
     response = _to_login()
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

@@ -203,9 +203,9 @@ async def login(request: Request, key: Annotated[str, Form()] = "", locale: str 
     except Problem as refused:
         error = translate(language, "Too many failed attempts from this address: try again in a few minutes.")
         context = {"locale": language, "t": TEXTS[language], "error": error}
-        response = _render(request, "login.html", context, status=429)
-        response.headers.update(refused.headers)
-        return response
+        page = _render(request, "login.html", context, status=429)
+        page.headers.update(refused.headers)
+        return page
     now = q.request_now(request)
     settings: Settings = request.app.state.settings
     async with q.request_db(request).unit_of_work() as conn:

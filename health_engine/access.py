@@ -1,11 +1,16 @@
 """Who may see and do what: API keys and their scopes, the KAMs whose accounts a caller may see (a KAM and
-everyone reporting to them), and widget tokens (short-lived, account-bound, HMAC-signed, so a CRM iframe
-never holds an API key).
+everyone reporting to them), page sessions, and widget tokens (short-lived, account-bound, HMAC-signed, so a CRM
+iframe never holds an API key).
 
 A key reads ``kw_<prefix>_<secret>``; the database keeps the prefix (to find the row, and to recognise the
 key in listings) and the sha256 of the whole key. Keys carry 256 random bits, so a fast hash is enough.
-A widget token is ``base64url(json [account_id, kam_id, expires_epoch]) "." base64url(hmac_sha256(secret,
-payload))``.
+Reading needs a read scope; acting on an account (alert lifecycle, overrides, widget tokens) needs ``write:all``
+or ownership: a key bound to the account's owner KAM or one of their managers.
+A page session (``kws_<secret>``, after /login) stands for the key it was opened with; the database keeps its
+sha256; logout, expiry or the key's revocation ends it.
+A widget token is ``base64url(json [account_id, kam_id, expires_epoch, key_id, owner_kam_id]) "."
+base64url(hmac_sha256(secret, payload))``: bound to the key that minted it and to the account's owner then, it
+ends when that key is revoked or the account changes owner (``grant_holds``).
 """
 
 from __future__ import annotations
@@ -21,15 +26,20 @@ from datetime import UTC, datetime
 from typing import Literal
 
 import orjson
-from sqlalchemy import ColumnElement, RowMapping, insert, select, text, true, update
+from sqlalchemy import ColumnElement, RowMapping, and_, insert, or_, select, text, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from schemas.access_tables import api_keys, app_secrets
+from schemas.access_tables import api_keys, api_sessions, app_secrets
+from schemas.tables import accounts
 
-Scope = Literal["admin", "ingest", "read:all", "read:own"]
-SCOPES: tuple[Scope, ...] = ("admin", "ingest", "read:all", "read:own")
-READ_SCOPES: frozenset[str] = frozenset({"admin", "read:all", "read:own"})
+Scope = Literal["admin", "ingest", "read:all", "read:own", "write:all"]
+SCOPES: tuple[Scope, ...] = ("admin", "ingest", "read:all", "read:own", "write:all")
+READ_SCOPES: frozenset[str] = frozenset({"admin", "read:all", "read:own", "write:all"})
+ALL_ACCOUNTS: frozenset[str] = frozenset({"admin", "read:all", "write:all"})
+"""Scopes that see every account."""
+WRITE_ALL: frozenset[str] = frozenset({"admin", "write:all"})
+"""Scopes that act on every account (others act only on the accounts of the KAM their key is bound to)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,13 +51,15 @@ class NewKey:
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """An authenticated caller. ``kam_ids`` is None when it may see every account."""
+    """An authenticated caller. ``kam_ids`` is None when it may see every account; ``acts_for`` None when it may
+    act on every account, else the owners whose accounts it may act on (its KAM and their reports)."""
 
     key_id: int | None
     name: str
     scopes: frozenset[str]
     kam_id: str | None
     kam_ids: frozenset[str] | None
+    acts_for: frozenset[str] | None = frozenset()
 
     @property
     def actor(self) -> str:
@@ -59,6 +71,10 @@ class Principal:
 
     def sees_owner(self, owner_kam_id: str | None) -> bool:
         return self.kam_ids is None or (owner_kam_id is not None and owner_kam_id in self.kam_ids)
+
+    def acts_on_owner(self, owner_kam_id: str | None) -> bool:
+        """May it change an account of this owner (acknowledge, resolve, override, mint widget tokens)?"""
+        return self.acts_for is None or (owner_kam_id is not None and owner_kam_id in self.acts_for)
 
     def visible(self, owner_column: ColumnElement[str]) -> ColumnElement[bool]:
         """SQL condition keeping the accounts whose owner this caller may see."""
@@ -155,6 +171,10 @@ async def visible_kams(conn: AsyncConnection, kam_id: str) -> frozenset[str]:
     return frozenset((await conn.execute(_KAM_TREE, {"kam_id": kam_id})).scalars())
 
 
+def _live(now: datetime) -> ColumnElement[bool]:
+    return and_(api_keys.c.revoked_at.is_(None), or_(api_keys.c.expires_at.is_(None), api_keys.c.expires_at > now))
+
+
 async def principal_for_key(conn: AsyncConnection, key: str, *, now: datetime) -> Principal | None:
     prefix = split_key(key)
     if prefix is None:
@@ -164,12 +184,57 @@ async def principal_for_key(conn: AsyncConnection, key: str, *, now: datetime) -
         return None
     if row["revoked_at"] is not None or (row["expires_at"] is not None and row["expires_at"] <= now):
         return None
+    return await _principal(conn, row)
+
+
+async def _principal(conn: AsyncConnection, row: RowMapping) -> Principal:
     scopes = frozenset(row["scopes"])
-    all_accounts = bool(scopes & {"admin", "read:all"})
-    kam_ids = None if all_accounts or not row["kam_id"] else await visible_kams(conn, row["kam_id"])
-    if not all_accounts and kam_ids is None:
-        kam_ids = frozenset()
-    return Principal(row["id"], row["name"], scopes, row["kam_id"], kam_ids)
+    own = await visible_kams(conn, row["kam_id"]) if row["kam_id"] else frozenset()
+    kam_ids = None if scopes & ALL_ACCOUNTS else own
+    acts_for = None if scopes & WRITE_ALL else own
+    return Principal(row["id"], row["name"], scopes, row["kam_id"], kam_ids, acts_for)
+
+
+# --- page sessions --------------------------------------------------------------------------------------
+
+SESSION_PREFIX = "kws_"
+
+
+async def open_session(conn: AsyncConnection, key_id: int, *, at: datetime, expires_at: datetime) -> str:
+    """A new page session for the key ``key_id``; its token is returned here and never stored."""
+    token = SESSION_PREFIX + secrets.token_urlsafe(32)
+    await conn.execute(
+        insert(api_sessions).values(token_hash=hash_key(token), key_id=key_id, created_at=at, expires_at=expires_at)
+    )
+    return token
+
+
+async def principal_for_session(conn: AsyncConnection, token: str, *, now: datetime) -> Principal | None:
+    """The caller behind a live session of a live key, else None."""
+    if not token.startswith(SESSION_PREFIX):
+        return None
+    query = (
+        select(api_keys)
+        .join(api_sessions, api_sessions.c.key_id == api_keys.c.id)
+        .where(
+            api_sessions.c.token_hash == hash_key(token),
+            api_sessions.c.revoked_at.is_(None),
+            api_sessions.c.expires_at > now,
+            _live(now),
+        )
+    )
+    row = (await conn.execute(query)).mappings().one_or_none()
+    return await _principal(conn, row) if row is not None else None
+
+
+async def end_session(conn: AsyncConnection, token: str, *, at: datetime) -> bool:
+    """Revoke a session (logout); False when it was not live."""
+    result = await conn.execute(
+        update(api_sessions)
+        .where(api_sessions.c.token_hash == hash_key(token), api_sessions.c.revoked_at.is_(None))
+        .values(revoked_at=at)
+    )
+    return result.rowcount > 0
 
 
 # --- widget tokens --------------------------------------------------------------------------------------
@@ -186,6 +251,10 @@ class WidgetGrant:
     account_id: str
     kam_id: str | None
     expires_at: datetime
+    key_id: int | None
+    """The API key that minted it (None: minted on the command line)."""
+    owner_kam_id: str | None
+    """The account's owner when it was minted."""
 
 
 def _b64(raw: bytes) -> str:
@@ -200,8 +269,18 @@ def _signature(secret: bytes, payload: str) -> str:
     return _b64(hmac.new(secret, payload.encode(), hashlib.sha256).digest())
 
 
-def mint(secret: bytes, account_id: str, kam_id: str | None, expires_at: datetime) -> str:
-    payload = _b64(orjson.dumps([account_id, kam_id, int(expires_at.timestamp())]))
+def mint(
+    secret: bytes,
+    account_id: str,
+    kam_id: str | None,
+    expires_at: datetime,
+    *,
+    key_id: int | None,
+    owner_kam_id: str | None,
+) -> str:
+    """A token for ``account_id`` until ``expires_at``, bound to the minting key and the account's owner now."""
+    claims = [account_id, kam_id, int(expires_at.timestamp()), key_id, owner_kam_id]
+    payload = _b64(orjson.dumps(claims))
     return f"{payload}.{_signature(secret, payload)}"
 
 
@@ -213,17 +292,39 @@ def verify(secret: bytes, token: str, *, account_id: str, now: datetime) -> Widg
     if not hmac.compare_digest(signature, _signature(secret, payload)):
         raise InvalidToken("bad signature")
     try:
-        claimed_account, kam_id, expires = orjson.loads(_unb64(payload))
-    except (ValueError, TypeError, binascii.Error) as error:
+        claimed_account, kam_id, expires, key_id, owner = orjson.loads(_unb64(payload))
+        expires_at = datetime.fromtimestamp(expires, UTC)
+    except (ValueError, TypeError, OverflowError, OSError, binascii.Error) as error:
         raise InvalidToken("malformed token") from error
-    if not isinstance(claimed_account, str) or not isinstance(expires, int):
+    if (
+        not isinstance(claimed_account, str)
+        or not isinstance(expires, int)
+        or not (key_id is None or isinstance(key_id, int))
+        or not (owner is None or isinstance(owner, str))
+    ):
         raise InvalidToken("malformed token")
     if claimed_account != account_id:
         raise InvalidToken("token for another account")
-    expires_at = datetime.fromtimestamp(expires, UTC)
     if expires_at <= now:
         raise InvalidToken("token expired")
-    return WidgetGrant(claimed_account, kam_id if isinstance(kam_id, str) else None, expires_at)
+    return WidgetGrant(claimed_account, kam_id if isinstance(kam_id, str) else None, expires_at, key_id, owner)
+
+
+async def account_owner(conn: AsyncConnection, account_id: str) -> tuple[bool, str | None]:
+    """(whether the account exists, its owner KAM)."""
+    query = select(accounts.c.owner_kam_id).where(accounts.c.account_id == account_id)
+    row = (await conn.execute(query)).one_or_none()
+    return (row is not None, row[0] if row is not None else None)
+
+
+async def grant_holds(conn: AsyncConnection, grant: WidgetGrant, *, now: datetime) -> bool:
+    """A verified token still stands: its minting key is live, and the account still has the owner it had."""
+    if grant.key_id is not None:
+        live = await conn.execute(select(api_keys.c.id).where(api_keys.c.id == grant.key_id, _live(now)))
+        if live.one_or_none() is None:
+            return False
+    exists, owner = await account_owner(conn, grant.account_id)
+    return exists and owner == grant.owner_kam_id
 
 
 async def signing_secret(conn: AsyncConnection, configured: str | None, *, now: datetime) -> bytes:

@@ -5,7 +5,7 @@ Importing this module registers the tables on ``schemas.tables.metadata``.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Identity, Index, LargeBinary, Table, Text
+from sqlalchemy import BigInteger, Column, ForeignKey, Identity, Index, LargeBinary, Table, Text
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from schemas.tables import TZ, Id, metadata
@@ -19,8 +19,8 @@ api_keys = Table(
     Column("prefix", Id, nullable=False),
     Column("key_hash", LargeBinary, nullable=False),
     Column("name", Text, nullable=False),
-    Column("scopes", ARRAY(Text), nullable=False, comment="admin, ingest, read:all, read:own"),
-    Column("kam_id", Id, comment="the KAM a read:own key is bound to"),
+    Column("scopes", ARRAY(Text), nullable=False, comment="admin, ingest, read:all, read:own, write:all"),
+    Column("kam_id", Id, comment="the KAM the key is bound to (it acts on their accounts and their reports')"),
     Column("created_at", TZ, nullable=False),
     Column("created_by", Text, nullable=False),
     Column("expires_at", TZ),
@@ -35,4 +35,17 @@ app_secrets = Table(
     Column("name", Id, primary_key=True),
     Column("secret", LargeBinary, nullable=False),
     Column("created_at", TZ, nullable=False),
+)
+
+# Page sessions opened by /login: the cookie holds the session token, never the API key; only its sha256 is kept.
+api_sessions = Table(
+    "api_sessions",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("token_hash", LargeBinary, nullable=False),
+    Column("key_id", BigInteger, ForeignKey("api_keys.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", TZ, nullable=False),
+    Column("expires_at", TZ, nullable=False),
+    Column("revoked_at", TZ, comment="logout (NULL: live until expires_at, or its key's revocation)"),
+    Index("uq_api_sessions_token_hash", "token_hash", unique=True),
 )

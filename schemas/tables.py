@@ -386,13 +386,15 @@ notifications = Table(
     Column("kam_id", Id),
     Column("alert_ids", ARRAY(BigInteger), nullable=False),
     Column("payload", JSONB, nullable=False),
-    Column("status", Text, nullable=False, comment="pending, sent or failed"),
+    Column("status", Text, nullable=False, comment="pending, sent, failed or undeliverable"),
     Column("created_at", TZ, nullable=False),
     Column("send_after", TZ, nullable=False),
     Column("attempts", Integer, nullable=False, server_default=text("0")),
     Column("last_error", Text),
     Column("sent_at", TZ),
+    Column("failing_since", TZ, comment="first failed attempt of the current run of failures (NULL: none)"),
     Index("ix_notifications_pending", "send_after", postgresql_where=text("status = 'pending'")),
+    Index("ix_notifications_unsent", "status", "id", postgresql_where=text("status IN ('failed', 'undeliverable')")),
 )
 
 notification_attempts = Table(

@@ -17,6 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
 PROMETHEUS_DIR = DEPLOY / "prometheus"
 RULES = PROMETHEUS_DIR / "rules.yml"
+COMPOSE = DEPLOY / "compose.yaml"
 DASHBOARDS = sorted((DEPLOY / "grafana" / "dashboards").glob("*.json"))
 KAMWATCH_SUBCOMMANDS = frozenset({"migrate", "worker", "alerter", "api"})
 
@@ -95,3 +96,34 @@ def with_macros_replaced(expr: str) -> str:
     for macro, value in GRAFANA_MACROS.items():
         expr = expr.replace(macro, value)
     return expr
+
+
+_COMPOSE_VARIABLE = re.compile(r"\$\$|\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}")
+
+
+def interpolate(value: str, variables: dict[str, str]) -> str:
+    """Compose's interpolation: ``${NAME}``, ``${NAME:-default}`` (unset or empty), ``${NAME-default}`` (unset),
+    ``${NAME:?error}``, ``$$`` for a dollar."""
+
+    def substitute(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name, op, arg = match.group("name"), match.group("op"), match.group("arg") or ""
+        value = variables.get(name)
+        if op == ":-":
+            return value if value else arg
+        if op == "-":
+            return value if value is not None else arg
+        if op in (":?", "?") and not value:
+            raise KeyError(f"{name}: {arg}")
+        return value or ""
+
+    return _COMPOSE_VARIABLE.sub(substitute, value)
+
+
+def compose_environment(service: str, variables: dict[str, str]) -> dict[str, str]:
+    """The environment compose gives ``service``'s container, the operator's ``variables`` (their shell or
+    ``.env``) interpolated."""
+    document = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    environment: dict[str, Any] = document["services"][service].get("environment", {})
+    return {name: interpolate(str(value), variables) for name, value in environment.items()}

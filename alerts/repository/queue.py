@@ -1,5 +1,6 @@
 """The notification outbox: rows queued with the alert changes, claimed (``FOR UPDATE SKIP LOCKED``) and sent
-by the alerter, each attempt recorded."""
+by the alerter, each attempt recorded; the ones given up on (``failed`` after the outage window,
+``undeliverable``) listed and re-sent on demand."""
 
 from __future__ import annotations
 
@@ -25,6 +26,26 @@ class ClaimedNotification:
     payload: dict[str, Any]
     send_after: datetime
     attempts: int
+    failing_since: datetime | None
+
+
+UNSENT_STATUSES: tuple[str, ...] = ("failed", "undeliverable")
+"""Notifications nothing will send again until someone retries them."""
+
+
+@dataclass(frozen=True, slots=True)
+class UnsentNotification:
+    id: int
+    kind: str
+    channel: str
+    recipient: str
+    kam_id: str | None
+    alert_ids: tuple[int, ...]
+    status: str
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    failing_since: datetime | None
 
 
 # --- the outbox ----------------------------------------------------------------------------------------------
@@ -60,7 +81,7 @@ async def enqueue(conn: asyncpg.Connection, rows: Sequence[OutboxRow], at: datet
     return [r["id"] for r in inserted]
 
 
-_CLAIM_COLUMNS = "id, kind, channel, recipient, kam_id, alert_ids, payload, send_after, attempts"
+_CLAIM_COLUMNS = "id, kind, channel, recipient, kam_id, alert_ids, payload, send_after, attempts, failing_since"
 
 
 def _claimed(r: asyncpg.Record) -> ClaimedNotification:
@@ -74,6 +95,7 @@ def _claimed(r: asyncpg.Record) -> ClaimedNotification:
         payload=json_value(r["payload"]),
         send_after=r["send_after"],
         attempts=r["attempts"],
+        failing_since=r["failing_since"],
     )
 
 
@@ -123,10 +145,10 @@ async def record_attempt(
     *,
     error: str | None,
     retry_at: datetime | None,
-    max_attempts: int,
+    undeliverable: bool = False,
 ) -> list[str]:
-    """Record one attempt on these notifications: sent (no ``error``), retried at ``retry_at``, or failed
-    (no ``retry_at``, or the attempts are used up). Returns the resulting status of each."""
+    """Record one attempt on these notifications: sent (no ``error``), undeliverable, retried at ``retry_at``, or
+    failed (an error and no ``retry_at``). Returns the resulting status of each."""
     await conn.execute(
         "INSERT INTO notification_attempts (notification_id, at, ok, error) "
         "SELECT id, $2, $3, $4 FROM unnest($1::bigint[]) AS t(id)",
@@ -141,10 +163,12 @@ async def record_attempt(
             attempts = attempts + 1,
             last_error = $3::text,
             status = CASE WHEN $3::text IS NULL THEN 'sent'
-                          WHEN $4::timestamptz IS NULL OR attempts + 1 >= $5 THEN 'failed'
+                          WHEN $5::boolean THEN 'undeliverable'
+                          WHEN $4::timestamptz IS NULL THEN 'failed'
                           ELSE 'pending' END,
             sent_at = CASE WHEN $3::text IS NULL THEN $2::timestamptz ELSE NULL END,
-            send_after = COALESCE($4::timestamptz, send_after)
+            send_after = COALESCE($4::timestamptz, send_after),
+            failing_since = CASE WHEN $3::text IS NULL THEN NULL ELSE COALESCE(failing_since, $2::timestamptz) END
         WHERE id = ANY($1::bigint[])
         RETURNING status
         """,
@@ -152,9 +176,71 @@ async def record_attempt(
         at,
         error,
         retry_at,
-        max_attempts,
+        undeliverable,
     )
     return [r["status"] for r in rows]
+
+
+async def retry(
+    conn: asyncpg.Connection,
+    at: datetime,
+    *,
+    ids: Sequence[int] | None = None,
+    statuses: Sequence[str] = UNSENT_STATUSES,
+) -> list[int]:
+    """Queue again, due at ``at`` with a fresh outage window, the given-up notifications among ``ids`` (all of
+    them when None) whose status is in ``statuses``; returns their ids. A sent one is never sent again."""
+    wanted = [s for s in statuses if s in UNSENT_STATUSES]
+    rows = await conn.fetch(
+        """
+        UPDATE notifications SET status = 'pending', send_after = $1, failing_since = NULL, attempts = 0
+        WHERE status = ANY($2::text[]) AND ($3::bigint[] IS NULL OR id = ANY($3::bigint[]))
+        RETURNING id
+        """,
+        at,
+        wanted,
+        list(ids) if ids is not None else None,
+    )
+    return sorted(r["id"] for r in rows)
+
+
+async def unsent(
+    conn: asyncpg.Connection, *, statuses: Sequence[str] = UNSENT_STATUSES, limit: int = 100
+) -> list[UnsentNotification]:
+    """The given-up notifications, oldest first."""
+    rows = await conn.fetch(
+        """
+        SELECT id, kind, channel, recipient, kam_id, alert_ids, status, attempts, last_error, created_at, failing_since
+        FROM notifications WHERE status = ANY($1::text[]) ORDER BY id LIMIT $2
+        """,
+        [s for s in statuses if s in UNSENT_STATUSES],
+        limit,
+    )
+    return [
+        UnsentNotification(
+            id=r["id"],
+            kind=r["kind"],
+            channel=r["channel"],
+            recipient=r["recipient"],
+            kam_id=r["kam_id"],
+            alert_ids=tuple(r["alert_ids"]),
+            status=r["status"],
+            attempts=r["attempts"],
+            last_error=r["last_error"],
+            created_at=r["created_at"],
+            failing_since=r["failing_since"],
+        )
+        for r in rows
+    ]
+
+
+async def unsent_counts(conn: asyncpg.Connection) -> dict[str, int]:
+    """Given-up notifications by status (every status present, 0 when none)."""
+    rows = await conn.fetch(
+        "SELECT status, count(*) AS n FROM notifications WHERE status = ANY($1::text[]) GROUP BY status",
+        list(UNSENT_STATUSES),
+    )
+    return dict.fromkeys(UNSENT_STATUSES, 0) | {r["status"]: int(r["n"]) for r in rows}
 
 
 async def outbox_backlog(conn: asyncpg.Connection, now: datetime) -> tuple[int, float]:

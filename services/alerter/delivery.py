@@ -1,5 +1,11 @@
 """``kamwatch alerter``: deliver the notification outbox to Slack and email, and run the escalation check.
 
+Nothing is dropped silently. A failed attempt is retried with backoff for as long as the outage window
+(``KAMWATCH_ALERTER_RETRY_WINDOW_S``, from the first failure) before the notification is ``failed``; one this
+alerter has no server for, or whose address is not one valid address, is ``undeliverable`` at once. Both are
+counted, alerted on (deploy/prometheus/rules.yml) and re-sent by ``kamwatch notifications retry`` or
+``POST /v1/notifications/retry``.
+
 Each notification is claimed with ``FOR UPDATE SKIP LOCKED`` in a transaction held open while it is sent and
 closed once the attempt is recorded: two alerters never hold the same row, and an alerter killed mid-send
 leaves no claim behind (its transaction rolls back, the row stays pending for the next one). The price is
@@ -17,17 +23,37 @@ from datetime import datetime, timedelta
 
 from alerts.outbox import PayloadError, render_payloads, retry_delay, send_channel
 from alerts.repository import queue, reports
-from services.alerter.channel import PermanentError, Sender
+from services.alerter.channel import PermanentError, Sender, Undeliverable
 from services.alerter.slack import SlackSender
 from services.alerter.smtp import EmailSender
 from services.flows.escalation import check_escalations
-from services.flows.notifying import Notifier, email_configured, slack_configured
+from services.flows.notifying import Notifier
 from services.platform.clock import utc_now
 from services.platform.database import Database
 from services.platform.metrics import Metrics
 from services.platform.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+def next_attempt_at(
+    failing_since: datetime,
+    now: datetime,
+    attempts: int,
+    *,
+    window_s: float,
+    base_s: float,
+    cap_s: float,
+    jitter: float,
+) -> datetime | None:
+    """When to try again after the failed attempt number ``attempts`` at ``now``, in a run of failures that began
+    at ``failing_since``; None once the outage window is over (the notification is then failed). The last try
+    falls on the window's end, however long the backoff."""
+    gives_up_at = failing_since + timedelta(seconds=window_s)
+    if now >= gives_up_at:
+        return None
+    delay = retry_delay(attempts, base_s=base_s, cap_s=cap_s, jitter=jitter)
+    return min(now + timedelta(seconds=delay), gives_up_at)
 
 
 @dataclass
@@ -39,9 +65,9 @@ class Alerter:
     slack: Sender
     email: Sender
     base_url: str
-    max_attempts: int = 8
+    retry_window_s: float = 86400.0
     backoff_base_s: float = 30.0
-    backoff_cap_s: float = 3600.0
+    backoff_cap_s: float = 900.0
     concurrency: int = 4
     clock: Callable[[], datetime] = utc_now
     jitter: Callable[[], float] = random.random
@@ -74,7 +100,7 @@ class Alerter:
                 timeout_s=settings.smtp_timeout_s,
             ),
             base_url=settings.public_url,
-            max_attempts=settings.alerter_max_attempts,
+            retry_window_s=settings.alerter_retry_window_s,
             backoff_base_s=settings.alerter_backoff_base_s,
             backoff_cap_s=settings.alerter_backoff_cap_s,
             concurrency=settings.alerter_concurrency,
@@ -93,29 +119,37 @@ class Alerter:
                 claimed += await queue.claim_digest_parts(conn, first)
             ids = [n.id for n in claimed]
             error: str | None = None
-            permanent = False
+            permanent = undeliverable = False
+            sender = self.email if first.channel == "email" else self.slack
             try:
+                if not sender.configured:  # before rendering: say what is missing, not what failed to render
+                    raise Undeliverable(_NOT_CONFIGURED["email" if first.channel == "email" else "slack"])
                 rendered = render_payloads(
                     [n.payload for n in claimed], send_channel(first.channel), base_url=self.base_url
                 )
-                sender = self.email if first.channel == "email" else self.slack
                 await sender.send(first.channel, str(first.payload.get("to") or first.recipient), rendered, ids)
+            except Undeliverable as exc:
+                error, permanent, undeliverable = f"undeliverable: {exc}", True, True
             except (PermanentError, PayloadError, KeyError, ValueError) as exc:
                 error, permanent = f"{type(exc).__name__}: {exc}", True
             except Exception as exc:  # any transport failure is worth another try
                 error = f"{type(exc).__name__}: {exc}"
             now = self.clock()
-            attempts = max(n.attempts for n in claimed) + 1
             retry_at = None
             if error is not None and not permanent:
-                delay = retry_delay(
-                    attempts, base_s=self.backoff_base_s, cap_s=self.backoff_cap_s, jitter=self.jitter()
+                retry_at = next_attempt_at(
+                    min((n.failing_since for n in claimed if n.failing_since is not None), default=now),
+                    now,
+                    max(n.attempts for n in claimed) + 1,
+                    window_s=self.retry_window_s,
+                    base_s=self.backoff_base_s,
+                    cap_s=self.backoff_cap_s,
+                    jitter=self.jitter(),
                 )
-                retry_at = now + timedelta(seconds=delay)
             statuses = await queue.record_attempt(
-                conn, ids, now, error=error, retry_at=retry_at, max_attempts=self.max_attempts
+                conn, ids, now, error=error, retry_at=retry_at, undeliverable=undeliverable
             )
-        result = "sent" if error is None else ("failed" if "failed" in statuses else "retried")
+        result = "sent" if error is None else (statuses[0] if statuses[0] != "pending" else "retried")
         if error is None:
             self.sent.extend(ids)
         else:
@@ -147,9 +181,12 @@ class Alerter:
             return
         async with self.db.transaction() as conn:
             pending, age = await queue.outbox_backlog(conn, self.clock())
+            unsent = await queue.unsent_counts(conn)
             precision = await reports.feedback_by_rule(conn)
         self.metrics.outbox_pending.set(pending)
         self.metrics.outbox_oldest_pending_age_seconds.set(age)
+        for status, count in unsent.items():
+            self.metrics.outbox_unsent.labels(status=status).set(count)
         for rule in precision:
             if rule.precision is not None:
                 self.metrics.alert_feedback_precision.labels(rule=rule.rule).set(rule.precision)
@@ -177,8 +214,9 @@ async def run_alerter(settings: Settings, *, clock: Callable[[], datetime] = utc
     """The ``kamwatch alerter`` process: until stopped, with /metrics on KAMWATCH_METRICS_PORT."""
     from services.platform.metrics import serve_metrics
 
-    if not slack_configured(settings) and not email_configured(settings):
-        log.warning("neither Slack nor SMTP is configured: queued notifications will fail")
+    missing = [what for what, there in (("Slack", _slack(settings)), ("SMTP", settings.smtp_host)) if not there]
+    if missing:
+        log.warning("no %s configured: those notifications will be undeliverable", " nor ".join(missing))
     metrics = Metrics.create()
     db = await Database.open(settings)
     server = None
@@ -195,3 +233,13 @@ async def run_alerter(settings: Settings, *, clock: Callable[[], datetime] = utc
             await server.aclose()
         metrics.close()
         await db.close()
+
+
+_NOT_CONFIGURED = {
+    "email": "no SMTP server configured on the alerter (KAMWATCH_SMTP_HOST)",
+    "slack": "no Slack configured on the alerter (KAMWATCH_SLACK_BOT_TOKEN or KAMWATCH_SLACK_WEBHOOK_URL)",
+}
+
+
+def _slack(settings: Settings) -> bool:
+    return settings.slack_bot_token is not None or settings.slack_webhook_url is not None

@@ -4,15 +4,37 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from email import policy
 from email.message import EmailMessage
 from email.utils import make_msgid
 
 import aiosmtplib
 
 from alerts.outbox import Rendered
-from services.alerter.channel import PermanentError
+from services.alerter.channel import PermanentError, Undeliverable
 
 NOTIFICATION_HEADER = "X-Kamwatch-Notification"
+
+
+def one_address(value: str) -> str:
+    """``value`` as exactly one RFC 5322 mailbox (a display name allowed), else Undeliverable: a comma must not
+    send to two people, nor a CR/LF add a header."""
+    try:
+        header = policy.default.header_factory("to", value)
+        groups, addresses, defects = header.groups, header.addresses, header.defects
+    except (IndexError, ValueError, TypeError) as error:  # the parser's own failures on some malformed values
+        raise Undeliverable(f"not an email address: {value!r}") from error
+    if (
+        defects
+        or len(addresses) != 1
+        or len(groups) != 1
+        or groups[0].display_name is not None
+        or not addresses[0].username
+        or not addresses[0].domain
+        or any(ord(c) < 32 or ord(c) == 127 for c in value)
+    ):
+        raise Undeliverable(f"not one email address: {value!r}")
+    return str(addresses[0])
 
 
 @dataclass
@@ -28,14 +50,18 @@ class EmailSender:
     tls: bool = False
     timeout_s: float = 30.0
 
+    @property
+    def configured(self) -> bool:
+        return self.host is not None
+
     async def send(self, channel: str, to: str, rendered: Rendered, notification_ids: Sequence[int]) -> None:
-        if self.host is None:
-            raise PermanentError("SMTP is not configured (KAMWATCH_SMTP_HOST)")
+        if not self.configured:
+            raise Undeliverable("SMTP is not configured (KAMWATCH_SMTP_HOST)")
         if rendered.email is None:
             raise PermanentError("nothing rendered for email")
         message = EmailMessage()
         message["From"] = self.sender
-        message["To"] = to
+        message["To"] = one_address(to)
         message["Subject"] = rendered.email.subject
         message["Message-ID"] = make_msgid(domain="kamwatch")
         message[NOTIFICATION_HEADER] = ",".join(str(i) for i in notification_ids)

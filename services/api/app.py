@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -28,7 +30,7 @@ from health_engine.config import load_scoring_config
 from ingestion.parsing import InboundRecord
 from ingestion.pipeline import BatchResult
 from services.api import v1 as api_v1
-from services.api.auth import KeyCache, require
+from services.api.auth import FailedAuthLimit, KeyCache, require
 from services.api.fastpath import HealthFastPath
 from services.api.pages import routes as api_pages
 from services.api.problems import Problem, install_problem_handlers, problem_response
@@ -144,6 +146,7 @@ def build_app(
     GET /v1/accounts/{id}/health without the framework's routing (services/api/fastpath.py; same answers).
     """
     metrics = metrics or Metrics.create()
+    redact_access_log()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -181,6 +184,7 @@ def build_app(
     app.state.alert_rules = alerts_config(settings)
     app.state.rates = exchange_rates(settings)
     app.state.key_cache = KeyCache(key_cache_seconds)
+    app.state.failed_auth_limit = FailedAuthLimit(settings.auth_failure_limit)
     install_problem_handlers(app)
 
     @app.exception_handler(StarletteHTTPException)
@@ -362,6 +366,31 @@ def serve_docs_offline(app: FastAPI) -> None:
             redoc_favicon_url=f"{DOCS_ASSETS}/favicon.png",
             with_google_fonts=False,
         )
+
+
+_SECRET_QUERY = re.compile(r"(?i)([?&](?:token|key|api_key)=)[^&#\s]*")
+
+
+def redact_query_secrets(text: str) -> str:
+    """``text`` with the values of its ``token``/``key`` query parameters replaced (widget tokens travel in
+    the widget's URL; they must not land in access logs)."""
+    return _SECRET_QUERY.sub(r"\1[redacted]", text)
+
+
+class RedactQuerySecrets(logging.Filter):
+    """Rewrites uvicorn's access log records (``client, method, path?query, http version, status``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact_query_secrets(a) if isinstance(a, str) else a for a in record.args)
+        return True
+
+
+def redact_access_log() -> None:
+    """Install the filter on uvicorn's access logger, once per process."""
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactQuerySecrets) for f in access.filters):
+        access.addFilter(RedactQuerySecrets())
 
 
 def app_from_environment() -> FastAPI:

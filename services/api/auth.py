@@ -1,22 +1,55 @@
 """Who is calling: the API key of a request, checked against ``health_engine.access`` (with a short cache),
-and the FastAPI dependencies requiring a scope."""
+failed attempts rate-limited per client address, and the FastAPI dependencies requiring a scope."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from datetime import datetime
 
 from fastapi import Depends, Request
-from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from limits import RateLimitItem, parse
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
 
 from health_engine.access import Principal, Scope, hash_key, principal_for_key
 from services.api.problems import Problem
 
-SESSION_COOKIE = "kamwatch_key"
+SESSION_COOKIE = "kamwatch_session"
+"""The pages' cookie: a session token from /login (never the API key), revoked at /logout."""
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer kw_...`")
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key in `X-API-Key`.")
-_cookie = APIKeyCookie(name=SESSION_COOKIE, auto_error=False, description="Pages: the key set by /login.")
+
+
+class FailedAuthLimit:
+    """Failed authentications (an unknown, revoked or expired key; a refused login) per client address, in a
+    moving window (``limits``, this process's memory: with ``kamwatch api --workers N`` each process counts its
+    own). Past the limit, every authentication from that address is refused with 429 until the window moves on,
+    so guessing keys stays slow even with the right one among the guesses."""
+
+    def __init__(self, limit: str) -> None:
+        self.item: RateLimitItem = parse(limit)
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+
+    def check(self, client: str) -> None:
+        if not self._limiter.test(self.item, client):
+            reset = self._limiter.get_window_stats(self.item, client).reset_time
+            retry_after = max(1, math.ceil(reset - time.time()))
+            raise Problem(
+                429,
+                "Too Many Requests",
+                f"too many failed authentications from this address; retry in {retry_after} s",
+                headers={"Retry-After": str(retry_after)},
+            )
+
+    def failed(self, client: str) -> None:
+        self._limiter.hit(self.item, client)
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client is not None else "unknown"
 
 
 class KeyCache:
@@ -48,16 +81,23 @@ class KeyCache:
         self._entries.clear()
 
 
-async def authenticate(request: Request, key: str | None) -> Principal:
+async def authenticate(request: Request, key: str | None, *, count_failure: bool = True) -> Principal:
+    """The caller behind ``key``; 401 (a failure counted against the client's address unless ``count_failure`` is
+    false: the caller hands the request on to be authenticated again) or 429."""
     if not key:
         raise Problem(401, "Unauthorized", "an API key is required (Authorization: Bearer, or X-API-Key)")
+    limit: FailedAuthLimit = request.app.state.failed_auth_limit
+    client = client_address(request)
+    limit.check(client)
     cache: KeyCache = request.app.state.key_cache
     principal = cache.get(key)
     if principal is None:
         clock: Callable[[], datetime] = request.app.state.clock
         async with request.app.state.db.unit_of_work() as conn:
-            principal = await principal_for_key(conn, key, now=clock())
+            principal = await principal_for_key(conn, key, now=clock()) if "\x00" not in key else None
         if principal is None:
+            if count_failure:
+                limit.failed(client)
             raise Problem(401, "Unauthorized", "unknown, revoked or expired API key")
         cache.put(key, principal)
     return principal
@@ -91,4 +131,15 @@ def require(*scopes: Scope) -> Callable[..., object]:
 
 
 def reader() -> Callable[..., object]:
-    return require("read:all", "read:own")
+    return require("read:all", "read:own", "write:all")
+
+
+def may_act(principal: Principal, owner_kam_id: str | None) -> None:
+    """403 unless the caller may change an account of this owner (write:all, admin, or its owner's key)."""
+    if not principal.acts_on_owner(owner_kam_id):
+        raise Problem(
+            403,
+            "Forbidden",
+            "this key may read but not act on this account: that needs the write:all scope, or a key bound to "
+            "the account's owner KAM or one of their managers",
+        )

@@ -59,7 +59,8 @@ class HealthFastPath:
         account_id = match.group(1)
         request = Request(scope, receive)
         try:
-            principal = await authenticate(request, await api_key_of(request))
+            # A refused key goes on to the route, which counts the failure: count it once.
+            principal = await authenticate(request, await api_key_of(request), count_failure=False)
             if not principal.can_read():
                 return False
             response = await health_response(request, account_id, principal, _LOCALES[scope["query_string"]])

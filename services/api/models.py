@@ -473,11 +473,13 @@ class OverrideIn(BaseModel):
 
 
 class WidgetTokenIn(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"account_id": "acme", "ttl_seconds": 3600}]})
+    model_config = ConfigDict(json_schema_extra={"examples": [{"account_id": "acme", "ttl_seconds": 900}]})
 
     account_id: Text = Field(min_length=1, max_length=200)
     kam_id: Text | None = Field(default=None, max_length=200, description="Who acts through the widget (audit).")
-    ttl_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+    ttl_seconds: int = Field(
+        default=900, ge=60, le=24 * 3600, description="Lifetime: mint one per page view (at most a day)."
+    )
 
 
 class WidgetTokenOut(BaseModel):
@@ -645,3 +647,37 @@ class LossesOut(BaseModel):
             ]
         },
     )
+
+
+UnsentStatus = Literal["failed", "undeliverable"]
+
+
+class UnsentNotificationOut(BaseModel):
+    id: int
+    kind: str
+    channel: str = Field(description="slack, email or team_channel")
+    recipient: str = Field(description="The KAM id, or the team channel.")
+    kam_id: str | None
+    alert_ids: list[int]
+    status: UnsentStatus
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    failing_since: datetime | None = Field(description="First failed attempt of the last run of failures.")
+
+
+class UnsentNotificationPage(BaseModel):
+    items: list[UnsentNotificationOut]
+
+
+class NotificationRetryIn(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "failed"}, {"ids": [12, 13]}]})
+
+    ids: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] | None = Field(
+        default=None, max_length=10_000, description="Only these notifications (default: every one given up on)."
+    )
+    status: UnsentStatus | None = Field(default=None, description="Only this status (default: both).")
+
+
+class NotificationRetryOut(BaseModel):
+    retried: list[int] = Field(description="Notifications queued again, due now.")

@@ -15,12 +15,20 @@ PROBLEM_JSON = "application/problem+json"
 class Problem(Exception):
     """An HTTP error with a problem+json body; ``field`` names the offending input when there is one."""
 
-    def __init__(self, status: int, title: str, detail: str | None = None, field: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str | None = None,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(detail or title)
         self.status = status
         self.title = title
         self.detail = detail
         self.field = field
+        self.headers = headers or {}
 
 
 def problem_response(
@@ -38,7 +46,9 @@ def problem_response(
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
-        return problem_response(exc.status, exc.title, exc.detail, instance=request.url.path, field=exc.field)
+        response = problem_response(exc.status, exc.title, exc.detail, instance=request.url.path, field=exc.field)
+        response.headers.update(exc.headers)
+        return response
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -12,12 +12,13 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BeforeValidator
 
 from alerts.repository import lifecycle
+from alerts.repository import queue as outbox
 from alerts.rule_labels import rule_label
 from health_engine import overrides
 from health_engine.access import Principal, mint, signing_secret
 from schemas.vocabulary import Level, Locale, Severity
 from services.api import queries as q
-from services.api.auth import reader
+from services.api.auth import may_act, reader, require
 from services.api.models import (
     AccountHealthOut,
     AccountPage,
@@ -28,12 +29,16 @@ from services.api.models import (
     HistoryOut,
     LossesOut,
     NoteIn,
+    NotificationRetryIn,
+    NotificationRetryOut,
     OverrideIn,
     OverrideOut,
     PortfolioSummary,
     PostMortemOut,
     SnoozeIn,
     TimelinePage,
+    UnsentNotificationPage,
+    UnsentStatus,
     WidgetTokenIn,
     WidgetTokenOut,
 )
@@ -87,6 +92,17 @@ AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     401: problem_doc("Missing, unknown, revoked or expired API key"),
     403: problem_doc("The key lacks the scope"),
     422: problem_doc("Invalid parameter or body; `field` names it"),
+    429: {
+        **problem_doc("Too many failed authentications from this address (KAMWATCH_AUTH_FAILURE_LIMIT)"),
+        "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}},
+    },
+}
+WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
+    **AUTH_ERRORS,
+    403: problem_doc(
+        "The key lacks the scope, or may read but not act on this account (acting needs write:all, or a key "
+        "bound to the account's owner KAM or one of their managers)"
+    ),
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: problem_doc("Unknown, or not visible to this key")}
 CONFLICT: dict[int | str, dict[str, Any]] = {409: problem_doc("The alert is resolved")}
@@ -314,10 +330,13 @@ async def get_alerts(
     return {"items": [alert_document(r, language) for r in rows], "next_cursor": next_cursor}
 
 
-async def _visible_alert(conn: asyncpg.Connection, principal: Principal, alert_id: int) -> None:
+async def _visible_alert(conn: asyncpg.Connection, principal: Principal, alert_id: int, *, act: bool) -> None:
+    """404 when the caller may not see the alert; 403 when ``act`` and it may see but not change it."""
     exists, owner = await q.alert_owner(conn, alert_id)
     if not exists or not principal.sees_owner(owner):
         raise q.not_found("alert")
+    if act:
+        may_act(principal, owner)
 
 
 async def act_on_alert(
@@ -334,7 +353,7 @@ async def act_on_alert(
 ) -> dict[str, Any]:
     """Check visibility, then change the alert's state in one transaction (shared with the widget)."""
     async with db.transaction() as conn:
-        await _visible_alert(conn, principal, alert_id)
+        await _visible_alert(conn, principal, alert_id, act=True)
         try:
             row = await lifecycle.transition(
                 conn,
@@ -351,7 +370,7 @@ async def act_on_alert(
     return row
 
 
-_ALERT_ACTION = {"response_model": AlertOut, "tags": ["alerts"], "responses": {**AUTH_ERRORS, **NOT_FOUND, **CONFLICT}}
+_ALERT_ACTION = {"response_model": AlertOut, "tags": ["alerts"], "responses": {**WRITE_ERRORS, **NOT_FOUND, **CONFLICT}}
 
 
 @router.post("/alerts/{alert_id}/ack", summary="Acknowledge an alert", **_ALERT_ACTION)  # type: ignore[arg-type]
@@ -411,13 +430,13 @@ async def resolve_alert(
     status_code=201,
     tags=["alerts"],
     summary="Say whether an alert was useful",
-    responses={**AUTH_ERRORS, **NOT_FOUND},
+    responses={**WRITE_ERRORS, **NOT_FOUND},
 )
 async def alert_feedback(request: Request, alert_id: AlertId, principal: Reader, body: FeedbackIn) -> dict[str, Any]:
     """Say whether an alert was useful or a false alarm; the per-rule precision (`kamwatch alerts stats`, metric
     kamwatch_alert_feedback_precision) comes from these."""
     async with q.request_db(request).transaction() as conn:
-        await _visible_alert(conn, principal, alert_id)
+        await _visible_alert(conn, principal, alert_id, act=True)
         feedback_id = await lifecycle.record_feedback(
             conn, alert_id, body.verdict, actor=principal.actor, at=q.request_now(request), comment=body.comment
         )
@@ -430,7 +449,7 @@ async def alert_feedback(request: Request, alert_id: AlertId, principal: Reader,
     status_code=201,
     tags=["accounts"],
     summary="Pin an account's level for a while (replaces the active pin)",
-    responses={**AUTH_ERRORS, **NOT_FOUND},
+    responses={**WRITE_ERRORS, **NOT_FOUND},
 )
 async def set_override(request: Request, account_id: str, principal: Reader, body: OverrideIn) -> dict[str, Any]:
     """Pin the account's level with a reason until a time (`expires_at`, or `hours`, 72 by default): the pinned
@@ -440,7 +459,8 @@ async def set_override(request: Request, account_id: str, principal: Reader, bod
     if expires <= now:
         raise Problem(422, "Unprocessable Content", "expires_at: must be in the future", field="expires_at")
     async with q.request_db(request).unit_of_work() as conn:
-        await q.visible_account(conn, principal, account_id)
+        account = await q.visible_account(conn, principal, account_id)
+        may_act(principal, account["owner_kam_id"])
         row = await overrides.set_override(
             conn, account_id, level=body.level, reason=body.reason, actor=principal.actor, now=now, expires_at=expires
         )
@@ -452,12 +472,13 @@ async def set_override(request: Request, account_id: str, principal: Reader, bod
     status_code=204,
     tags=["accounts"],
     summary="Lift the active level pin",
-    responses={**AUTH_ERRORS, 404: problem_doc("Unknown account, not visible, or no active override")},
+    responses={**WRITE_ERRORS, 404: problem_doc("Unknown account, not visible, or no active override")},
 )
 async def clear_override(request: Request, account_id: str, principal: Reader) -> Response:
     """Lift the account's active level pin before it expires."""
     async with q.request_db(request).unit_of_work() as conn:
-        await q.visible_account(conn, principal, account_id)
+        account = await q.visible_account(conn, principal, account_id)
+        may_act(principal, account["owner_kam_id"])
         if not await overrides.clear_override(conn, account_id, actor=principal.actor, now=q.request_now(request)):
             raise q.not_found("active override")
     return Response(status_code=204)
@@ -481,7 +502,10 @@ async def widget_secret(request: Request) -> bytes:
     status_code=201,
     tags=["widget"],
     summary="Mint a short-lived token for embedding one account's widget",
-    responses={**AUTH_ERRORS, **NOT_FOUND},
+    description="The token ends at its expiry, when the key that minted it is revoked, or when the account "
+    "changes owner. Its holder can acknowledge and snooze the account's alerts: minting needs the right to act on "
+    "the account.",
+    responses={**WRITE_ERRORS, **NOT_FOUND},
 )
 async def create_widget_token(request: Request, principal: Reader, body: WidgetTokenIn) -> dict[str, Any]:
     """A signed token bound to one account (and optionally to the KAM acting through it), valid `ttl_seconds`, and
@@ -489,10 +513,18 @@ async def create_widget_token(request: Request, principal: Reader, body: WidgetT
     if body.kam_id and principal.kam_ids is not None and body.kam_id not in principal.kam_ids:
         raise Problem(403, "Forbidden", "kam_id: this key cannot act for that KAM", field="kam_id")
     async with q.request_db(request).unit_of_work() as conn:
-        await q.visible_account(conn, principal, body.account_id)
+        account = await q.visible_account(conn, principal, body.account_id)
+    may_act(principal, account["owner_kam_id"])
     kam_id = body.kam_id or principal.kam_id
     expires = (q.request_now(request) + timedelta(seconds=body.ttl_seconds)).replace(microsecond=0)
-    token = mint(await widget_secret(request), body.account_id, kam_id, expires)
+    token = mint(
+        await widget_secret(request),
+        body.account_id,
+        kam_id,
+        expires,
+        key_id=principal.key_id,
+        owner_kam_id=account["owner_kam_id"],
+    )
     base = request.app.state.settings.public_url.rstrip("/")
     url = f"{base}/widget/accounts/{quote(body.account_id, safe='')}?token={token}"
     return {"token": token, "account_id": body.account_id, "kam_id": kam_id, "expires_at": expires, "url": url}
@@ -570,3 +602,54 @@ async def losses_with_lead_times(
             {"account": pm.loss_document(loss), "first_alert_at": fired, "first_told_at": told, "lead_days": lead}
         )
     return items
+
+
+Admin = Annotated[Principal, Depends(require("admin"))]
+
+
+@router.get(
+    "/notifications",
+    response_model=UnsentNotificationPage,
+    tags=["operations"],
+    summary="Notifications given up on: failed after the outage window, or undeliverable (admin)",
+    responses=AUTH_ERRORS,
+)
+async def list_unsent_notifications(
+    request: Request,
+    _: Admin,
+    status: Annotated[UnsentStatus | None, Query(description="Only this status (default: both).")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    async with q.request_db(request).transaction() as conn:
+        rows = await outbox.unsent(conn, statuses=(status,) if status else outbox.UNSENT_STATUSES, limit=limit)
+    return {"items": [_unsent(r) for r in rows]}
+
+
+def _unsent(n: outbox.UnsentNotification) -> dict[str, Any]:
+    return {
+        "id": n.id,
+        "kind": n.kind,
+        "channel": n.channel,
+        "recipient": n.recipient,
+        "kam_id": n.kam_id,
+        "alert_ids": list(n.alert_ids),
+        "status": n.status,
+        "attempts": n.attempts,
+        "last_error": n.last_error,
+        "created_at": n.created_at,
+        "failing_since": n.failing_since,
+    }
+
+
+@router.post(
+    "/notifications/retry",
+    response_model=NotificationRetryOut,
+    tags=["operations"],
+    summary="Send failed or undeliverable notifications again (admin)",
+    responses=AUTH_ERRORS,
+)
+async def retry_notifications(request: Request, _: Admin, body: NotificationRetryIn) -> dict[str, Any]:
+    statuses = (body.status,) if body.status else outbox.UNSENT_STATUSES
+    async with q.request_db(request).transaction() as conn:
+        retried = await outbox.retry(conn, q.request_now(request), ids=body.ids, statuses=statuses)
+    return {"retried": retried}

@@ -11,7 +11,7 @@ import orjson
 import typer
 from rich.table import Table
 
-from health_engine.access import SCOPES, create_key, list_keys, mint, revoke_key, signing_secret
+from health_engine.access import SCOPES, account_owner, create_key, list_keys, mint, revoke_key, signing_secret
 from services.cli.common import console, iso, parse_duration, run_with_db
 from services.platform.clock import utc_now
 from services.platform.database import Database
@@ -29,7 +29,10 @@ def register(app: typer.Typer, *, clock: Callable[[], datetime] = utc_now) -> No
     def apikey_create(
         name: Annotated[str, typer.Option(help="What the key is for (shown in listings and audit rows).")],
         scope: Annotated[list[str], typer.Option(help=f"Repeatable: {', '.join(SCOPES)}.")],
-        kam: Annotated[str | None, typer.Option(help="KAM id a read:own key is bound to.")] = None,
+        kam: Annotated[
+            str | None,
+            typer.Option(help="KAM the key is bound to (it acts on, and read:own sees, their accounts)."),
+        ] = None,
         expires_in: Annotated[str | None, typer.Option(help="Lifetime such as 90d (default: none).")] = None,
     ) -> None:
         """Create a key and print it (the only time it is shown)."""
@@ -99,18 +102,26 @@ def register(app: typer.Typer, *, clock: Callable[[], datetime] = utc_now) -> No
     def widget_token(
         account_id: Annotated[str, typer.Argument(help="The account the widget shows.")],
         kam: Annotated[str | None, typer.Option(help="KAM acting through the widget (audit of acks).")] = None,
-        ttl: Annotated[str, typer.Option(help="Lifetime such as 15m, 1h, 1d.")] = "1h",
+        ttl: Annotated[str, typer.Option(help="Lifetime such as 15m, 1h, 1d.")] = "15m",
     ) -> None:
-        """Print a signed, expiring widget token for one account, and the URL to embed."""
+        """Print a signed, expiring widget token for one account, and the URL to embed (it also ends when the
+        account changes owner)."""
         lifetime = parse_duration(ttl)
         settings = Settings()
 
-        async def work(db: Database, now: datetime) -> str:
+        async def work(db: Database, now: datetime) -> str | None:
             async with db.unit_of_work() as conn:
+                exists, owner = await account_owner(conn, account_id)
+                if not exists:
+                    return None
                 secret = await signing_secret(conn, settings.configured_widget_secret, now=now)
-            return mint(secret, account_id, kam, (now + lifetime).replace(microsecond=0))
+            expires = (now + lifetime).replace(microsecond=0)
+            return mint(secret, account_id, kam, expires, key_id=None, owner_kam_id=owner)
 
         token = run_with_db(work, clock=clock)
+        if token is None:
+            console.print(f"no account {account_id}")
+            raise typer.Exit(1)
         typer.echo(token)
         url = f"{settings.public_url.rstrip('/')}/widget/accounts/{quote(account_id, safe='')}?token={token}"
         console.print(url, soft_wrap=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from services.cli import alert_actions, health, inputs, keys, postmortems, processes
+from services.cli import alert_actions, health, inputs, keys, notifications, postmortems, processes
 
 app = typer.Typer(help="kamwatch: key-account health and churn early warning.", no_args_is_help=True)
-for group in (processes, inputs, health, alert_actions, keys, postmortems):
+for group in (processes, inputs, health, alert_actions, notifications, keys, postmortems):
     group.register(app)

@@ -24,7 +24,7 @@ import uvicorn
 from pydantic import SecretStr
 from sqlalchemy import text
 
-from health_engine.access import create_key, mint, signing_secret
+from health_engine.access import account_owner, create_key, mint, signing_secret
 from ingestion.pipeline import BatchResult
 from schemas.vocabulary import LEVEL_RANK
 from services.alerter.delivery import Alerter
@@ -267,7 +267,8 @@ async def _demo_access(
         if stream.victims:
             account = stream.victims[0]
             secret = await signing_secret(conn, settings.configured_widget_secret, now=now)
-            token = mint(secret, account, None, now + timedelta(days=1))
+            _, owner = await account_owner(conn, account)
+            token = mint(secret, account, None, now + timedelta(days=1), key_id=key.key_id, owner_kam_id=owner)
             widget_url = f"{settings.public_url}/widget/accounts/{account}?token={token}"
     return DemoAccess(key.key, widget_url)
 

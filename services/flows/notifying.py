@@ -1,8 +1,11 @@
 """Writing what a notification plan owes, shared by the evaluation's alerting and the escalation check.
 
 ``notify`` decides what happens to the planned messages: ``send`` queues them in the outbox for
-``kamwatch alerter``; ``none`` (replay, backtest) records the alerts and how they would have been delivered but
-queues nothing; ``log`` logs the rendered messages; ``file`` appends them to an NDJSON file.
+``kamwatch alerter``, on every channel the policy routed them to from the recipient's contact points (the KAM's
+email and Slack id, the team channel): whether a server is configured for a channel is the alerter's business,
+not the scoring process's (one it lacks makes the notification visibly undeliverable); ``none`` (replay,
+backtest) records the alerts and how they would have been delivered but queues nothing; ``log`` logs the
+rendered messages; ``file`` appends them to an NDJSON file.
 """
 
 from __future__ import annotations
@@ -36,14 +39,6 @@ TREND_DAYS = 7
 """A message's trend: the risk now against the risk this many days before."""
 
 
-def slack_configured(settings: Settings) -> bool:
-    return settings.slack_bot_token is not None or settings.slack_webhook_url is not None
-
-
-def email_configured(settings: Settings) -> bool:
-    return settings.smtp_host is not None
-
-
 def alerts_config(settings: Settings) -> AlertsConfig:
     """The rules YAML, with the team channel of the settings (when set) instead of the policy's."""
     config = load_rules_config(settings.alert_rules)
@@ -70,8 +65,6 @@ class Notifier:
     config: AlertsConfig
     notify: NotifyMode
     base_url: str
-    channels: frozenset[str] = frozenset({"slack", "email", "team_channel"})
-    """Channels notifications are queued for in ``send`` mode (one with no server configured is skipped)."""
     file: Path | None = None
     metrics: Metrics | None = None
 
@@ -89,18 +82,10 @@ class Notifier:
             raise ValueError(f"notify must be one of {', '.join(NOTIFY_MODES)}")
         if notify == "file" and file is None:
             raise ValueError('notify="file" needs a file')
-        channels = set()
-        if slack_configured(settings):
-            channels |= {"slack", "team_channel"}
-        if email_configured(settings):
-            channels.add("email")
-        if notify == "send" and not channels:
-            log.warning("no Slack nor SMTP configured: alerts are recorded but no notification is queued")
         return cls(
             config=config or alerts_config(settings),
             notify=notify,
             base_url=settings.public_url,
-            channels=frozenset(channels),
             file=file,
             metrics=metrics,
         )
@@ -122,7 +107,6 @@ class Notifier:
         await alert_rows.mark_escalated(conn, escalated, as_of)
         rows = compose.outbox_rows(plan, book, snapshots, kams, as_of)
         if self.notify == "send":
-            rows = [r for r in rows if r.channel in self.channels]
             await queue.enqueue(conn, rows, as_of)
             return len(rows), len(escalated)
         if self.notify in ("log", "file"):

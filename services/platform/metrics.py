@@ -37,7 +37,8 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Bounded label values known here, pre-initialised at 0 so that rate()/increase() see the first increment.
 INGRESSES = ("kafka", "http", "replay")
 NOTIFICATION_CHANNELS = ("slack", "email", "team_channel")
-NOTIFICATION_RESULTS = ("sent", "retried", "failed")
+NOTIFICATION_RESULTS = ("sent", "retried", "failed", "undeliverable")
+UNSENT_STATUSES = ("failed", "undeliverable")
 RESCORE_TRIGGERS = ("event", "sweep")
 POOL_STATES = ("in_use", "idle")
 
@@ -165,8 +166,17 @@ METRIC_SPECS: tuple[MetricSpec, ...] = (
     MetricSpec(
         "kamwatch_notifications_total",
         "counter",
-        "Notification delivery attempts, by channel (slack, email, team_channel) and result (sent, retried, failed).",
+        "Notification delivery attempts, by channel (slack, email, team_channel) and result (sent, retried, failed "
+        "after the outage window, undeliverable: no server configured for the channel or not one valid address).",
         ("channel", "result"),
+    ),
+    MetricSpec(
+        "kamwatch_outbox_unsent",
+        "gauge",
+        "Notifications given up on, by status (failed, undeliverable), until `kamwatch notifications retry` "
+        "re-sends them.",
+        ("status",),
+        multiprocess_mode="livemostrecent",
     ),
     MetricSpec(
         "kamwatch_outbox_pending",
@@ -282,6 +292,7 @@ class Metrics:
         self.alerts_resolved_total = self._counter("kamwatch_alerts_resolved_total")
         self.notifications_total = self._counter("kamwatch_notifications_total")
         self.outbox_pending = self._gauge("kamwatch_outbox_pending")
+        self.outbox_unsent = self._gauge("kamwatch_outbox_unsent")
         self.outbox_oldest_pending_age_seconds = self._gauge("kamwatch_outbox_oldest_pending_age_seconds")
         self.alert_feedback_precision = self._gauge("kamwatch_alert_feedback_precision")
         # API

@@ -18,7 +18,7 @@ from ingestion.pipeline import BatchResult, Ingress
 from schemas.vocabulary import AT_RISK_LEVELS
 from services.platform.currency import ExchangeRates
 from services.platform.database import Database
-from services.platform.metrics import Metrics
+from services.platform.metrics import UNSENT_STATUSES, Metrics
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,9 @@ GROUP BY h.level, a.tier, a.currency
 """
 
 _OUTBOX_SQL = "SELECT count(*), min(created_at) FROM notifications WHERE status = 'pending'"
+_UNSENT_SQL = (
+    "SELECT status, count(*) AS n FROM notifications WHERE status IN ('failed', 'undeliverable') GROUP BY status"
+)
 
 
 def arr_at_risk_by_tier(rows: Iterable[Any], rates: ExchangeRates) -> dict[tuple[str, str], float]:
@@ -93,12 +96,15 @@ async def sample(db: Database, metrics: Metrics, now: datetime, rates: ExchangeR
     async with db.unit_of_work() as conn:
         rows = (await conn.execute(text(_PORTFOLIO_SQL))).all()
         pending, oldest = (await conn.execute(text(_OUTBOX_SQL))).one()
+        unsent = {row.status: int(row.n) for row in (await conn.execute(text(_UNSENT_SQL))).all()}
     accounts: dict[tuple[str, str], int] = defaultdict(int)
     for row in rows:
         accounts[(row.level, row.tier)] += int(row.accounts)
     metrics.set_portfolio(accounts, arr_at_risk_by_tier(rows, rates), rates.reporting)
     metrics.outbox_pending.set(int(pending))
     metrics.outbox_oldest_pending_age_seconds.set(max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)
+    for status in UNSENT_STATUSES:
+        metrics.outbox_unsent.labels(status=status).set(unsent.get(status, 0))
 
 
 async def sample_forever(

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import platformdirs
-from pydantic import Field, PositiveInt, SecretStr
+from limits import parse
+from pydantic import Field, PositiveInt, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_TOPICS: dict[str, str] = {
@@ -26,7 +27,8 @@ def _default_data_dir() -> Path:
 class Settings(BaseSettings):
     """Runtime configuration, read once at the service edge and passed down."""
 
-    model_config = SettingsConfigDict(env_prefix="KAMWATCH_", env_file=None, extra="ignore")
+    # An empty variable counts as unset: compose's ``${VAR:-}`` and templated manifests leave them empty.
+    model_config = SettingsConfigDict(env_prefix="KAMWATCH_", env_file=None, extra="ignore", env_ignore_empty=True)
 
     database_url: str | None = Field(
         default=None,
@@ -59,6 +61,12 @@ class Settings(BaseSettings):
     widget_token_secret: SecretStr | None = Field(
         default=None, description="Key signing widget tokens. Unset: one is generated and kept in the database."
     )
+    auth_failure_limit: str = Field(
+        default="10/minute",
+        description="Failed authentications allowed per client address (limits notation, e.g. 10/minute, "
+        "100/hour); past it, 429 until the window moves on.",
+    )
+    session_ttl_s: PositiveInt = Field(default=12 * 3600, description="Lifetime of a page session (/login).")
 
     scoring_config: Path | None = Field(default=None, description="Scoring YAML. Unset: the shipped default.")
     worker_evaluates: bool = Field(
@@ -95,7 +103,9 @@ class Settings(BaseSettings):
     slack_team_channel: str | None = Field(
         default=None, description="Team channel for strategic critical alerts; overrides the rules' policy."
     )
-    smtp_host: str | None = Field(default=None, description="SMTP server. Unset: email notifications are not queued.")
+    smtp_host: str | None = Field(
+        default=None, description="SMTP server. Unset: the alerter's emails are undeliverable."
+    )
     smtp_port: PositiveInt = 587
     smtp_starttls: bool = Field(default=False, description="Upgrade the connection with STARTTLS.")
     smtp_tls: bool = Field(default=False, description="Implicit TLS (usually port 465).")
@@ -104,9 +114,13 @@ class Settings(BaseSettings):
     smtp_from: str = "kamwatch <kamwatch@localhost>"
     smtp_timeout_s: float = Field(default=30.0, gt=0)
     alerter_poll_interval_s: float = Field(default=5.0, gt=0, description="Pause when the outbox has nothing due.")
-    alerter_max_attempts: PositiveInt = Field(default=8, description="Attempts before a notification is failed.")
+    alerter_retry_window_s: float = Field(
+        default=86400.0, gt=0, description="Outage window: a notification is retried this long before it is failed."
+    )
     alerter_backoff_base_s: float = Field(default=30.0, gt=0, description="First retry delay, doubled each time.")
-    alerter_backoff_cap_s: float = Field(default=3600.0, gt=0, description="Longest retry delay.")
+    alerter_backoff_cap_s: float = Field(
+        default=900.0, gt=0, description="Longest retry delay: at most this long from a server's recovery to sending."
+    )
     alerter_concurrency: PositiveInt = Field(default=4, description="Notifications sent at once by one alerter.")
     alerter_escalation_interval_s: float = Field(default=300.0, gt=0, description="Period of the escalation check.")
     reporting_currency: str = Field(
@@ -119,6 +133,15 @@ class Settings(BaseSettings):
     )
     metrics_host: str = "0.0.0.0"
     metrics_port: int = Field(default=9108, description="Port of /metrics for the worker and the alerter.")
+
+    @field_validator("auth_failure_limit")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        try:
+            parse(value)
+        except ValueError as error:
+            raise ValueError(f"not a rate limit such as 10/minute: {error}") from None
+        return value
 
     @property
     def configured_widget_secret(self) -> str | None:

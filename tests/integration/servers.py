@@ -69,11 +69,13 @@ class SlackRequest:
 
 class SlackStandIn:
     """Answers ``POST /api/chat.postMessage`` like Slack (``{"ok": true}``) and ``POST /webhook`` with ``ok``;
-    records every request. ``fail`` makes it answer 500 instead."""
+    records every request. ``fail`` makes it answer 500 instead; ``stop`` then ``start`` again on the same port
+    is an outage (connections refused meanwhile)."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int | None = None) -> None:
         self.requests: list[SlackRequest] = []
         self.fail = False
+        self._server: ThreadingHTTPServer | None = None
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -97,9 +99,8 @@ class SlackStandIn:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._handler = Handler
+        self.port = port or free_port()
 
     @property
     def api_url(self) -> str:
@@ -110,9 +111,12 @@ class SlackStandIn:
         return f"http://127.0.0.1:{self.port}/webhook"
 
     def start(self) -> SlackStandIn:
-        self._thread.start()
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None

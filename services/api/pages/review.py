@@ -13,7 +13,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from alerts.rule_labels import rule_label
-from health_engine.access import Principal, principal_for_key
+from health_engine.access import Principal, principal_for_session
 from health_engine.config import Levels
 from schemas.i18n import format_number, translate
 from schemas.vocabulary import COMPONENTS, Locale
@@ -38,11 +38,11 @@ NEW_CONTACT_DAYS = 90
 
 async def page_principal(request: Request) -> Principal | None:
     """The reader signed in by the session cookie, if any and allowed to read."""
-    key = request.cookies.get(SESSION_COOKIE)
-    if not key:
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token or "\x00" in token:
         return None
     async with q.request_db(request).unit_of_work() as conn:
-        principal = await principal_for_key(conn, key, now=q.request_now(request))
+        principal = await principal_for_session(conn, token, now=q.request_now(request))
     return principal if principal is not None and principal.can_read() else None
 
 

@@ -11,11 +11,19 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from alerts.repository import lifecycle
-from health_engine.access import InvalidToken, WidgetGrant, principal_for_key, verify
+from health_engine.access import (
+    InvalidToken,
+    WidgetGrant,
+    end_session,
+    grant_holds,
+    open_session,
+    principal_for_key,
+    verify,
+)
 from schemas.i18n import translate
 from schemas.vocabulary import Locale
 from services.api import queries as q
-from services.api.auth import SESSION_COOKIE
+from services.api.auth import SESSION_COOKIE, FailedAuthLimit, client_address
 from services.api.pages import losses, portfolio, review
 from services.api.pages.charts import gauge_arc, line_chart
 from services.api.pages.render import message, render
@@ -23,6 +31,7 @@ from services.api.pages.review import alert_view, page_principal, to_login
 from services.api.problems import Problem
 from services.api.v1 import widget_secret
 from services.api.views import health_document, pick_locale
+from services.platform.settings import Settings
 
 router = APIRouter(include_in_schema=False)
 router.include_router(portfolio.router)
@@ -37,10 +46,14 @@ def _refused(request: Request, language: Locale) -> HTMLResponse:
 
 
 async def _grant(request: Request, account_id: str, token: str) -> WidgetGrant | None:
+    """The token's grant if it is valid for the account and still holds (its key live, the owner unchanged)."""
+    now = q.request_now(request)
     try:
-        return verify(await widget_secret(request), token, account_id=account_id, now=q.request_now(request))
+        grant = verify(await widget_secret(request), token, account_id=account_id, now=now)
     except InvalidToken:
         return None
+    async with q.request_db(request).unit_of_work() as conn:
+        return grant if await grant_holds(conn, grant, now=now) else None
 
 
 async def _risk_series(request: Request, account_id: str, days: int) -> list[tuple[datetime, float]]:
@@ -152,24 +165,53 @@ async def login_form(request: Request, locale: str | None = None, next: str | No
 async def login(
     request: Request, key: Annotated[str, Form()] = "", locale: str | None = None, next: str | None = None
 ) -> Response:
-    """Check the key once, then keep it in an HttpOnly cookie (the key never appears in a URL)."""
+    """Check the key once, then open a session kept in an HttpOnly cookie (neither the key nor the session ever
+    appears in a URL, and the cookie is not the key). Failed attempts count against the client's address."""
     language = pick_locale(locale, request.headers.get("accept-language"))
     after = _next_page(next)
+    limit: FailedAuthLimit = request.app.state.failed_auth_limit
+    client = client_address(request)
+    try:
+        limit.check(client)
+    except Problem as refused:
+        error = translate(language, "Too many failed attempts from this address: try again in a few minutes.")
+        page = render(request, "login.html", {"locale": language, "error": error, "next": after}, status=429)
+        page.headers.update(refused.headers)
+        return page
+    now = q.request_now(request)
+    settings: Settings = request.app.state.settings
     async with q.request_db(request).unit_of_work() as conn:
-        principal = await principal_for_key(conn, key.strip(), now=q.request_now(request))
-    if principal is None or not principal.can_read():
+        candidate = key.strip()
+        principal = await principal_for_key(conn, candidate, now=now) if "\x00" not in candidate else None
+        session = None
+        if principal is not None and principal.can_read() and principal.key_id is not None:
+            expires = now + timedelta(seconds=settings.session_ttl_s)
+            session = await open_session(conn, principal.key_id, at=now, expires_at=expires)
+    if session is None:
+        limit.failed(client)
         error = translate(language, "Unknown, revoked or expired key, or a key that cannot read accounts.")
         return render(request, "login.html", {"locale": language, "error": error, "next": after}, status=401)
     response = RedirectResponse(after or (f"/?locale={language}" if locale else "/"), status_code=303)
-    secure = request.app.state.settings.public_url.startswith("https://")
+    secure = settings.public_url.startswith("https://")
     response.set_cookie(
-        SESSION_COOKIE, key.strip(), httponly=True, secure=secure, samesite="strict", max_age=12 * 3600, path="/"
+        SESSION_COOKIE,
+        session,
+        httponly=True,
+        secure=secure,
+        samesite="strict",
+        max_age=settings.session_ttl_s,
+        path="/",
     )
     return response
 
 
 @router.post("/logout")
-async def logout() -> Response:
+async def logout(request: Request) -> Response:
+    """End the session for good (a copy of the cookie no longer works), then forget the cookie."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if token and "\x00" not in token:
+        async with q.request_db(request).unit_of_work() as conn:
+            await end_session(conn, token, at=q.request_now(request))
     response = to_login()
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

@@ -36,7 +36,10 @@ def _ndjson(ctx: Any, value: Any) -> bytes:
 def base_url(settings: Settings, world: World) -> Iterator[str]:
     # The served app opens its own engine in the server thread's event loop; Slack interactions are configured
     # (unsigned fuzzed requests must be refused with a 401, not answered 503 "not configured").
-    configured = settings.model_copy(update={"slack_signing_secret": SecretStr("fuzz-signing-secret")})
+    # The fuzzer sends wrong keys on purpose, all from one address: no rate limit, or the rest would be 429s.
+    configured = settings.model_copy(
+        update={"slack_signing_secret": SecretStr("fuzz-signing-secret"), "auth_failure_limit": "1000000/minute"}
+    )
     with serving(build_app(configured, clock=lambda: NOW, key_cache_seconds=0)) as url:
         yield url
 

@@ -22,9 +22,10 @@ SECRET = b"s" * 32
 
 
 def test_token_round_trip_and_refusals() -> None:
-    token = mint(SECRET, "acme", "kam-lea", NOW + timedelta(hours=1))
+    token = mint(SECRET, "acme", "kam-lea", NOW + timedelta(hours=1), key_id=7, owner_kam_id="kam-lea")
     grant = verify(SECRET, token, account_id="acme", now=NOW)
     assert (grant.account_id, grant.kam_id, grant.expires_at) == ("acme", "kam-lea", NOW + timedelta(hours=1))
+    assert (grant.key_id, grant.owner_kam_id) == (7, "kam-lea")
 
     payload, signature = token.split(".")
     flipped = payload[:-1] + ("A" if payload[-1] != "A" else "B")
@@ -33,7 +34,11 @@ def test_token_round_trip_and_refusals() -> None:
         "wrong account": (token, "globex", NOW),
         "tampered payload": (f"{flipped}.{signature}", "acme", NOW),
         "tampered signature": (f"{payload}.{signature[:-2]}xx", "acme", NOW),
-        "other secret": (mint(b"t" * 32, "acme", None, NOW + timedelta(hours=1)), "acme", NOW),
+        "other secret": (
+            mint(b"t" * 32, "acme", None, NOW + timedelta(hours=1), key_id=None, owner_kam_id="kam-lea"),
+            "acme",
+            NOW,
+        ),
         "garbage": ("not-a-token", "acme", NOW),
         "empty": ("", "acme", NOW),
     }
@@ -75,8 +80,10 @@ async def test_widget_refuses_bad_tokens(client: httpx.AsyncClient, world: World
     token = await _token(client, world)
     other = await _token(client, world, "globex")
     payload, signature = token.split(".")
-    expired = mint(app.state.widget_secret, "acme", "kam-lea", NOW - timedelta(seconds=1))
-    for bad in (other, f"{payload}.{signature[::-1]}", expired, "x.y"):
+    expired = mint(
+        app.state.widget_secret, "acme", "kam-lea", NOW - timedelta(seconds=1), key_id=None, owner_kam_id="kam-lea"
+    )
+    for bad in (other, f"{payload}.{signature[::-1]}", expired, "", "x.y"):
         page = await client.get(f"/widget/accounts/acme?token={bad}")
         assert page.status_code == 403, bad
         assert "frame-ancestors" in page.headers["content-security-policy"]

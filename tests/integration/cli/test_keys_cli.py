@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -12,7 +13,9 @@ from typer.testing import CliRunner
 from health_engine.access import verify
 from services.cli import health, keys
 from services.cli.common import parse_duration
+from services.platform.database import Database
 from services.platform.settings import Settings
+from tests.integration.api import seed
 
 runner = CliRunner()
 
@@ -62,14 +65,33 @@ def test_apikey_create_list_revoke(cli: typer.Typer) -> None:
     assert "lea-crm" in runner.invoke(cli, ["apikey", "list"]).output
 
 
-def test_widget_token(cli: typer.Typer) -> None:
+async def _seed_account(settings: Settings) -> None:
+    db = await Database.open(settings)
+    try:
+        async with db.unit_of_work() as conn:
+            await seed.account(conn, "acme", "kam-lea")
+    finally:
+        await db.close()
+
+
+def test_widget_token(cli: typer.Typer, settings: Settings) -> None:
+    unknown = runner.invoke(cli, ["widget-token", "acme"])
+    assert unknown.exit_code == 1  # nothing to bind it to
+    asyncio.run(_seed_account(settings))
     result = runner.invoke(cli, ["widget-token", "acme", "--kam", "kam-lea", "--ttl", "1h"])
     assert result.exit_code == 0, result.output
     token = result.output.splitlines()[0]
     assert "https://kamwatch.example.com/widget/accounts/acme?token=" in result.output.replace("\n", "")
     grant = verify(b"w" * 40, token, account_id="acme", now=datetime.now(UTC))
-    assert grant.kam_id == "kam-lea"
+    assert (grant.kam_id, grant.owner_kam_id, grant.key_id) == ("kam-lea", "kam-lea", None)
     assert timedelta(minutes=59) < grant.expires_at - datetime.now(UTC) <= timedelta(hours=1)
+    default = verify(
+        b"w" * 40,
+        runner.invoke(cli, ["widget-token", "acme"]).output.splitlines()[0],
+        account_id="acme",
+        now=datetime.now(UTC),
+    )
+    assert default.expires_at - datetime.now(UTC) <= timedelta(minutes=15)
 
 
 def test_override_set_list_clear(cli: typer.Typer) -> None:

@@ -255,6 +255,8 @@ def test_k8s_manifests_parse_and_run_kamwatch_subcommands() -> None:
         ("Namespace", "kamwatch"),
         ("ConfigMap", "kamwatch-config"),
         ("Secret", "kamwatch-secrets"),
+        ("Secret", "kamwatch-alerter-secrets"),
+        ("Secret", "kamwatch-api-secrets"),
         ("Job", "kamwatch-migrate"),
         ("Deployment", "kamwatch-api"),
         ("Service", "kamwatch-api"),
@@ -294,6 +296,28 @@ def test_k8s_worker_autoscaler_targets_the_worker() -> None:
         "name": "kamwatch-worker",
     }
     assert 1 <= autoscaler["spec"]["minReplicas"] <= autoscaler["spec"]["maxReplicas"]
+
+
+def test_k8s_wires_slack_smtp_and_the_signing_secret_where_they_are_needed() -> None:
+    objects = k8s_objects()
+    secrets = {obj["metadata"]["name"]: set(obj["stringData"]) for obj in objects if obj["kind"] == "Secret"}
+    config = next(obj["data"] for obj in objects if obj["kind"] == "ConfigMap")
+
+    def environment(deployment: str) -> set[str]:
+        (container,) = pod_spec(next(o for o in objects if o["metadata"]["name"] == deployment))["containers"]
+        names = {item["name"] for item in container.get("env", [])}
+        for source in container["envFrom"]:
+            names |= secrets[source["secretRef"]["name"]] if "secretRef" in source else set(config)
+        return names
+
+    alerter, api, worker = (environment(f"kamwatch-{name}") for name in ("alerter", "api", "worker"))
+    assert {"KAMWATCH_SLACK_BOT_TOKEN", "KAMWATCH_SMTP_HOST", "KAMWATCH_SMTP_PASSWORD"} <= alerter
+    assert "KAMWATCH_SLACK_SIGNING_SECRET" in api
+    for name in ("KAMWATCH_SLACK_BOT_TOKEN", "KAMWATCH_SMTP_PASSWORD", "KAMWATCH_SLACK_SIGNING_SECRET"):
+        assert name not in worker
+    assert "KAMWATCH_SLACK_SIGNING_SECRET" not in alerter
+    assert "KAMWATCH_SLACK_BOT_TOKEN" not in api
+    assert {"KAMWATCH_DATABASE_URL", "KAMWATCH_SLACK_TEAM_CHANNEL"} <= worker & api & alerter
 
 
 def test_kustomization_lists_every_manifest_but_the_secret_example() -> None:

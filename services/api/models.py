@@ -667,6 +667,30 @@ class UnsentNotificationOut(BaseModel):
 
 
 class UnsentNotificationPage(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [
+                        {
+                            "id": 12,
+                            "kind": "alert",
+                            "channel": "email",
+                            "recipient": "kam-04",
+                            "kam_id": "kam-04",
+                            "alert_ids": [301],
+                            "status": "failed",
+                            "attempts": 9,
+                            "last_error": "SMTP 451: try again later",
+                            "created_at": "2026-11-30T08:00:00Z",
+                            "failing_since": "2026-11-30T08:00:02Z",
+                        }
+                    ]
+                }
+            ]
+        }
+    )
+
     items: list[UnsentNotificationOut]
 
 
@@ -680,4 +704,6 @@ class NotificationRetryIn(BaseModel):
 
 
 class NotificationRetryOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"retried": [12, 13]}]})
+
     retried: list[int] = Field(description="Notifications queued again, due now.")

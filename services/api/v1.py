@@ -620,6 +620,9 @@ async def list_unsent_notifications(
     status: Annotated[UnsentStatus | None, Query(description="Only this status (default: both).")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
+    """Notifications the alerter stopped trying: `failed` when the channel stayed down past the retry window,
+    `undeliverable` when the recipient cannot be reached (no address, an address the server refuses). Each
+    `kamwatch_notifications_unsent` rise is one of these; retry them once the cause is fixed."""
     async with q.request_db(request).transaction() as conn:
         rows = await outbox.unsent(conn, statuses=(status,) if status else outbox.UNSENT_STATUSES, limit=limit)
     return {"items": [_unsent(r) for r in rows]}
@@ -649,6 +652,8 @@ def _unsent(n: outbox.UnsentNotification) -> dict[str, Any]:
     responses=AUTH_ERRORS,
 )
 async def retry_notifications(request: Request, _: Admin, body: NotificationRetryIn) -> dict[str, Any]:
+    """Queues the given notifications (or every one given up on, optionally of one status) again, due now, with a
+    fresh retry window. Answers the ids queued; ids that were not given up on are left as they are."""
     statuses = (body.status,) if body.status else outbox.UNSENT_STATUSES
     async with q.request_db(request).transaction() as conn:
         retried = await outbox.retry(conn, q.request_now(request), ids=body.ids, statuses=statuses)

@@ -100,6 +100,26 @@ class GroupOut(BaseModel):
     subsidiaries: int = Field(description="Scored subsidiaries counted in the risk, seen or not.")
 
 
+class LifecycleOut(BaseModel):
+    status: Literal["active", "lost"] = Field(
+        description="lost: closed by a churn (no more scoring nor alerts; its ARR counts as lost, not at risk) "
+        "until a later account event reopens it."
+    )
+    outcome: Literal["renewed", "expanded", "downgraded", "churned"] | None = Field(
+        description="The outcome newer than the account's profile, if any (it set the ARR and renewal shown)."
+    )
+    at: datetime | None = Field(description="When that outcome happened (for a lost account: when it was lost).")
+    reason: str | None = Field(description="The outcome's reason, as given.")
+
+
+class NextStepOut(BaseModel):
+    code: str = Field(description="The driver code the playbook step is for.", examples=["payment.overdue"])
+    action: str = Field(description="What to do, in the caller's locale.")
+    due_days: int = Field(description="Within how many days of the signal.")
+    due_at: datetime | None = Field(description="Due date, when the signal's start is known.")
+    alert_id: int | None = Field(description="The open alert this step answers, if any.")
+
+
 class AccountHealthOut(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -133,6 +153,16 @@ class AccountHealthOut(BaseModel):
                     ],
                     "trend": {"risk_7d_ago": 41.0, "risk_30d_ago": 35.5, "change_7d": 31.5, "change_30d": 37.0},
                     "open_alerts": [],
+                    "lifecycle": {"status": "active", "outcome": None, "at": None, "reason": None},
+                    "next_steps": [
+                        {
+                            "code": "relationship.champion_left",
+                            "action": "Identify the new champion and book an introduction",
+                            "due_days": 14,
+                            "due_at": "2026-12-02T16:00:00Z",
+                            "alert_id": 42,
+                        }
+                    ],
                     "locale": "en",
                 }
             ]
@@ -158,6 +188,10 @@ class AccountHealthOut(BaseModel):
     trend: TrendOut
     open_alerts: list[AlertOut]
     group: GroupOut | None = Field(default=None, description="For a parent account: its group roll-up.")
+    lifecycle: LifecycleOut
+    next_steps: list[NextStepOut] = Field(
+        description="The playbook's next step for each open alert, then for the strongest drivers (none when lost)."
+    )
     locale: Locale
 
 
@@ -222,6 +256,7 @@ class GroupSummary(BaseModel):
     by_level: dict[str, int]
     arr: dict[str, Money]
     arr_at_risk: dict[str, Money]
+    arr_lost: dict[str, Money] = Field(default_factory=dict, description="ARR of the lost (churned) accounts.")
 
 
 class RetentionOut(BaseModel):
@@ -239,9 +274,14 @@ class RetentionOut(BaseModel):
 
 class PortfolioSummary(BaseModel):
     accounts: int
-    by_level: dict[str, LevelBucket] = Field(description="low, medium, high, critical, and unscored.")
+    by_level: dict[str, LevelBucket] = Field(
+        description="low, medium, high, critical, unscored, and lost (accounts closed by a churn: not at risk)."
+    )
     arr: dict[str, Money]
     arr_at_risk: dict[str, Money] = Field(description="ARR of the high and critical accounts, per currency.")
+    arr_lost: dict[str, Money] = Field(
+        default_factory=dict, description="ARR of the accounts lost (churned, not reopened since), per currency."
+    )
     by_kam: list[GroupSummary]
     by_tier: list[GroupSummary]
     retention: RetentionOut
@@ -273,6 +313,19 @@ class FeedbackOut(BaseModel):
     id: int
     alert_id: int
     verdict: Literal["useful", "false_alarm"]
+
+
+class RulePrecisionOut(BaseModel):
+    rule: str
+    alerts: int = Field(description="Alerts the rule opened.")
+    judged: int = Field(description="Alerts with a verdict (each counted once, by its newest verdict).")
+    useful: int
+    false_alarms: int
+    precision: float | None = Field(description="useful / judged; null while nothing is judged.")
+
+
+class PrecisionOut(BaseModel):
+    rules: list[RulePrecisionOut]
 
 
 class OverrideIn(BaseModel):

@@ -11,13 +11,14 @@ import asyncpg
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BeforeValidator
 
-from alerts.repository import lifecycle
+from alerts.repository import lifecycle, reports
 from alerts.repository import queue as outbox
 from health_engine import overrides
 from health_engine.access import Principal, mint, signing_secret
 from schemas.vocabulary import Level, Locale, Severity
 from services.api import queries as q
 from services.api.auth import may_act, reader, require
+from services.api.guidance import lifecycle_document, next_steps_document
 from services.api.models import (
     AccountHealthOut,
     AccountPage,
@@ -32,6 +33,7 @@ from services.api.models import (
     OverrideIn,
     OverrideOut,
     PortfolioSummary,
+    PrecisionOut,
     SnoozeIn,
     TimelinePage,
     UnsentNotificationPage,
@@ -142,8 +144,11 @@ async def health_response(request: Request, account_id: str, principal: Principa
     row = await q.account_health_row(request.app.state.read_pool, account_id, q.request_now(request))
     if row is None or not principal.sees_owner(row["owner_kam_id"]):
         raise q.not_found()
-    document = health_document(row, _locale(request, locale))
+    language = _locale(request, locale)
+    document = health_document(row, language)
     document["group"] = group_document(row, request.app.state.levels, principal.sees_owner)
+    document["lifecycle"] = lifecycle_document(row)
+    document["next_steps"] = next_steps_document(row, request.app.state.playbook, language)
     body = encode(document)
     tag = etag(body)
     # Polling widgets revalidate every time and get a body-less 304 until the health changes.
@@ -413,9 +418,40 @@ async def alert_feedback(request: Request, alert_id: AlertId, principal: Reader,
     async with q.request_db(request).transaction() as conn:
         await _visible_alert(conn, principal, alert_id, act=True)
         feedback_id = await lifecycle.record_feedback(
-            conn, alert_id, body.verdict, actor=principal.actor, at=q.request_now(request), comment=body.comment
+            conn,
+            alert_id,
+            body.verdict,
+            actor=principal.actor,
+            at=q.request_now(request),
+            comment=body.comment,
+            via="api",
         )
     return {"id": feedback_id, "alert_id": alert_id, "verdict": body.verdict}
+
+
+@router.get(
+    "/alerts/precision",
+    response_model=PrecisionOut,
+    tags=["alerts"],
+    summary="Per-rule precision from the KAMs' feedback (Slack, email, widget, API, CLI)",
+    responses=AUTH_ERRORS,
+)
+async def alert_precision(request: Request, principal: Reader) -> dict[str, Any]:
+    async with q.request_db(request).transaction() as conn:
+        rules = await reports.feedback_by_rule(conn, principal.kam_ids)
+    return {
+        "rules": [
+            {
+                "rule": r.rule,
+                "alerts": r.alerts,
+                "judged": r.judged,
+                "useful": r.useful,
+                "false_alarms": r.false_alarms,
+                "precision": r.precision,
+            }
+            for r in rules
+        ]
+    }
 
 
 @router.post(

@@ -6,33 +6,27 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 import jinja2
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from alerts.repository import lifecycle
 from health_engine.access import (
-    InvalidToken,
     Principal,
-    WidgetGrant,
     end_session,
-    grant_holds,
     open_session,
     principal_for_key,
     principal_for_session,
-    verify,
 )
 from schemas.i18n import translate
 from schemas.vocabulary import LEVELS, Locale
 from schemas.wording import money, number
 from services.api import queries as q
 from services.api.auth import SESSION_COOKIE, FailedAuthLimit, client_address
-from services.api.pages.charts import gauge_arc, line_chart
+from services.api.pages.charts import line_chart
 from services.api.pages.texts import TEXTS
 from services.api.problems import Problem
-from services.api.v1 import widget_secret
 from services.api.views import health_document, pick_locale, portfolio_document, timeline_item
 from services.platform.settings import Settings
 
@@ -47,25 +41,28 @@ _env.filters["num"] = lambda value, locale: number(float(value), locale)
 _env.filters["money"] = lambda value, currency, locale: money(Decimal(value), currency, locale)
 
 
-def _render(
-    request: Request, template: str, context: dict[str, Any], *, status: int = 200, framed: bool = False
-) -> HTMLResponse:
-    settings: Settings = request.app.state.settings
+def page_headers(settings: Settings, *, framed: bool) -> dict[str, str]:
+    """The security headers of every page."""
     # Widgets may be framed by the configured CRM origins; the cookie pages by nobody (clickjacking).
     ancestors = " ".join(settings.frame_ancestors) if framed else "'none'"
     csp = (
         "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; "
         f"base-uri 'none'; frame-ancestors {ancestors}"
     )
-    headers = {
+    return {
         "Content-Security-Policy": csp,
         "Cache-Control": "no-store",
         # The widget URL carries its token: never leak it in a Referer.
         "Referrer-Policy": "no-referrer",
         "X-Content-Type-Options": "nosniff",
     }
+
+
+def _render(
+    request: Request, template: str, context: dict[str, Any], *, status: int = 200, framed: bool = False
+) -> HTMLResponse:
     html = _env.get_template(template).render(**context)
-    return HTMLResponse(html, status_code=status, headers=headers)
+    return HTMLResponse(html, status_code=status, headers=page_headers(request.app.state.settings, framed=framed))
 
 
 def _message(request: Request, locale: Locale, status: int, heading: str, detail: str, *, framed: bool) -> HTMLResponse:
@@ -73,103 +70,11 @@ def _message(request: Request, locale: Locale, status: int, heading: str, detail
     return _render(request, "message.html", context, status=status, framed=framed)
 
 
-async def _grant(request: Request, account_id: str, token: str) -> WidgetGrant | None:
-    """The token's grant if it is valid for the account and still holds (its key live, the owner unchanged)."""
-    now = q.request_now(request)
-    try:
-        grant = verify(await widget_secret(request), token, account_id=account_id, now=now)
-    except InvalidToken:
-        return None
-    async with q.request_db(request).unit_of_work() as conn:
-        return grant if await grant_holds(conn, grant, now=now) else None
-
-
-async def _risk_series(request: Request, account_id: str, days: int) -> list[tuple[datetime, float]]:
+async def risk_series(request: Request, account_id: str, days: int) -> list[tuple[datetime, float]]:
     now = q.request_now(request)
     async with q.request_db(request).unit_of_work() as conn:
         rows = await q.history(conn, account_id, now - timedelta(days=days), now)
     return [(r["as_of"], float(r["risk"])) for r in rows]
-
-
-@router.get("/widget/accounts/{account_id}", response_class=HTMLResponse)
-async def widget_page(
-    request: Request, account_id: str, token: str = "", locale: Annotated[str | None, Query()] = None
-) -> HTMLResponse:
-    language = pick_locale(locale, request.headers.get("accept-language"))
-    t = TEXTS[language]
-    grant = await _grant(request, account_id, token)
-    if grant is None:
-        return _message(request, language, 403, t["forbidden"], t["forbidden_detail"], framed=True)
-    row = await q.account_health_row(request.app.state.read_pool, account_id, q.request_now(request))
-    if row is None:
-        return _message(request, language, 404, t["not_found"], t["not_found_detail"], framed=True)
-    health = health_document(row, language)
-    context = {
-        "locale": language,
-        "t": t,
-        "h": health,
-        "gauge": gauge_arc(health["risk"] or 0.0),
-        "chart": line_chart(await _risk_series(request, account_id, 90), 240, 44),
-        "token": token,
-        "actions": True,
-        "base": f"/widget/accounts/{quote(account_id, safe='')}",
-    }
-    return _render(request, "widget.html", context, framed=True)
-
-
-async def _widget_action(
-    request: Request, account_id: str, alert_id: int, token: str, locale: str | None, minutes: int | None
-) -> Response:
-    language = pick_locale(locale, request.headers.get("accept-language"))
-    grant = await _grant(request, account_id, token)
-    if grant is None:
-        t = TEXTS[language]
-        return _message(request, language, 403, t["forbidden"], t["forbidden_detail"], framed=True)
-    now = q.request_now(request)
-    async with q.request_db(request).transaction() as conn:
-        try:
-            alert = await lifecycle.get_alert(conn, alert_id)
-            if alert["account_id"] != account_id:
-                raise lifecycle.AlertNotFound(alert_id)
-            until = now + timedelta(minutes=minutes) if minutes else None
-            await lifecycle.transition(
-                conn,
-                alert_id,
-                "acknowledged",
-                actor=grant.kam_id or "widget",
-                via="widget",
-                at=now,
-                snoozed_until=until,
-            )
-        except lifecycle.AlertNotFound:
-            raise Problem(404, "Not Found", "no such alert") from None
-        except lifecycle.InvalidTransition:
-            pass  # resolved meanwhile: the reloaded widget shows it gone
-    query = urlencode({"token": token, "locale": language})
-    return RedirectResponse(f"/widget/accounts/{quote(account_id, safe='')}?{query}", status_code=303)
-
-
-@router.post("/widget/accounts/{account_id}/alerts/{alert_id}/ack")
-async def widget_ack(
-    request: Request,
-    account_id: str,
-    alert_id: int,
-    token: Annotated[str, Form()] = "",
-    locale: Annotated[str | None, Form()] = None,
-) -> Response:
-    return await _widget_action(request, account_id, alert_id, token, locale, None)
-
-
-@router.post("/widget/accounts/{account_id}/alerts/{alert_id}/snooze")
-async def widget_snooze(
-    request: Request,
-    account_id: str,
-    alert_id: int,
-    token: Annotated[str, Form()] = "",
-    locale: Annotated[str | None, Form()] = None,
-    minutes: Annotated[int, Form(ge=1, le=90 * 24 * 60)] = 1440,
-) -> Response:
-    return await _widget_action(request, account_id, alert_id, token, locale, minutes)
 
 
 async def _page_principal(request: Request) -> Principal | None:
@@ -307,7 +212,7 @@ async def account_page(request: Request, account_id: str, locale: str | None = N
         "locale": language,
         "t": t,
         "h": health_document(row, language),
-        "chart": line_chart(await _risk_series(request, account_id, 180), 720, 160),
+        "chart": line_chart(await risk_series(request, account_id, 180), 720, 160),
         "timeline": [timeline_item(e, language) for e in events],
     }
     return _render(request, "account.html", context)

@@ -49,10 +49,17 @@ class Book:
         for o in changes.opened:
             a = o.alert
             alert_id = new_ids[a.dedup_key]
-            shown[alert_id] = AlertItem(alert_id, a.dedup_key, a.rule, a.severity, a.title_en, a.title_fr, o.fired_at)
+            shown[alert_id] = AlertItem(
+                alert_id, a.dedup_key, a.rule, a.severity, a.title_en, a.title_fr, o.fired_at, a.subject, a.drivers
+            )
         for c in changes.severity_changed:
             old = shown[c.alert_id]
-            shown[c.alert_id] = replace(old, severity=c.severity, title_en=c.alert.title_en, title_fr=c.alert.title_fr)
+            shown[c.alert_id] = replace(
+                old, severity=c.severity, title_en=c.alert.title_en, title_fr=c.alert.title_fr, drivers=c.alert.drivers
+            )
+        for r in changes.resolved:
+            if r.alert_id in shown:
+                shown[r.alert_id] = replace(shown[r.alert_id], state="resolved")
         book = cls(
             live={a.dedup_key: a.alert_id for a in open_alerts} | dict(new_ids),
             gone={r.dedup_key: r.alert_id for r in changes.resolved},
@@ -98,18 +105,27 @@ class Book:
         return new, cleared
 
 
+@dataclass(frozen=True, slots=True)
+class TeamChannel:
+    """How the team channel reads its messages (its own setting, not any KAM's)."""
+
+    locale: Locale = "en"
+    timezone: str = "UTC"
+
+
 def outbox_rows(
     plan: NotificationPlan,
     book: Book,
     snapshots: Mapping[str, AccountSnapshot],
     kams: Mapping[str, Kam],
     as_of: datetime,
+    team: TeamChannel = TeamChannel(),
 ) -> list[OutboxRow]:
     """One outbox row per planned message (``folded`` ones only record a delivery), its payload composed now."""
     return [
         row
         for n in plan.notifications
-        if n.kind != "folded" and (row := _outbox_row(n, book, snapshots, kams, as_of)) is not None
+        if n.kind != "folded" and (row := _outbox_row(n, book, snapshots, kams, as_of, team)) is not None
     ]
 
 
@@ -155,11 +171,12 @@ def _outbox_row(
     snapshots: Mapping[str, AccountSnapshot],
     kams: Mapping[str, Kam],
     as_of: datetime,
+    team: TeamChannel,
 ) -> OutboxRow | None:
     resolved = n.kind == "resolved"
     alert_ids = n.alert_ids or tuple(book.id_of(k, resolved=resolved) for k in n.alert_dedup_keys)
-    to, kam_id, timezone = n.recipient, None, "UTC"
-    locale: Locale = "en"
+    to, kam_id, timezone = n.recipient, None, team.timezone
+    locale: Locale = team.locale
     if n.channel != "team_channel":
         kam = kams[n.recipient]
         to = kam.email if n.channel == "email" else (kam.slack_user_id or "")

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from schemas.config_files import ConfigFileError, load_config_file
-from schemas.vocabulary import Level, Points, Severity, SeverityCuts, Tier
+from schemas.vocabulary import Level, Locale, Points, Severity, SeverityCuts, Tier
 
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("default_rules.yaml")
 
@@ -107,6 +108,20 @@ class PolicyConfig(_Strict):
     """A critical alert still unacknowledged this long after it was notified goes to the KAM's manager."""
     team_channel: str | None = Field(default=None, min_length=1)
     """Slack channel that also receives strategic accounts' critical alerts (none: not sent)."""
+    team_channel_locale: Locale = "en"
+    """Language of the team channel's messages."""
+    team_channel_timezone: str = Field(default="UTC", min_length=1)
+    """Time zone of the team channel's messages (IANA name)."""
+
+    @field_validator("team_channel_timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {name!r}") from None
+        return name
+
     cleared_note_max_days: int = Field(default=7, ge=1)
     """A "cleared" note on a warning or info alert never makes a digest of its own: it rides with the KAM's next
     digest that has news, or goes in the last digest within this many days of the alert resolving."""

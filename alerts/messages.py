@@ -1,7 +1,9 @@
-"""Pure rendering of notifications in the recipient's locale: Slack Block Kit payloads and multipart emails.
+"""Pure rendering of notifications for their reader: Slack Block Kit payloads and multipart emails.
 
-The words are chosen here, in Python; the Jinja2 templates (``alerts/templates``, HTML autoescaped) only lay
-them out, so a template never holds a sentence that would need translating.
+The words come from ``alerts.phrasing`` (the catalogue, at the send time); the Jinja2 templates
+(``alerts/templates``, HTML autoescaped) only lay them out. Slack text is built with one rule: whatever comes from
+outside (account, contact and KAM names, reasons) goes in ``plain_text`` objects, shown as written; ``mrkdwn``
+only carries our own words, and any value in it goes through ``slack_escape``.
 """
 
 from __future__ import annotations
@@ -9,68 +11,62 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cache
-from typing import Any, Literal
-from urllib.parse import quote
-from zoneinfo import ZoneInfo
+from typing import Any, Literal, Protocol
 
 import jinja2
 
 from alerts.model import AccountSnapshot
-from alerts.rule_labels import rule_label
+from alerts.phrasing import (
+    Reader,
+    Role,
+    act_by,
+    alert_headline,
+    day,
+    driver_line,
+    facts,
+    first_seen,
+    next_step_line,
+    role_footer,
+    rule_name,
+    severity_reason,
+    severity_word,
+)
+from alerts.playbook import Playbook, step_for_alert
 from alerts.rules import top_drivers
-from schemas.vocabulary import Driver, Locale, Severity
-from schemas.wording import LEVEL_WORDS, SEVERITY_WORDS, TIER_WORDS, money, number, pick, plural
+from schemas.vocabulary import SEVERITY_RANK, Driver, Severity
 
 MessageKind = Literal["immediate", "escalation", "reminder", "resolved"]
+Verdict = Literal["useful", "false_alarm"]
 
 ACK_ACTION = "alert_ack"
 SNOOZE_ACTION = "alert_snooze_7d"
+USEFUL_ACTION = "alert_useful"
+FALSE_ALARM_ACTION = "alert_false_alarm"
 OPEN_ACTION = "alert_open"
+VERDICT_OF_ACTION: dict[str, Verdict] = {USEFUL_ACTION: "useful", FALSE_ALARM_ACTION: "false_alarm"}
 
-# Slack refuses more than 50 blocks and header text over 150 characters.
+# Slack refuses more than 50 blocks, header text over 150 characters and section text over 3000.
 _MAX_BLOCKS = 50
 _MAX_HEADER = 150
+_MAX_TEXT = 3000
 _EMOJI: dict[Severity, str] = {"critical": "🔴", "warning": "🟠", "info": "🔵"}
 _RESOLVED_EMOJI = "✅"
 _NEW_EMOJI = "🆕"
 
-_WORDS: dict[str, tuple[str, str]] = {
-    "account": ("Account", "Compte"),
-    "arr": ("ARR", "ARR"),
-    "tier": ("Tier", "Catégorie"),
-    "risk": ("Risk", "Risque"),
-    "renewal": ("Renewal", "Renouvellement"),
-    "drivers": ("Top drivers", "Principaux facteurs"),
-    "also": ("Also on this account", "Également sur ce compte"),
-    "since_last": ("Since the last message", "Depuis le dernier message"),
-    "new": ("New", "Nouvelle alerte"),
-    "resolved": ("Resolved", "Résolue"),
-    "ack": ("Acknowledge", "Acquitter"),
-    "snooze": ("Snooze 7 days", "Reporter de 7 jours"),
-    "open": ("Open", "Ouvrir"),
-    "open_account": ("Open the account", "Ouvrir le compte"),
-    "fired": ("since", "depuis le"),
-    "footer": (
-        "You receive this because you own the account in kamwatch.",
-        "Vous recevez ce message car vous êtes responsable de ce compte dans kamwatch.",
-    ),
-    "digest_footer": (
-        "Acknowledge or snooze each alert from Slack or from the account page.",
-        "Acquittez ou reportez chaque alerte depuis Slack ou depuis la page du compte.",
-    ),
-}
 
-_KIND_WORDS: dict[MessageKind, tuple[str, str]] = {
-    "immediate": ("Alert", "Alerte"),
-    "escalation": ("Escalation", "Escalade"),
-    "reminder": ("Reminder", "Rappel"),
-    "resolved": ("Resolved", "Résolue"),
-}
+class Links(Protocol):
+    """Where a message's links lead, for its reader: the account page (with its actions), and a feedback
+    confirmation. None: no link for this reader (the team channel: each member asks for their own)."""
+
+    def account(self, account_id: str) -> str | None: ...
+
+    def feedback(self, account_id: str, alert_id: int, verdict: Verdict) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
 class AlertItem:
-    """One alert as a message shows it (``title_*`` from the rule, as stored with the alert)."""
+    """One alert as a message shows it: its rule, severity, subject and drivers as they stand, and the title
+    stored with it (shown only when nothing better can be said)."""
 
     alert_id: int
     dedup_key: str
@@ -79,6 +75,9 @@ class AlertItem:
     title_en: str
     title_fr: str
     fired_at: datetime
+    subject: str | None = None
+    drivers: tuple[Driver, ...] = ()
+    state: str = "firing"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +85,7 @@ class AlertMessage:
     """A message about one account: ``alerts`` first (the buttons act on them), then those folded into them.
 
     ``new_since_last`` / ``resolved_since_last`` say what changed since the previous message to this recipient
-    about this account; ``kam_name`` is the KAM an escalation is about.
+    about this account; ``kam_name`` is the owner KAM an escalation is about.
     """
 
     kind: MessageKind
@@ -120,232 +119,303 @@ class Email:
     html: str
 
 
-# --- shared wording ----------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Audience:
+    """Who a message is rendered for: the reader (language, time zone, send time), their role, their links."""
+
+    reader: Reader
+    role: Role
+    links: Links
+    playbook: Playbook | None = None
 
 
-def account_url(base_url: str, account_id: str) -> str:
-    return f"{base_url.rstrip('/')}/widget/accounts/{quote(account_id, safe='')}"
+def slack_escape(text: str) -> str:
+    """The three characters Slack's mrkdwn gives a meaning to (links, mentions), as entities."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def risk_line(account: AccountSnapshot, locale: Locale) -> str:
-    """``72/100, high (▲ +18 in 7 days)`` / ``72/100, élevé (▲ +18 en 7 jours)``."""
-    text = f"{number(account.risk, locale)}/100, {pick(LEVEL_WORDS[account.level], locale)}"
-    if account.risk_7d_ago is None:
-        return text
-    delta = round(account.risk - account.risk_7d_ago, 1)
-    if abs(delta) < 0.5:
-        return text + (" (stable over 7 days)" if locale == "en" else " (stable sur 7 jours)")
-    arrow, sign = ("▲", "+") if delta > 0 else ("▼", "−")
-    span = "in 7 days" if locale == "en" else "en 7 jours"
-    return f"{text} ({arrow} {sign}{number(abs(delta), locale)} {span})"
+# --- what a message says -------------------------------------------------------------------------------------
 
 
-def driver_lines(account: AccountSnapshot, locale: Locale) -> list[str]:
-    """The top 3 drivers in words."""
-    return [_driver_text(d, locale) for d in top_drivers(account.drivers)]
-
-
-def _driver_text(driver: Driver, locale: Locale) -> str:
-    return driver.message_en if locale == "en" else driver.message_fr
-
-
-def _title(item: AlertItem, locale: Locale) -> str:
-    return item.title_en if locale == "en" else item.title_fr
-
-
-def _colon(locale: Locale) -> str:
-    # French puts a (no-break) space before a colon.
-    return ":" if locale == "en" else "\u00a0:"
-
-
-def _when(moment: datetime, locale: Locale, timezone: str) -> str:
-    local = moment.astimezone(ZoneInfo(timezone))
-    return local.strftime("%Y-%m-%d %H:%M") if locale == "en" else local.strftime("%d/%m/%Y %H:%M")
-
-
-def _day(day: date, locale: Locale) -> str:
-    return day.isoformat() if locale == "en" else day.strftime("%d/%m/%Y")
-
-
-def _intro(message: AlertMessage, locale: Locale) -> str | None:
-    who = message.kam_name or ("The account owner" if locale == "en" else "Le responsable du compte")
-    if message.kind == "escalation":
-        if locale == "en":
-            return f"{who} has not acknowledged this critical alert in time."
-        return f"{who} n'a pas acquitté cette alerte critique dans le délai prévu."
-    if message.kind == "reminder":
-        if locale == "en":
-            return "This critical alert is still not acknowledged; your manager has been informed."
-        return "Cette alerte critique n'est toujours pas acquittée\u00a0; votre responsable en a été informé."
-    if message.kind == "resolved":
-        if locale == "en":
-            return "The condition behind this alert has cleared."
-        return "La situation à l'origine de cette alerte est rétablie."
-    return None
-
-
-def _headline(message: AlertMessage, locale: Locale) -> str:
-    main = message.alerts[0] if message.alerts else None
-    title = _title(main, locale) if main is not None else pick(_WORDS["account"], locale)
-    return f"{message.account.name} — {title}"
-
-
-def _severity_word(message: AlertMessage, locale: Locale) -> str:
-    if message.kind != "immediate" or not message.alerts:
-        return pick(_KIND_WORDS[message.kind], locale)
-    return pick(SEVERITY_WORDS[message.alerts[0].severity], locale)
-
-
-def _emoji(message: AlertMessage) -> str:
-    if message.kind == "resolved":
-        return _RESOLVED_EMOJI
-    return _EMOJI[message.alerts[0].severity] if message.alerts else _EMOJI["info"]
-
-
-def _facts(account: AccountSnapshot, locale: Locale) -> list[tuple[str, str]]:
-    facts = [
-        (pick(_WORDS["account"], locale), account.name),
-        (pick(_WORDS["arr"], locale), money(account.arr, account.currency, locale)),
-        (pick(_WORDS["tier"], locale), pick(TIER_WORDS[account.tier], locale)),
-        (pick(_WORDS["risk"], locale), risk_line(account, locale)),
-    ]
-    if account.renewal_date is not None:
-        facts.append((pick(_WORDS["renewal"], locale), _day(account.renewal_date, locale)))
-    return facts
-
-
-def _item(item: AlertItem, locale: Locale, timezone: str) -> dict[str, Any]:
+def _item(item: AlertItem, account: AccountSnapshot, audience: Audience) -> dict[str, Any]:
+    reader, links = audience.reader, audience.links
+    step = None
+    if audience.playbook is not None:
+        found = step_for_alert(audience.playbook, item.drivers, account.drivers, account.tier, item.fired_at)
+        step = next_step_line(found, reader) if found is not None else None
     return {
         "alert_id": item.alert_id,
         "emoji": _EMOJI[item.severity],
-        "severity": pick(SEVERITY_WORDS[item.severity], locale),
-        "rule": rule_label(item.rule, locale),
-        "title": _title(item, locale),
-        "since": f"{pick(_WORDS['fired'], locale)} {_when(item.fired_at, locale, timezone)}",
+        "sev": item.severity,
+        "severity": severity_word(item.severity, reader.locale),
+        "act": act_by(item.severity, reader),
+        "rule": rule_name(item.rule, reader.locale),
+        "headline": alert_headline(item.rule, item.drivers, account, reader),
+        "since": first_seen(item.fired_at, reader),
+        "reason": severity_reason(item.severity, account, reader),
+        "next_step": step,
+        "useful_url": links.feedback(account.account_id, item.alert_id, "useful"),
+        "false_alarm_url": links.feedback(account.account_id, item.alert_id, "false_alarm"),
     }
 
 
-def _context(message: AlertMessage, locale: Locale, timezone: str, base_url: str) -> dict[str, Any]:
-    kind_word = pick(_KIND_WORDS[message.kind], locale)
+def _words(reader: Reader) -> dict[str, str]:
+    _ = reader.gettext
     return {
-        "lang": locale,
-        "w": {key: pick(words, locale) for key, words in _WORDS.items()},
+        "drivers": _("Top drivers"),
+        "also": _("Also on this account"),
+        "since_last": _("Since the last message"),
+        "new": _("New"),
+        "resolved": _("Resolved"),
+        "ack": _("Acknowledge"),
+        "snooze": _("Snooze 7 days"),
+        "useful": _("Useful"),
+        "false_alarm": _("False alarm"),
+        "open": _("Open"),
+        "open_account": _("Open the account"),
+        "was_useful": _("Was this alert useful?"),
+        "actions_hint": _("Acknowledge, snooze or rate each alert on the account's page (Open)."),
+        "team_open_hint": _("Open gives you your own link to the account, if it is one of yours."),
+    }
+
+
+def _intro(message: AlertMessage, reader: Reader) -> str | None:
+    if message.kind == "escalation":
+        if message.kam_name:
+            return reader.gettext("{owner} has not acknowledged this critical alert in time.", owner=message.kam_name)
+        return reader.gettext("The account owner has not acknowledged this critical alert in time.")
+    if message.kind == "reminder":
+        return reader.gettext("This critical alert is still not acknowledged; your manager has been told.")
+    if message.kind == "resolved":
+        return reader.gettext("The condition behind this alert has cleared.")
+    return None
+
+
+def _kind_word(message: AlertMessage, reader: Reader) -> str:
+    if message.kind == "escalation":
+        return reader.gettext("Escalation")
+    if message.kind == "reminder":
+        return reader.gettext("Reminder")
+    if message.kind == "resolved":
+        return reader.gettext("Resolved")
+    return severity_word(message.alerts[0].severity, reader.locale) if message.alerts else reader.gettext("Alert")
+
+
+def _context(message: AlertMessage, audience: Audience) -> dict[str, Any]:
+    reader = audience.reader
+    account = message.account
+    items = [_item(a, account, audience) for a in message.alerts]
+    main = items[0]["headline"] if items else reader.gettext("Account")
+    headline = f"{account.name} — {main}"
+    worst: Severity = max((a.severity for a in message.alerts), key=SEVERITY_RANK.__getitem__, default="info")
+    actionable = message.kind != "resolved"
+    return {
+        "lang": reader.locale,
+        "w": _words(reader),
         "kind": message.kind,
-        "headline": _headline(message, locale),
-        "subject": f"[kamwatch] {_severity_word(message, locale)}{_colon(locale)} {_headline(message, locale)}",
-        "intro": _intro(message, locale),
-        "kind_word": kind_word,
-        "facts": _facts(message.account, locale),
-        "drivers": driver_lines(message.account, locale),
-        "alerts": [_item(a, locale, timezone) for a in message.alerts],
-        "folded": [_item(a, locale, timezone) for a in message.folded],
-        "new": [_item(a, locale, timezone) for a in message.new_since_last],
-        "resolved": [_item(a, locale, timezone) for a in message.resolved_since_last],
-        "url": account_url(base_url, message.account.account_id),
-        "actionable": message.kind != "resolved",
-        "colon": _colon(locale),
+        "headline": headline,
+        "emoji": _RESOLVED_EMOJI if message.kind == "resolved" else _EMOJI[worst],
+        "subject": f"[kamwatch] {_kind_word(message, reader)}{_colon(reader)} {headline}",
+        "intro": _intro(message, reader),
+        "kind_word": _kind_word(message, reader),
+        "facts": facts(account, reader),
+        "drivers": [driver_line(d, reader, account.currency) for d in top_drivers(account.drivers)],
+        "alerts": items,
+        "folded": [_item(a, account, audience) for a in message.folded],
+        "new": [_item(a, account, audience) for a in message.new_since_last],
+        "resolved": [_item(a, account, audience) for a in message.resolved_since_last],
+        "url": audience.links.account(account.account_id),
+        "account_id": account.account_id,
+        "actionable": actionable,
+        "colon": _colon(reader),
+        "footer": role_footer(audience.role, reader, owner_name=message.kam_name),
+    }
+
+
+def _colon(reader: Reader) -> str:
+    return "\u00a0:" if reader.locale == "fr" else ":"
+
+
+def _digest_context(digest: Digest, audience: Audience) -> dict[str, Any]:
+    reader = audience.reader
+    alerts = sum(len(s.alerts) for s in digest.sections)
+    accounts = len(digest.sections)
+    headline = reader.gettext(
+        "Daily summary, {day}{colon} {alerts} on {accounts}",
+        day=day(digest.day, reader),
+        colon=_colon(reader),
+        alerts=reader.ngettext("{n} alert", "{n} alerts", alerts),
+        accounts=reader.ngettext("{n} account", "{n} accounts", accounts),
+    )
+    if alerts == 0:
+        headline = reader.gettext(
+            "Daily summary, {day}{colon} {cleared}",
+            day=day(digest.day, reader),
+            colon=_colon(reader),
+            cleared=reader.ngettext(
+                "{n} alert cleared", "{n} alerts cleared", sum(len(s.resolved) for s in digest.sections)
+            ),
+        )
+    return {
+        "lang": reader.locale,
+        "w": _words(reader),
+        "headline": headline,
+        "subject": f"[kamwatch] {headline}",
+        "colon": _colon(reader),
+        "alert_count": alerts,
+        "footer": role_footer(audience.role, reader, digest=True),
+        "sections": [
+            {
+                "name": s.account.name,
+                "account_id": s.account.account_id,
+                "url": audience.links.account(s.account.account_id),
+                "facts": facts(s.account, reader),
+                "drivers": [driver_line(d, reader, s.account.currency) for d in top_drivers(s.account.drivers)],
+                "alerts": [_item(a, s.account, audience) for a in s.alerts],
+                "resolved": [_item(a, s.account, audience) for a in s.resolved],
+            }
+            for s in digest.sections
+        ],
     }
 
 
 # --- Slack -------------------------------------------------------------------------------------------------
 
 
-def render_slack(message: AlertMessage, *, locale: Locale, timezone: str, base_url: str) -> dict[str, Any]:
+def render_slack(message: AlertMessage, audience: Audience) -> dict[str, Any]:
     """A ``chat.postMessage``-ready payload (``text`` fallback + ``blocks``), without the ``channel``."""
-    ctx = _context(message, locale, timezone, base_url)
+    ctx = _context(message, audience)
     w = ctx["w"]
-    blocks: list[dict[str, Any]] = [_header(f"{_emoji(message)} {ctx['headline']}")]
+    blocks: list[dict[str, Any]] = [_header(f"{ctx['emoji']} {ctx['headline']}")]
     if ctx["intro"]:
-        blocks.append(_section(f"*{ctx['kind_word']}*{ctx['colon']} {ctx['intro']}"))
-    blocks.append({"type": "section", "fields": [_mrkdwn(f"*{k}*\n{v}") for k, v in ctx["facts"]]})
+        blocks.append(_section_plain(f"{ctx['kind_word']}{ctx['colon']} {ctx['intro']}"))
+    blocks.append({"type": "section", "fields": _fact_fields(ctx["facts"])})
     if ctx["drivers"]:
-        blocks.append(_section(f"*{w['drivers']}*\n" + "\n".join(f"• {line}" for line in ctx["drivers"])))
+        blocks.append(_section_plain(f"{w['drivers']}{ctx['colon']}\n" + "\n".join(f"• {d}" for d in ctx["drivers"])))
     for item in ctx["alerts"]:
-        blocks.append(_section(f"{item['emoji']} *{item['title']}*\n_{item['rule']} · {item['since']}_"))
-        blocks.append(_actions(item["alert_id"], ctx["url"], w, ctx["actionable"]))
+        blocks.append(_section_plain(_item_text(item, ctx, resolved=not ctx["actionable"])))
+        blocks.append(_actions(item["alert_id"], ctx, actionable=ctx["actionable"]))
     if ctx["folded"]:
-        lines = "\n".join(f"• {i['emoji']} {i['title']}" for i in ctx["folded"])
-        blocks.append(_section(f"*{w['also']}*\n{lines}"))
-    changes = [f"{_NEW_EMOJI} {w['new']}{ctx['colon']} {i['title']}" for i in ctx["new"]]
-    changes += [f"{_RESOLVED_EMOJI} {w['resolved']}{ctx['colon']} {i['title']}" for i in ctx["resolved"]]
+        lines = "\n".join(f"• {i['emoji']} {i['headline']}" for i in ctx["folded"])
+        blocks.append(_section_plain(f"{w['also']}{ctx['colon']}\n{lines}"))
+    changes = [f"{_NEW_EMOJI} {w['new']}{ctx['colon']} {i['headline']}" for i in ctx["new"]]
+    changes += [f"{_RESOLVED_EMOJI} {w['resolved']}{ctx['colon']} {i['headline']}" for i in ctx["resolved"]]
     if changes:
-        blocks.append(_section(f"*{w['since_last']}*\n" + "\n".join(changes)))
+        blocks.append(_section_plain(f"{w['since_last']}{ctx['colon']}\n" + "\n".join(changes)))
     if not message.alerts:
-        blocks.append({"type": "actions", "elements": [_open_button(ctx["url"], w)]})
-    return {"text": ctx["subject"], "blocks": blocks[:_MAX_BLOCKS]}
+        blocks.append({"type": "actions", "elements": [_open_button(ctx, w)]})
+    footer = ctx["footer"] if ctx["url"] is not None else f"{ctx['footer']} {w['team_open_hint']}"
+    blocks.append({"type": "context", "elements": [_plain(footer)]})
+    return _message_body(ctx["subject"], blocks)
 
 
-def render_digest_slack(digest: Digest, *, locale: Locale, timezone: str, base_url: str) -> dict[str, Any]:
+def _message_body(subject: str, blocks: list[dict[str, Any]]) -> dict[str, Any]:
+    """``text`` is the notification's fallback, which Slack reads as mrkdwn unless told otherwise: escaped, and
+    its markup off, so it shows as written."""
+    return {"text": slack_escape(subject), "mrkdwn": False, "blocks": blocks[:_MAX_BLOCKS]}
+
+
+def _fact_fields(facts: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """The account's name as written (plain text); our own facts with their label in bold."""
+    (name_label, name), *ours = facts
+    return [_plain(f"{name_label}\n{name}"), *(_mrkdwn(f"*{slack_escape(k)}*\n{slack_escape(v)}") for k, v in ours)]
+
+
+def _item_text(item: dict[str, Any], ctx: dict[str, Any], *, resolved: bool = False) -> str:
+    """An alert in plain text: severity (and what it asks), headline, why, rule and age, next step."""
+    if resolved:
+        lines = [f"{_RESOLVED_EMOJI} {ctx['w']['resolved']}{ctx['colon']} {item['headline']}"]
+    else:
+        lines = [f"{item['emoji']} {item['severity']} — {item['act']}{ctx['colon']} {item['headline']}"]
+        if item["reason"]:
+            lines.append(item["reason"])
+    lines.append(f"{item['rule']} · {item['since']}")
+    if item["next_step"]:
+        lines.append(f"➡️ {item['next_step']}")
+    return "\n".join(lines)
+
+
+def render_digest_slack(digest: Digest, audience: Audience) -> dict[str, Any]:
     """One Slack message for the whole digest; alerts beyond Slack's block limit are counted, not shown."""
-    ctx = _digest_context(digest, locale, timezone, base_url)
-    w = ctx["w"]
+    ctx = _digest_context(digest, audience)
+    w, colon = ctx["w"], ctx["colon"]
     blocks: list[dict[str, Any]] = [_header(ctx["headline"])]
     shown = 0
-    # Keep room for the closing "n more" line.
-    room = _MAX_BLOCKS - 2
+    # Keep room for the closing "n more" line and the footer.
+    room = _MAX_BLOCKS - 3
     for section in ctx["sections"]:
         if len(blocks) + 3 > room:
             break
         blocks.append({"type": "divider"})
-        facts = " · ".join(v for _, v in section["facts"][1:])
-        blocks.append(_section(f"*<{section['url']}|{section['name']}>*\n{facts}"))
+        summary = " · ".join(f"{k} {v}" for k, v in section["facts"][1:])
+        blocks.append(_section_plain(f"{section['name']}\n{summary}"))
         for item in section["alerts"]:
             if len(blocks) + 2 > room:
                 break
-            blocks.append(_section(f"{item['emoji']} *{item['title']}*\n_{item['rule']} · {item['since']}_"))
-            blocks.append(_actions(item["alert_id"], section["url"], w, True))
+            blocks.append(_section_plain(_item_text(item, ctx)))
+            blocks.append(
+                _actions(item["alert_id"], {**ctx, "url": section["url"], "account_id": section["account_id"]})
+            )
             shown += 1
-        resolved = [f"{_RESOLVED_EMOJI} {w['resolved']}{ctx['colon']} {i['title']}" for i in section["resolved"]]
+        resolved = [f"{_RESOLVED_EMOJI} {w['resolved']}{colon} {i['headline']}" for i in section["resolved"]]
         if resolved and len(blocks) + 1 <= room:
-            blocks.append(_section("\n".join(resolved)))
+            blocks.append(_section_plain("\n".join(resolved)))
+            if not section["alerts"]:
+                blocks.append({"type": "actions", "elements": [_open_button({**ctx, **section}, w)]})
     hidden = ctx["alert_count"] - shown
     if hidden > 0:
-        more = f"… and {hidden} more" if locale == "en" else f"… et {hidden} de plus"
-        blocks.append({"type": "context", "elements": [_mrkdwn(more)]})
-    return {"text": ctx["subject"], "blocks": blocks}
+        more = audience.reader.ngettext("… and {n} more alert", "… and {n} more alerts", hidden)
+        blocks.append({"type": "context", "elements": [_plain(more)]})
+    blocks.append({"type": "context", "elements": [_plain(ctx["footer"])]})
+    return _message_body(ctx["subject"], blocks)
 
 
-def _header(text: str) -> dict[str, Any]:
-    if len(text) > _MAX_HEADER:
-        text = text[: _MAX_HEADER - 1] + "…"
-    return {"type": "header", "text": {"type": "plain_text", "text": text, "emoji": True}}
+def _plain(text: str, limit: int = _MAX_TEXT) -> dict[str, Any]:
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return {"type": "plain_text", "text": text, "emoji": True}
 
 
 def _mrkdwn(text: str) -> dict[str, Any]:
-    return {"type": "mrkdwn", "text": text}
+    """Only our own words, any value in them through ``slack_escape``."""
+    return {"type": "mrkdwn", "text": text[:_MAX_TEXT]}
 
 
-def _section(text: str) -> dict[str, Any]:
-    return {"type": "section", "text": _mrkdwn(text)}
+def _header(text: str) -> dict[str, Any]:
+    return {"type": "header", "text": _plain(text, _MAX_HEADER)}
+
+
+def _section_plain(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": _plain(text)}
 
 
 def _button(label: str, action_id: str, value: str, style: str | None = None) -> dict[str, Any]:
-    button: dict[str, Any] = {
-        "type": "button",
-        "text": {"type": "plain_text", "text": label, "emoji": True},
-        "action_id": action_id,
-        "value": value,
-    }
+    button: dict[str, Any] = {"type": "button", "text": _plain(label, 75), "action_id": action_id, "value": value}
     if style is not None:
         button["style"] = style
     return button
 
 
-def _open_button(url: str, w: dict[str, str]) -> dict[str, Any]:
-    return {
-        "type": "button",
-        "text": {"type": "plain_text", "text": w["open"], "emoji": True},
-        "action_id": OPEN_ACTION,
-        "url": url,
-    }
+def _open_button(ctx: dict[str, Any], w: dict[str, str]) -> dict[str, Any]:
+    """A link button to the reader's own page; where a message has no reader of its own (the team channel), a
+    button that asks kamwatch for a link for whoever clicks."""
+    if ctx["url"] is None:
+        return _button(w["open"], OPEN_ACTION, ctx["account_id"])
+    return {"type": "button", "text": _plain(w["open"], 75), "action_id": OPEN_ACTION, "url": ctx["url"]}
 
 
-def _actions(alert_id: int, url: str, w: dict[str, str], actionable: bool) -> dict[str, Any]:
+def _actions(alert_id: int, ctx: dict[str, Any], *, actionable: bool = True) -> dict[str, Any]:
+    w = ctx["w"]
+    value = str(alert_id)
     elements = []
     if actionable:
-        value = str(alert_id)
-        elements += [_button(w["ack"], ACK_ACTION, value, "primary"), _button(w["snooze"], SNOOZE_ACTION, value)]
-    elements.append(_open_button(url, w))
+        elements += [
+            _button(w["ack"], ACK_ACTION, value, "primary"),
+            _button(w["snooze"], SNOOZE_ACTION, value),
+            _button(w["useful"], USEFUL_ACTION, value),
+            _button(w["false_alarm"], FALSE_ALARM_ACTION, value),
+        ]
+    elements.append(_open_button(ctx, w))
     # action_ids repeat from alert to alert; Slack wants them unique per block, and block_id tells alerts apart.
     return {"type": "actions", "block_id": f"alert_{alert_id}", "elements": elements}
 
@@ -366,9 +436,9 @@ def _templates() -> jinja2.Environment:
     )
 
 
-def render_email(message: AlertMessage, *, locale: Locale, timezone: str, base_url: str) -> Email:
+def render_email(message: AlertMessage, audience: Audience) -> Email:
     """Subject, plain-text and HTML bodies of a message about one account."""
-    ctx = _context(message, locale, timezone, base_url)
+    ctx = _context(message, audience)
     env = _templates()
     return Email(
         subject=ctx["subject"],
@@ -377,42 +447,11 @@ def render_email(message: AlertMessage, *, locale: Locale, timezone: str, base_u
     )
 
 
-def render_digest_email(digest: Digest, *, locale: Locale, timezone: str, base_url: str) -> Email:
-    ctx = _digest_context(digest, locale, timezone, base_url)
+def render_digest_email(digest: Digest, audience: Audience) -> Email:
+    ctx = _digest_context(digest, audience)
     env = _templates()
     return Email(
         subject=ctx["subject"],
         text=env.get_template("digest.txt.j2").render(ctx),
         html=env.get_template("digest.html.j2").render(ctx),
     )
-
-
-def _digest_context(digest: Digest, locale: Locale, timezone: str, base_url: str) -> dict[str, Any]:
-    alerts = sum(len(s.alerts) for s in digest.sections)
-    accounts = len(digest.sections)
-    colon = _colon(locale)
-    if locale == "en":
-        headline = f"Daily digest, {_day(digest.day, 'en')}{colon} {plural(alerts, 'alert', 'alerts', 'en')} on "
-        headline += plural(accounts, "account", "accounts", "en")
-    else:
-        headline = f"Résumé du {_day(digest.day, 'fr')}{colon} {plural(alerts, 'alerte', 'alertes', 'fr')} sur "
-        headline += plural(accounts, "compte", "comptes", "fr")
-    return {
-        "lang": locale,
-        "w": {key: pick(words, locale) for key, words in _WORDS.items()},
-        "headline": headline,
-        "subject": f"[kamwatch] {headline}",
-        "colon": colon,
-        "alert_count": alerts,
-        "sections": [
-            {
-                "name": s.account.name,
-                "url": account_url(base_url, s.account.account_id),
-                "facts": _facts(s.account, locale),
-                "drivers": driver_lines(s.account, locale),
-                "alerts": [_item(a, locale, timezone) for a in s.alerts],
-                "resolved": [_item(a, locale, timezone) for a in s.resolved],
-            }
-            for s in digest.sections
-        ],
-    }

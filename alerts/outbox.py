@@ -8,7 +8,7 @@ several transactions can be merged into one message. No I/O, no clock.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal, cast
@@ -16,9 +16,11 @@ from typing import Any, Literal, cast
 from alerts.messages import (
     AlertItem,
     AlertMessage,
+    Audience,
     Digest,
     DigestSection,
     Email,
+    Links,
     MessageKind,
     render_digest_email,
     render_digest_slack,
@@ -26,6 +28,8 @@ from alerts.messages import (
     render_slack,
 )
 from alerts.model import AccountSnapshot
+from alerts.phrasing import Reader, Role
+from alerts.playbook import Playbook
 from schemas.vocabulary import SEVERITY_RANK, Locale, Severity, driver_from_json, driver_json
 
 PAYLOAD_VERSION = 1
@@ -107,6 +111,9 @@ def item_json(i: AlertItem) -> dict[str, Any]:
         "title_en": i.title_en,
         "title_fr": i.title_fr,
         "fired_at": i.fired_at.isoformat(),
+        "subject": i.subject,
+        "drivers": [driver_json(d) for d in i.drivers],
+        "state": i.state,
     }
 
 
@@ -119,6 +126,9 @@ def item_from_json(raw: Mapping[str, Any]) -> AlertItem:
         title_en=raw["title_en"],
         title_fr=raw["title_fr"],
         fired_at=_required_dt(raw.get("fired_at"), "alert fired_at"),
+        subject=raw.get("subject"),
+        drivers=tuple(driver_from_json(d) for d in raw.get("drivers") or ()),
+        state=str(raw.get("state") or "firing"),
     )
 
 
@@ -228,24 +238,134 @@ def _section_order(s: DigestSection) -> tuple[int, datetime, str]:
     return (-SEVERITY_RANK[worst] if s.alerts else 1, first, s.account.account_id)
 
 
-def render_payloads(payloads: Sequence[Mapping[str, Any]], channel: SendChannel, *, base_url: str) -> Rendered:
-    """Render one outbox message (several payloads only for the parts of one digest) for ``channel``."""
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One outbox message read back (several payloads only for the parts of one digest): a message about one
+    account, or a digest, for a reader in ``locale`` and ``timezone``."""
+
+    locale: Locale
+    timezone: str
+    message: AlertMessage | None = None
+    digest: Digest | None = None
+
+    def account_ids(self) -> set[str]:
+        if self.message is not None:
+            return {self.message.account.account_id}
+        return {s.account.account_id for s in self.digest.sections} if self.digest is not None else set()
+
+    def owners(self) -> dict[str, str | None]:
+        """Each account's owner KAM, as the message knows it."""
+        if self.message is not None:
+            return {self.message.account.account_id: self.message.account.owner_kam_id}
+        sections = self.digest.sections if self.digest is not None else ()
+        return {s.account.account_id: s.account.owner_kam_id for s in sections}
+
+    def alert_ids(self) -> set[int]:
+        if self.message is not None:
+            m = self.message
+            return {i.alert_id for i in (*m.alerts, *m.folded, *m.new_since_last, *m.resolved_since_last)}
+        if self.digest is None:
+            return set()
+        return {i.alert_id for s in self.digest.sections for i in (*s.alerts, *s.resolved)}
+
+
+def read_payloads(payloads: Sequence[Mapping[str, Any]]) -> Outgoing:
+    """The message or digest the payloads of one outbox claim hold."""
     if not payloads:
         raise PayloadError("nothing to render")
     first = payloads[0]
     locale: Locale = "fr" if first.get("locale") == "fr" else "en"
     timezone = str(first.get("timezone") or "UTC")
     if payload_format(first) == "digest":
-        digest = merge_digests(payloads)
-        if channel == "email":
-            return Rendered(email=render_digest_email(digest, locale=locale, timezone=timezone, base_url=base_url))
-        return Rendered(slack=render_digest_slack(digest, locale=locale, timezone=timezone, base_url=base_url))
+        return Outgoing(locale, timezone, digest=merge_digests(payloads))
     if len(payloads) != 1:
         raise PayloadError("only digests are merged")
-    message = message_from_payload(first)
+    return Outgoing(locale, timezone, message=message_from_payload(first))
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """What stands when a message goes out: the accounts as scored now, those closed (lost) by now, and the
+    alerts as they are now (resolved ones included)."""
+
+    accounts: Mapping[str, AccountSnapshot]
+    closed: frozenset[str]
+    alerts: Mapping[int, AlertItem]
+
+
+def as_it_stands(out: Outgoing, standing: Standing) -> Outgoing | None:
+    """The message with each account and alert as it stands at send time (not as when the message was queued);
+    nothing about an account closed since: None when nothing is left to tell."""
+
+    def now(item: AlertItem) -> AlertItem:
+        return standing.alerts.get(item.alert_id, item)
+
+    def account(snap: AccountSnapshot) -> AccountSnapshot:
+        return standing.accounts.get(snap.account_id, snap)
+
+    if out.message is not None:
+        m = out.message
+        if m.account.account_id in standing.closed:
+            return None
+        message = replace(
+            m,
+            account=account(m.account),
+            alerts=tuple(map(now, m.alerts)),
+            folded=tuple(map(now, m.folded)),
+            new_since_last=tuple(map(now, m.new_since_last)),
+            resolved_since_last=tuple(map(now, m.resolved_since_last)),
+        )
+        return replace(out, message=message)
+    if out.digest is None:
+        return None
+    sections = []
+    for s in out.digest.sections:
+        if s.account.account_id in standing.closed:
+            continue
+        items = [now(i) for i in s.alerts]
+        live = tuple(i for i in items if i.state != "resolved")
+        gone = {i.alert_id: i for i in (*map(now, s.resolved), *(i for i in items if i.state == "resolved"))}
+        if not live and not gone:
+            continue
+        sections.append(DigestSection(account(s.account), live, tuple(sorted(gone.values(), key=lambda i: i.alert_id))))
+    if not sections:
+        return None
+    return replace(out, digest=Digest(out.digest.day, tuple(sorted(sections, key=_section_order))))
+
+
+def role_of(out: Outgoing, channel: SendChannel) -> Role:
+    """The team channel reads as the team; an escalation is read by a manager; anything else by the owner."""
+    if channel == "team_channel":
+        return "team"
+    return "manager" if out.message is not None and out.message.kind == "escalation" else "owner"
+
+
+def render(
+    out: Outgoing, channel: SendChannel, *, now: datetime, links: Links, playbook: Playbook | None = None
+) -> Rendered:
+    """Render for ``channel`` at ``now`` (the send time: "yesterday", "in 3 days" count from it)."""
+    audience = Audience(Reader(out.locale, out.timezone, now), role_of(out, channel), links, playbook)
+    if out.digest is not None:
+        if channel == "email":
+            return Rendered(email=render_digest_email(out.digest, audience))
+        return Rendered(slack=render_digest_slack(out.digest, audience))
+    if out.message is None:
+        raise PayloadError("nothing to render")
     if channel == "email":
-        return Rendered(email=render_email(message, locale=locale, timezone=timezone, base_url=base_url))
-    return Rendered(slack=render_slack(message, locale=locale, timezone=timezone, base_url=base_url))
+        return Rendered(email=render_email(out.message, audience))
+    return Rendered(slack=render_slack(out.message, audience))
+
+
+def render_payloads(
+    payloads: Sequence[Mapping[str, Any]],
+    channel: SendChannel,
+    *,
+    now: datetime,
+    links: Links,
+    playbook: Playbook | None = None,
+) -> Rendered:
+    """Read and render one outbox message as it was queued (no refresh: see ``as_it_stands``)."""
+    return render(read_payloads(payloads), channel, now=now, links=links, playbook=playbook)
 
 
 # --- retries -------------------------------------------------------------------------------------------------

@@ -7,13 +7,12 @@ hysteresis against a signal oscillating around a rule's threshold)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from alerts.model import DesiredAlert, OpenAlert
-from alerts.rule_labels import rule_label
-from schemas.vocabulary import SEVERITY_RANK, Severity
+from schemas.vocabulary import SEVERITY_RANK, Closure, Severity
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +44,8 @@ class Resolved:
     rule: str
     subject: str | None
     resolved_at: datetime
-    message_en: str
-    message_fr: str
+    note: str
+    """Why, for the alert's history (``alert_transitions.note``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,20 +171,19 @@ def _precedence(alert: DesiredAlert) -> tuple[int, datetime, str, str]:
 
 def _resolved(alert: OpenAlert, as_of: datetime, clear_since: datetime | None = None) -> Resolved:
     """Resolved at ``as_of``; ``clear_since``: after a hold, the condition clear since then."""
-    en, fr = rule_label(alert.rule, "en"), rule_label(alert.rule, "fr")
-    about = f" ({alert.subject})" if alert.subject else ""
-    cleared_en, cleared_fr = "the condition has cleared", "la condition n'est plus remplie"
-    if clear_since is not None:
-        day = clear_since.date()
-        cleared_en = f"the condition has stayed clear since {day.isoformat()}"
-        cleared_fr = f"{cleared_fr} depuis le {day:%d/%m/%Y}"
-    return Resolved(
-        alert_id=alert.alert_id,
-        dedup_key=alert.dedup_key,
-        account_id=alert.account_id,
-        rule=alert.rule,
-        subject=alert.subject,
-        resolved_at=as_of,
-        message_en=f"Resolved: {en}{about}, {cleared_en}",
-        message_fr=f"Alerte résolue\u00a0: {fr}{about}, {cleared_fr}",
-    )
+    note = "condition cleared" if clear_since is None else f"condition clear since {clear_since.isoformat()}"
+    return Resolved(alert.alert_id, alert.dedup_key, alert.account_id, alert.rule, alert.subject, as_of, note)
+
+
+def close_accounts(open_alerts: Iterable[OpenAlert], closures: Mapping[str, Closure]) -> Changes:
+    """A closed (lost) account's open alerts all resolve, dated its closure, with the reason: nothing about it is
+    left open to remind, escalate or clear."""
+    resolved = []
+    for alert in open_alerts:
+        closure = closures.get(alert.account_id)
+        if closure is None:
+            continue
+        why = f"account lost on {closure.at.date().isoformat()}" + (f": {closure.reason}" if closure.reason else "")
+        at = max(closure.at, alert.fired_at)
+        resolved.append(Resolved(alert.alert_id, alert.dedup_key, alert.account_id, alert.rule, alert.subject, at, why))
+    return Changes(resolved=tuple(sorted(resolved, key=lambda r: (r.dedup_key, r.alert_id))))

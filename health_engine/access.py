@@ -175,6 +175,23 @@ def _live(now: datetime) -> ColumnElement[bool]:
     return and_(api_keys.c.revoked_at.is_(None), or_(api_keys.c.expires_at.is_(None), api_keys.c.expires_at > now))
 
 
+async def kam_may_act(conn: AsyncConnection, kam_id: str, owner_kam_id: str | None, *, now: datetime) -> bool:
+    """Whether ``kam_id`` may act on an account owned by ``owner_kam_id`` (acknowledge, snooze, give feedback):
+    its owner, a manager above the owner, or a KAM holding a live admin key."""
+    if owner_kam_id is not None and owner_kam_id in await visible_kams(conn, kam_id):
+        return True
+    admin = (
+        select(api_keys.c.id)
+        .where(
+            api_keys.c.kam_id == kam_id,
+            api_keys.c.scopes.contains(["admin"]),
+            _live(now),
+        )
+        .limit(1)
+    )
+    return (await conn.execute(admin)).first() is not None
+
+
 async def principal_for_key(conn: AsyncConnection, key: str, *, now: datetime) -> Principal | None:
     prefix = split_key(key)
     if prefix is None:

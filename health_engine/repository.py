@@ -428,3 +428,19 @@ async def claim_shard(conn: asyncpg.Connection, tick: datetime, shard: int, work
 
 async def finish_shard(conn: asyncpg.Connection, tick: datetime, shard: int, accounts: int) -> None:
     await conn.execute("UPDATE sweep_runs SET accounts = $3 WHERE as_of = $1 AND shard = $2", tick, shard, accounts)
+
+
+_CLOSED_SQL = """
+SELECT account_id, outcome_at, outcome_reason FROM account_state
+WHERE account_id = ANY($1::text[]) AND status = 'closed' AND outcome_at <= $2
+"""
+
+
+async def closed_accounts(
+    conn: asyncpg.Connection, account_ids: Sequence[str], as_of: datetime
+) -> dict[str, vocabulary.Closure]:
+    """The accounts among ``account_ids`` closed (lost) by ``as_of``: they are no longer scored."""
+    if not account_ids:
+        return {}
+    rows = await conn.fetch(_CLOSED_SQL, list(account_ids), as_of)
+    return {r["account_id"]: vocabulary.Closure(r["account_id"], r["outcome_at"], r["outcome_reason"]) for r in rows}

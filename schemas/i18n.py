@@ -25,6 +25,7 @@ from babel.dates import format_datetime as babel_format_datetime
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_currency, format_decimal
+from babel.numbers import format_percent as babel_format_percent
 from babel.support import Translations
 
 from schemas.vocabulary import LOCALES, Locale
@@ -84,6 +85,11 @@ def format_money(amount: Decimal | float, currency: str, locale: Locale, *, cent
     return format_currency(amount, currency, format=pattern, locale=cldr, currency_digits=False)
 
 
+def format_percent(value: float | Decimal, locale: Locale) -> str:
+    """A share as a whole percentage: ``46%`` / ``46 %`` (``value`` 0.46)."""
+    return babel_format_percent(value, locale=_cldr(locale))
+
+
 def format_day(day: date, locale: Locale, *, style: str = "medium") -> str:
     """``Nov 11, 2026`` / ``11 nov. 2026`` (``style``: short, medium, long, full)."""
     return babel_format_date(day, format=style, locale=_cldr(locale))
@@ -114,6 +120,7 @@ __all__ = [
     "format_moment",
     "format_money",
     "format_number",
+    "format_percent",
     "relative_days",
     "translate",
     "translate_plural",

@@ -372,7 +372,17 @@ alert_feedback = Table(
     Column("actor", Text, nullable=False),
     Column("verdict", Text, nullable=False, comment="useful or false_alarm"),
     Column("comment", Text),
+    Column("via", Text, comment="api, cli, slack, email or widget"),
     Index("ix_alert_feedback_alert_id", "alert_id"),
+)
+
+# Signed Slack requests already acted on (kept a few minutes: Slack's signatures expire after five), so that a
+# replayed request changes nothing.
+slack_interactions = Table(
+    "slack_interactions",
+    metadata,
+    Column("signature", Text, primary_key=True, comment="Slack's signature of the request"),
+    Column("at", TZ, nullable=False),
 )
 
 # Transactional outbox: written in the alert change's transaction, claimed by alerters (SKIP LOCKED).
@@ -406,4 +416,23 @@ notification_attempts = Table(
     Column("ok", Boolean, nullable=False),
     Column("error", Text),
     Index("ix_notification_attempts_notification_id", "notification_id"),
+)
+
+
+# Views, derived from the tables when read (created by the migrations; not in ``metadata``, which holds tables).
+views = MetaData()
+
+# What an account's outcomes say about it: an outcome newer than its profile decides. ``churned`` closes it
+# (``status`` closed, with ``outcome_at`` and ``outcome_reason``); a renewal, expansion or downgrade carries the
+# ARR and the renewal date after it, until a newer profile. A later profile event reopens it.
+account_state = Table(
+    "account_state",
+    views,
+    Column("account_id", Id, primary_key=True),
+    Column("status", Text, nullable=False, comment="open or closed"),
+    Column("outcome", Text),
+    Column("outcome_at", TZ),
+    Column("outcome_reason", Text),
+    Column("arr", Numeric(20, 4), nullable=False),
+    Column("renewal_date", Date),
 )

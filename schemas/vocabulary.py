@@ -93,6 +93,16 @@ class Driver:
     message_fr: str
 
 
+@dataclass(frozen=True, slots=True)
+class Closure:
+    """An account closed by its outcome (``churned``) at ``at``: lost, no longer scored nor alerted on, until a
+    later account event reopens it."""
+
+    account_id: str
+    at: datetime
+    reason: str | None
+
+
 def driver_json(d: Driver) -> dict[str, Any]:
     """The one JSON form of a driver (stored with scores, in notification payloads, in the API)."""
     return {

@@ -47,9 +47,11 @@ class HealthRow:
 
 
 async def load_accounts(conn: asyncpg.Connection, account_ids: Sequence[str]) -> dict[str, AccountRow]:
+    # ARR and renewal as the account's outcomes leave them (a renewal, expansion or downgrade newer than the
+    # profile: see the account_state view).
     rows = await conn.fetch(
-        "SELECT account_id, name, owner_kam_id, arr, currency, tier, renewal_date FROM accounts "
-        "WHERE account_id = ANY($1::text[])",
+        "SELECT a.account_id, a.name, a.owner_kam_id, s.arr, a.currency, a.tier, s.renewal_date "
+        "FROM accounts a JOIN account_state s USING (account_id) WHERE a.account_id = ANY($1::text[])",
         list(account_ids),
     )
     return {
@@ -146,7 +148,7 @@ def _locale(value: str) -> Locale:
 
 
 _OPEN_COLUMNS = """id, dedup_key, account_id, rule, subject, severity, state, fired_at, snoozed_until,
-    acknowledged_at, last_notified_at, escalated_at, clearing_since, resolves_at, title_en, title_fr"""
+    acknowledged_at, last_notified_at, escalated_at, clearing_since, resolves_at, title_en, title_fr, drivers"""
 
 
 def _open_alert(r: asyncpg.Record) -> tuple[OpenAlert, AlertItem]:
@@ -166,8 +168,23 @@ def _open_alert(r: asyncpg.Record) -> tuple[OpenAlert, AlertItem]:
         clearing_since=r["clearing_since"],
         resolves_at=r["resolves_at"],
     )
-    item = AlertItem(r["id"], r["dedup_key"], r["rule"], r["severity"], r["title_en"], r["title_fr"], r["fired_at"])
-    return alert, item
+    return alert, alert_item(r)
+
+
+def alert_item(r: asyncpg.Record) -> AlertItem:
+    """An alert row as messages show it."""
+    return AlertItem(
+        r["id"],
+        r["dedup_key"],
+        r["rule"],
+        r["severity"],
+        r["title_en"],
+        r["title_fr"],
+        r["fired_at"],
+        r["subject"],
+        tuple(driver_from_json(d) for d in json_value(r["drivers"]) or ()),
+        r["state"],
+    )
 
 
 async def load_open_alerts(
@@ -402,7 +419,7 @@ async def resolve_alerts(conn: asyncpg.Connection, resolved: Sequence[Resolved])
     by_time: dict[datetime, list[tuple[int, str | None, str, str | None]]] = {}
     for r in before:
         done = by_id[r["id"]]
-        by_time.setdefault(done.resolved_at, []).append((r["id"], r["state"], "resolved", done.message_en))
+        by_time.setdefault(done.resolved_at, []).append((r["id"], r["state"], "resolved", done.note))
     for at, rows in sorted(by_time.items()):
         await _transitions(conn, rows, at)
 
@@ -469,6 +486,15 @@ async def record_cleared_notes(
             list(planned),
             list(planned.values()),
         )
+
+
+async def drop_cleared_notes(conn: asyncpg.Connection, account_ids: Sequence[str]) -> None:
+    """The "cleared" notes still waiting on these accounts are no longer owed (the accounts are closed)."""
+    await conn.execute(
+        "UPDATE alerts SET cleared_note_since = NULL WHERE account_id = ANY($1::text[]) "
+        "AND cleared_note_since IS NOT NULL AND cleared_note_at IS NULL",
+        list(account_ids),
+    )
 
 
 async def mark_escalated(conn: asyncpg.Connection, escalated: Mapping[int, str], at: datetime) -> None:

@@ -12,7 +12,7 @@ from typing import Any, Literal
 import asyncpg
 
 StoredState = Literal["firing", "acknowledged", "resolved"]
-Via = Literal["engine", "api", "slack", "cli", "widget"]
+Via = Literal["engine", "api", "slack", "cli", "widget", "email", "page"]
 Verdict = Literal["useful", "false_alarm"]
 
 # Which stored state may follow which: a resolved alert is closed for good (a recurrence opens a new one).
@@ -103,15 +103,19 @@ async def record_feedback(
     actor: str,
     at: datetime,
     comment: str | None = None,
+    via: Via | str | None = None,
 ) -> int:
-    """Keep a KAM's verdict on an alert (was it useful?) for rule tuning; returns the feedback id."""
+    """Keep a KAM's verdict on an alert (was it useful?) for rule tuning, and where it was given; returns the
+    feedback id. Each alert counts once in the precision, by its newest verdict."""
     await get_alert(conn, alert_id)
     feedback_id: int = await conn.fetchval(
-        "INSERT INTO alert_feedback (alert_id, at, actor, verdict, comment) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        "INSERT INTO alert_feedback (alert_id, at, actor, verdict, comment, via) VALUES ($1, $2, $3, $4, $5, $6) "
+        "RETURNING id",
         alert_id,
         at,
         actor,
         verdict,
         comment,
+        via,
     )
     return feedback_id

@@ -253,3 +253,13 @@ async def outbox_backlog(conn: asyncpg.Connection, now: datetime) -> tuple[int, 
     assert row is not None
     oldest: datetime | None = row["oldest"]
     return row["pending"], max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0
+
+
+async def cancel(conn: asyncpg.Connection, ids: Sequence[int], reason: str) -> None:
+    """Notifications that must not go out any more (``cancelled``, with why): nothing is left to tell, their
+    accounts being closed."""
+    await conn.execute(
+        "UPDATE notifications SET status = 'cancelled', last_error = $2 WHERE id = ANY($1::bigint[])",
+        list(ids),
+        reason,
+    )

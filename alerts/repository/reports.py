@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -62,8 +63,9 @@ class RulePrecision:
         return self.useful / self.judged if self.judged else None
 
 
-async def feedback_by_rule(conn: asyncpg.Connection) -> list[RulePrecision]:
-    """Per rule: alerts, and the KAMs' verdicts (each alert counted once, by its newest verdict)."""
+async def feedback_by_rule(conn: asyncpg.Connection, owners: Collection[str] | None = None) -> list[RulePrecision]:
+    """Per rule: alerts, and the KAMs' verdicts from every channel (each alert counted once, by its newest
+    verdict); ``owners``: only the accounts these KAMs own (None: all)."""
     rows = await conn.fetch(
         """
         WITH latest AS (
@@ -73,8 +75,11 @@ async def feedback_by_rule(conn: asyncpg.Connection) -> list[RulePrecision]:
                count(*) FILTER (WHERE l.verdict = 'useful') AS useful,
                count(*) FILTER (WHERE l.verdict = 'false_alarm') AS false_alarms
         FROM alerts al LEFT JOIN latest l ON l.alert_id = al.id
+        WHERE $1::text[] IS NULL
+           OR al.account_id IN (SELECT account_id FROM accounts WHERE owner_kam_id = ANY($1::text[]))
         GROUP BY al.rule ORDER BY al.rule
-        """
+        """,
+        sorted(owners) if owners is not None else None,
     )
     return [RulePrecision(r["rule"], r["alerts"], r["judged"], r["useful"], r["false_alarms"]) for r in rows]
 

@@ -21,12 +21,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from alerts.outbox import PayloadError, render_payloads, retry_delay, send_channel
+from alerts.outbox import PayloadError, as_it_stands, read_payloads, render, retry_delay, send_channel
+from alerts.playbook import Playbook, load_playbook
 from alerts.repository import queue, reports
+from alerts.repository.standing import load_standing
 from services.alerter.channel import PermanentError, Sender, Undeliverable
 from services.alerter.slack import SlackSender
 from services.alerter.smtp import EmailSender
 from services.flows.escalation import check_escalations
+from services.flows.links import LinkMaker
 from services.flows.notifying import Notifier
 from services.platform.clock import utc_now
 from services.platform.database import Database
@@ -73,6 +76,13 @@ class Alerter:
     jitter: Callable[[], float] = random.random
     metrics: Metrics | None = None
     sent: list[int] = field(default_factory=list)
+    links: LinkMaker | None = None
+    """Signed links for each recipient (None: built from ``db`` and ``base_url`` with the default TTL)."""
+    playbook: Playbook | None = None
+
+    def __post_init__(self) -> None:
+        if self.links is None:
+            self.links = LinkMaker(self.db, self.base_url, timedelta(days=14))
 
     @classmethod
     def from_settings(
@@ -98,6 +108,7 @@ class Alerter:
                 starttls=settings.smtp_starttls,
                 tls=settings.smtp_tls,
                 timeout_s=settings.smtp_timeout_s,
+                public_url=settings.public_url,
             ),
             base_url=settings.public_url,
             retry_window_s=settings.alerter_retry_window_s,
@@ -106,6 +117,13 @@ class Alerter:
             concurrency=settings.alerter_concurrency,
             clock=clock,
             metrics=metrics,
+            links=LinkMaker(
+                db,
+                settings.public_url,
+                timedelta(days=settings.notification_link_ttl_days),
+                settings.configured_widget_secret,
+            ),
+            playbook=load_playbook(settings.playbook),
         )
 
     async def send_one(self) -> bool:
@@ -120,13 +138,24 @@ class Alerter:
             ids = [n.id for n in claimed]
             error: str | None = None
             permanent = undeliverable = False
+            channel = send_channel(first.channel)
             sender = self.email if first.channel == "email" else self.slack
             try:
                 if not sender.configured:  # before rendering: say what is missing, not what failed to render
                     raise Undeliverable(_NOT_CONFIGURED["email" if first.channel == "email" else "slack"])
-                rendered = render_payloads(
-                    [n.payload for n in claimed], send_channel(first.channel), base_url=self.base_url
-                )
+                # Rendered as things stand now: the accounts' health and the alerts' state at send time, and
+                # nothing about an account closed (lost) since the message was queued.
+                now = self.clock()
+                queued = read_payloads([n.payload for n in claimed])
+                current = as_it_stands(queued, await load_standing(conn, queued.account_ids(), queued.alert_ids(), now))
+                if current is None:
+                    await queue.cancel(conn, ids, "nothing left to tell: the account is closed")
+                    self._count(first.channel, "cancelled", len(ids))
+                    return True
+                assert self.links is not None
+                recipient = None if channel == "team_channel" else first.kam_id
+                links = await self.links.for_recipient(recipient, now, current.owners())
+                rendered = render(current, channel, now=now, links=links, playbook=self.playbook)
                 await sender.send(first.channel, str(first.payload.get("to") or first.recipient), rendered, ids)
             except Undeliverable as exc:
                 error, permanent, undeliverable = f"undeliverable: {exc}", True, True
@@ -154,9 +183,12 @@ class Alerter:
             self.sent.extend(ids)
         else:
             log.warning("notification %s via %s: %s (%s)", ids, first.channel, error, result)
-        if self.metrics is not None:
-            self.metrics.notifications_total.labels(channel=first.channel, result=result).inc(len(ids))
+        self._count(first.channel, result, len(ids))
         return True
+
+    def _count(self, channel: str, result: str, n: int) -> None:
+        if self.metrics is not None:
+            self.metrics.notifications_total.labels(channel=channel, result=result).inc(n)
 
     async def run_until_idle(self) -> int:
         """Send everything due now with ``concurrency`` claims in flight; returns the claims processed."""

@@ -6,12 +6,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage
-from email.utils import make_msgid
+from email.utils import format_datetime, make_msgid, parseaddr
+from urllib.parse import urlparse
 
 import aiosmtplib
 
 from alerts.outbox import Rendered
 from services.alerter.channel import PermanentError, Undeliverable
+from services.platform.clock import utc_now
 
 NOTIFICATION_HEADER = "X-Kamwatch-Notification"
 
@@ -49,6 +51,15 @@ class EmailSender:
     starttls: bool = False
     tls: bool = False
     timeout_s: float = 30.0
+    public_url: str = "http://127.0.0.1:8000"
+
+    @property
+    def domain(self) -> str:
+        """The domain of the sender address (else of the public URL): Message-IDs are made on it."""
+        address = parseaddr(self.sender)[1]
+        if "@" in address:
+            return address.rsplit("@", 1)[1]
+        return urlparse(self.public_url).hostname or "localhost"
 
     @property
     def configured(self) -> bool:
@@ -63,7 +74,11 @@ class EmailSender:
         message["From"] = self.sender
         message["To"] = one_address(to)
         message["Subject"] = rendered.email.subject
-        message["Message-ID"] = make_msgid(domain="kamwatch")
+        # RFC 5322 Date and Message-ID (on our own domain); RFC 3834: a machine wrote this, do not auto-reply.
+        message["Date"] = format_datetime(utc_now(), usegmt=True)
+        message["Message-ID"] = make_msgid(idstring="kamwatch", domain=self.domain)
+        message["Auto-Submitted"] = "auto-generated"
+        message["X-Auto-Response-Suppress"] = "All"
         message[NOTIFICATION_HEADER] = ",".join(str(i) for i in notification_ids)
         message.set_content(rendered.email.text)
         message.add_alternative(rendered.email.html, subtype="html")

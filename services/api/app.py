@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from alerts.playbook import load_playbook
 from health_engine.access import Principal
 from health_engine.config import load_scoring_config
 from ingestion.parsing import InboundRecord
@@ -33,6 +34,7 @@ from services.api import v1 as api_v1
 from services.api.auth import FailedAuthLimit, KeyCache, require
 from services.api.fastpath import HealthFastPath
 from services.api.pages import routes as api_pages
+from services.api.pages import widget as api_widget
 from services.api.problems import Problem, install_problem_handlers, problem_response
 from services.api.queries import open_read_pool
 from services.api.slack_actions import slack_router
@@ -183,6 +185,7 @@ def build_app(
     app.state.levels = app.state.scoring.levels
     app.state.alert_rules = alerts_config(settings)
     app.state.rates = exchange_rates(settings)
+    app.state.playbook = load_playbook(settings.playbook)
     app.state.key_cache = KeyCache(key_cache_seconds)
     app.state.failed_auth_limit = FailedAuthLimit(settings.auth_failure_limit)
     install_problem_handlers(app)
@@ -209,6 +212,7 @@ def build_app(
         )
     app.include_router(api_v1.router)
     app.include_router(api_pages.router)
+    app.include_router(api_widget.router)
     # Slack buttons authenticate by Slack's request signature (settings.slack_signing_secret), not an API key.
     app.include_router(slack_router(settings))
 

@@ -177,6 +177,26 @@ class GroupOut(BaseModel):
     subsidiaries: int = Field(description="Scored subsidiaries counted in the risk, seen or not.")
 
 
+class LifecycleOut(BaseModel):
+    status: Literal["active", "lost"] = Field(
+        description="lost: closed by a churn (no more scoring nor alerts; its ARR counts as lost, not at risk) "
+        "until a later account event reopens it."
+    )
+    outcome: Literal["renewed", "expanded", "downgraded", "churned"] | None = Field(
+        description="The outcome newer than the account's profile, if any (it set the ARR and renewal shown)."
+    )
+    at: datetime | None = Field(description="When that outcome happened (for a lost account: when it was lost).")
+    reason: str | None = Field(description="The outcome's reason, as given.")
+
+
+class NextStepOut(BaseModel):
+    code: str = Field(description="The driver code the playbook step is for.", examples=["payment.overdue"])
+    action: str = Field(description="What to do, in the caller's locale.")
+    due_days: int = Field(description="Within how many days of the signal.")
+    due_at: datetime | None = Field(description="Due date, when the signal's start is known.")
+    alert_id: int | None = Field(description="The open alert this step answers, if any.")
+
+
 class AccountHealthOut(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -210,6 +230,16 @@ class AccountHealthOut(BaseModel):
                     ],
                     "trend": {"risk_7d_ago": 41.0, "risk_30d_ago": 35.5, "change_7d": 31.5, "change_30d": 37.0},
                     "open_alerts": [],
+                    "lifecycle": {"status": "active", "outcome": None, "at": None, "reason": None},
+                    "next_steps": [
+                        {
+                            "code": "relationship.champion_left",
+                            "action": "Identify the new champion and book an introduction",
+                            "due_days": 14,
+                            "due_at": "2026-12-02T16:00:00Z",
+                            "alert_id": 42,
+                        }
+                    ],
                     "locale": "en",
                 }
             ]
@@ -235,6 +265,10 @@ class AccountHealthOut(BaseModel):
     trend: TrendOut
     open_alerts: list[AlertOut]
     group: GroupOut | None = Field(default=None, description="For a parent account: its group roll-up.")
+    lifecycle: LifecycleOut
+    next_steps: list[NextStepOut] = Field(
+        description="The playbook's next step for each open alert, then for the strongest drivers (none when lost)."
+    )
     locale: Locale
 
 
@@ -364,6 +398,9 @@ class GroupSummary(BaseModel):
     by_level: dict[str, int]
     arr: dict[str, Money] = Field(description="Per original currency.")
     arr_at_risk: dict[str, Money] = Field(description="Per original currency.")
+    arr_lost: dict[str, Money] = Field(
+        default_factory=dict, description="ARR of the accounts lost (churned, not reopened since), per currency."
+    )
     reporting: ReportingOut = Field(description="The same in the reporting currency, with the period's outcomes.")
 
 
@@ -416,9 +453,14 @@ class PortfolioSummary(BaseModel):
     accounts: int
     reporting_currency: str = Field(examples=["EUR"])
     rates_as_of: str | None = Field(description="The `as_of` of the operator's exchange rates file, if given.")
-    by_level: dict[str, LevelBucket] = Field(description="low, medium, high, critical, and unscored.")
+    by_level: dict[str, LevelBucket] = Field(
+        description="low, medium, high, critical, unscored, and lost (accounts closed by a churn: not at risk)."
+    )
     arr: dict[str, Money]
     arr_at_risk: dict[str, Money] = Field(description="ARR of the high and critical accounts, per currency.")
+    arr_lost: dict[str, Money] = Field(
+        default_factory=dict, description="ARR of the accounts lost (churned, not reopened since), per currency."
+    )
     reporting: ReportingOut = Field(description="Sums in the reporting currency and the period's outcomes.")
     by_kam: list[GroupSummary]
     by_tier: list[GroupSummary]
@@ -459,6 +501,38 @@ class FeedbackOut(BaseModel):
     id: int
     alert_id: int
     verdict: Literal["useful", "false_alarm"]
+
+
+class RulePrecisionOut(BaseModel):
+    rule: str
+    alerts: int = Field(description="Alerts the rule opened.")
+    judged: int = Field(description="Alerts with a verdict (each counted once, by its newest verdict).")
+    useful: int
+    false_alarms: int
+    precision: float | None = Field(description="useful / judged; null while nothing is judged.")
+
+
+class PrecisionOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "rules": [
+                        {
+                            "rule": "usage_drop",
+                            "alerts": 14,
+                            "judged": 9,
+                            "useful": 7,
+                            "false_alarms": 2,
+                            "precision": 0.7778,
+                        }
+                    ]
+                }
+            ]
+        }
+    )
+
+    rules: list[RulePrecisionOut]
 
 
 class OverrideIn(BaseModel):

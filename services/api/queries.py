@@ -30,18 +30,20 @@ from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from health_engine.access import Principal
-from schemas.tables import account_health, account_health_history, accounts, alerts, kams
+from schemas.tables import account_health, account_health_history, account_state, accounts, alerts, kams
 from schemas.vocabulary import AT_RISK_LEVELS
 from services.api.problems import Problem
 from services.platform.database import Database
 
 AccountSort = Literal["risk", "arr_at_risk", "change"]
 
-# The health of one account in a single round trip: profile, score, trend points, active override, open alerts.
+# The health of one account in a single round trip: profile (ARR and renewal as its outcomes leave them, and
+# whether it is lost), score, trend points, active override, open alerts.
 # The hottest query: run straight on the driver (prepared once per connection, no BEGIN/COMMIT round trips).
 HEALTH_SQL = """
     SELECT a.account_id, a.name, a.owner_kam_id, k.name AS owner_name, a.tier, a.segment,
-           a.arr::text AS arr, a.currency, a.renewal_date,
+           st.arr::text AS arr, a.currency, st.renewal_date,
+           st.status AS lifecycle, st.outcome, st.outcome_at, st.outcome_reason,
            h.as_of, h.risk::float8 AS risk, h.level, h.level_since, h.components, h.drivers, h.config_version,
            (SELECT x.risk::float8 FROM account_health_history x
              WHERE x.account_id = a.account_id AND x.as_of <= h.as_of - interval '7 days'
@@ -60,7 +62,8 @@ HEALTH_SQL = """
                        'severity', al.severity, 'state', al.state, 'title_en', al.title_en, 'title_fr', al.title_fr,
                        'fired_at', al.fired_at, 'updated_at', al.updated_at, 'acknowledged_at', al.acknowledged_at,
                        'snoozed_until', al.snoozed_until, 'resolved_at', al.resolved_at,
-                       'clearing_since', al.clearing_since, 'resolves_at', al.resolves_at)
+                       'clearing_since', al.clearing_since, 'resolves_at', al.resolves_at,
+                       'drivers', al.drivers)
                      ORDER BY al.fired_at DESC, al.id DESC), '[]'::json)
               FROM alerts al WHERE al.account_id = a.account_id AND al.state <> 'resolved') AS open_alerts,
            (SELECT json_agg(json_build_object(
@@ -70,6 +73,7 @@ HEALTH_SQL = """
               FROM accounts s JOIN account_health sh ON sh.account_id = s.account_id
              WHERE s.parent_account_id = a.account_id AND s.account_id <> a.account_id) AS subsidiaries
       FROM accounts a
+      JOIN account_state st ON st.account_id = a.account_id
       LEFT JOIN account_health h ON h.account_id = a.account_id
       LEFT JOIN kams k ON k.kam_id = a.owner_kam_id
      WHERE a.account_id = $1
@@ -310,7 +314,10 @@ async def timeline(
 
 
 async def portfolio_groups(conn: AsyncConnection, principal: Principal) -> list[RowMapping]:
-    level = func.coalesce(account_health.c.level, "unscored").label("level")
+    # A closed (churned) account counts as lost, whatever its last score; ARR as its outcomes leave it.
+    level = case(
+        (account_state.c.status == "closed", literal("lost")), else_=func.coalesce(account_health.c.level, "unscored")
+    ).label("level")
     query = (
         select(
             accounts.c.owner_kam_id,
@@ -319,12 +326,12 @@ async def portfolio_groups(conn: AsyncConnection, principal: Principal) -> list[
             level,
             accounts.c.currency,
             func.count().label("accounts"),
-            func.sum(accounts.c.arr).label("arr"),
+            func.sum(account_state.c.arr).label("arr"),
         )
         .select_from(
-            accounts.outerjoin(account_health, account_health.c.account_id == accounts.c.account_id).outerjoin(
-                kams, kams.c.kam_id == accounts.c.owner_kam_id
-            )
+            accounts.join(account_state, account_state.c.account_id == accounts.c.account_id)
+            .outerjoin(account_health, account_health.c.account_id == accounts.c.account_id)
+            .outerjoin(kams, kams.c.kam_id == accounts.c.owner_kam_id)
         )
         .where(principal.visible(accounts.c.owner_kam_id))
         .group_by(accounts.c.owner_kam_id, kams.c.name, accounts.c.tier, level, accounts.c.currency)

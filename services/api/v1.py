@@ -11,14 +11,15 @@ import asyncpg
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BeforeValidator
 
-from alerts.repository import lifecycle
+from alerts.phrasing import rule_name
+from alerts.repository import lifecycle, reports
 from alerts.repository import queue as outbox
-from alerts.rule_labels import rule_label
 from health_engine import overrides
 from health_engine.access import Principal, mint, signing_secret
 from schemas.vocabulary import Level, Locale, Severity
 from services.api import queries as q
 from services.api.auth import may_act, reader, require
+from services.api.guidance import lifecycle_document, next_steps_document
 from services.api.models import (
     AccountHealthOut,
     AccountPage,
@@ -35,6 +36,7 @@ from services.api.models import (
     OverrideOut,
     PortfolioSummary,
     PostMortemOut,
+    PrecisionOut,
     SnoozeIn,
     TimelinePage,
     UnsentNotificationPage,
@@ -149,8 +151,11 @@ async def health_response(request: Request, account_id: str, principal: Principa
     row = await q.account_health_row(request.app.state.read_pool, account_id, q.request_now(request))
     if row is None or not principal.sees_owner(row["owner_kam_id"]):
         raise q.not_found()
-    document = health_document(row, _locale(request, locale))
+    language = _locale(request, locale)
+    document = health_document(row, language)
     document["group"] = group_document(row, request.app.state.levels, principal.sees_owner)
+    document["lifecycle"] = lifecycle_document(row)
+    document["next_steps"] = next_steps_document(row, request.app.state.playbook, language)
     body = encode(document)
     tag = etag(body)
     # Polling widgets revalidate every time and get a body-less 304 until the health changes.
@@ -435,12 +440,55 @@ async def resolve_alert(
 async def alert_feedback(request: Request, alert_id: AlertId, principal: Reader, body: FeedbackIn) -> dict[str, Any]:
     """Say whether an alert was useful or a false alarm; the per-rule precision (`kamwatch alerts stats`, metric
     kamwatch_alert_feedback_precision) comes from these."""
-    async with q.request_db(request).transaction() as conn:
-        await _visible_alert(conn, principal, alert_id, act=True)
-        feedback_id = await lifecycle.record_feedback(
-            conn, alert_id, body.verdict, actor=principal.actor, at=q.request_now(request), comment=body.comment
-        )
+    feedback_id = await rate_alert(
+        q.request_db(request), principal, alert_id, body.verdict, at=q.request_now(request), comment=body.comment
+    )
     return {"id": feedback_id, "alert_id": alert_id, "verdict": body.verdict}
+
+
+async def rate_alert(
+    db: Database,
+    principal: Principal,
+    alert_id: int,
+    verdict: lifecycle.Verdict,
+    *,
+    at: datetime,
+    via: lifecycle.Via = "api",
+    comment: str | None = None,
+) -> int:
+    """Check the caller may act on the alert, then record their feedback (shared with the account page)."""
+    async with db.transaction() as conn:
+        await _visible_alert(conn, principal, alert_id, act=True)
+        return await lifecycle.record_feedback(
+            conn, alert_id, verdict, actor=principal.actor, at=at, comment=comment, via=via
+        )
+
+
+@router.get(
+    "/alerts/precision",
+    response_model=PrecisionOut,
+    tags=["alerts"],
+    summary="Per-rule precision from the KAMs' feedback (Slack, email, widget, API, CLI)",
+    responses=AUTH_ERRORS,
+)
+async def alert_precision(request: Request, principal: Reader) -> dict[str, Any]:
+    """For each rule, over the caller's accounts: the alerts it opened, how many a KAM judged (useful or false
+    alarm, each alert counted once by its newest verdict) and the share judged useful."""
+    async with q.request_db(request).transaction() as conn:
+        rules = await reports.feedback_by_rule(conn, principal.kam_ids)
+    return {
+        "rules": [
+            {
+                "rule": r.rule,
+                "alerts": r.alerts,
+                "judged": r.judged,
+                "useful": r.useful,
+                "false_alarms": r.false_alarms,
+                "precision": r.precision,
+            }
+            for r in rules
+        ]
+    }
 
 
 @router.post(
@@ -552,7 +600,7 @@ async def get_postmortem(
         if loss is None:
             raise q.not_found("loss of this account")
         found = await pm.account_post_mortem(driver, loss, request.app.state.scoring, request.app.state.alert_rules)
-    return pm.post_mortem_document(found, lambda rule: rule_label(rule, language))
+    return pm.post_mortem_document(found, lambda rule: rule_name(rule, language))
 
 
 @router.get(

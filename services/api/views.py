@@ -16,6 +16,9 @@ from health_engine.groups import Contribution, Member, roll_up
 from schemas.vocabulary import AT_RISK_LEVELS, LEVELS, TIERS, Locale
 from services.platform.currency import ExchangeRates
 
+LOST = "lost"
+"""The level the portfolio counts a closed (churned) account at: its ARR is lost, not at risk."""
+
 
 def pick_locale(requested: str | None, accept_language: str | None) -> Locale:
     """``?locale=`` wins, then the first of en/fr in Accept-Language (by q-value), then English."""
@@ -242,10 +245,11 @@ class _Group:
     def __init__(self) -> None:
         self.name: str | None = None
         self.accounts = 0
-        self.by_level: dict[str, int] = dict.fromkeys((*LEVELS, "unscored"), 0)
+        self.by_level: dict[str, int] = dict.fromkeys((*LEVELS, "unscored", LOST), 0)
         self.arr: dict[str, Decimal] = defaultdict(Decimal)
         self.arr_at_risk: dict[str, Decimal] = defaultdict(Decimal)
         self.retention = _Retention()
+        self.arr_lost: dict[str, Decimal] = defaultdict(Decimal)
 
     def add(self, level: str, currency: str, count: int, arr: Decimal) -> None:
         self.accounts += count
@@ -253,6 +257,8 @@ class _Group:
         self.arr[currency] += arr
         if level in AT_RISK_LEVELS:
             self.arr_at_risk[currency] += arr
+        elif level == LOST:
+            self.arr_lost[currency] += arr
 
     def document(self, key: str, rates: ExchangeRates) -> dict[str, Any]:
         return {
@@ -262,6 +268,7 @@ class _Group:
             "by_level": self.by_level,
             "arr": _money(self.arr),
             "arr_at_risk": _money(self.arr_at_risk),
+            "arr_lost": _money(self.arr_lost),
             "reporting": {
                 "arr": converted_document(self.arr, rates),
                 "arr_at_risk": converted_document(self.arr_at_risk, rates),
@@ -281,7 +288,7 @@ def portfolio_document(
     period's outcomes: net revenue retention and lost ARR, in all and per KAM and tier."""
     total = _Group()
     levels: dict[str, tuple[int, dict[str, Decimal]]] = {
-        level: (0, defaultdict(Decimal)) for level in (*LEVELS, "unscored")
+        level: (0, defaultdict(Decimal)) for level in (*LEVELS, "unscored", LOST)
     }
     by_kam: dict[str, _Group] = defaultdict(_Group)
     by_tier: dict[str, _Group] = defaultdict(_Group)
@@ -309,6 +316,7 @@ def portfolio_document(
         "by_level": {level: {"accounts": n, "arr": _money(sums)} for level, (n, sums) in levels.items()},
         "arr": _money(total.arr),
         "arr_at_risk": _money(total.arr_at_risk),
+        "arr_lost": _money(total.arr_lost),
         "reporting": {
             "arr": converted_document(total.arr, rates),
             "arr_at_risk": converted_document(total.arr_at_risk, rates),

@@ -92,7 +92,7 @@ async def feedback(
     db: Database, alert_id: int, verdict: lifecycle.Verdict, *, actor: str, at: datetime, comment: str | None
 ) -> int:
     async with db.transaction() as conn:
-        return await lifecycle.record_feedback(conn, alert_id, verdict, actor=actor, at=at, comment=comment)
+        return await lifecycle.record_feedback(conn, alert_id, verdict, actor=actor, at=at, comment=comment, via="cli")
 
 
 async def stats(db: Database) -> list[reports.RulePrecision]:

@@ -8,7 +8,7 @@ import orjson
 import typer
 from rich.table import Table
 
-from alerts.rule_labels import rule_label
+from alerts.phrasing import rule_name
 from health_engine.config import load_scoring_config
 from schemas.vocabulary import Locale
 from services.cli.common import console, opened, run
@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
                 found = await pm.account_post_mortem(
                     conn, loss, load_scoring_config(settings.scoring_config), alerts_config(settings)
                 )
-            return pm.post_mortem_document(found, lambda rule: rule_label(rule, language))
+            return pm.post_mortem_document(found, lambda rule: rule_name(rule, language))
 
         document = run(main)
         if document is None:

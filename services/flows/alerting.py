@@ -18,12 +18,13 @@ import asyncpg
 from alerts import compose
 from alerts.config import AlertsConfig
 from alerts.model import AccountSnapshot
-from alerts.policy import local_day_bounds, plan_notifications, worth_planning
-from alerts.reconcile import reconcile
+from alerts.policy import NotificationPlan, local_day_bounds, plan_notifications, worth_planning
+from alerts.reconcile import close_accounts, reconcile
 from alerts.repository import changes as alert_rows
 from alerts.rules import evaluate
 from health_engine.model import HealthScore
 from health_engine.repository import component_risks
+from schemas.vocabulary import Closure
 from services.flows.notifying import TREND_DAYS, Notifier, NotifyMode, Outcome
 from services.platform.metrics import Metrics
 from services.platform.settings import Settings
@@ -109,6 +110,17 @@ class Alerting:
             queued,
             escalated,
         )
+
+    async def on_closed(self, conn: asyncpg.Connection, closed: Mapping[str, Closure], as_of: datetime) -> None:
+        """Accounts found closed (lost): their open alerts resolve, dated the closure, with the reason, and
+        nothing more is told about them (no "cleared" note now, none of those still waiting)."""
+        ids = sorted(closed)
+        open_alerts, _ = await alert_rows.load_open_alerts(conn, ids)
+        changes = close_accounts(open_alerts, closed)
+        if changes:
+            await alert_rows.write_changes(conn, changes, as_of)
+            self.notifier.count(changes, open_alerts, NotificationPlan())
+        await alert_rows.drop_cleared_notes(conn, ids)
 
 
 def snapshot_of(

@@ -12,9 +12,10 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol, runtime_checkable
 
 import asyncpg
 
@@ -24,6 +25,7 @@ from health_engine.repository import (
     QueueState,
     Windows,
     claim_shard,
+    closed_accounts,
     drain_rescore_queue,
     finish_shard,
     load_signals,
@@ -32,6 +34,7 @@ from health_engine.repository import (
     shard_accounts,
 )
 from health_engine.scoring import score_account
+from schemas.vocabulary import Closure
 from services.platform.database import Database
 from services.platform.metrics import Metrics
 from services.platform.settings import Settings
@@ -39,6 +42,15 @@ from services.platform.settings import Settings
 log = logging.getLogger(__name__)
 
 ScoresHook = Callable[[asyncpg.Connection, Sequence[HealthScore], datetime], Awaitable[None]]
+ClosedHook = Callable[[asyncpg.Connection, Mapping[str, Closure], datetime], Awaitable[None]]
+
+
+@runtime_checkable
+class ClosingHook(Protocol):
+    """An ``on_scores`` hook that also wants the accounts found closed (the alerting: it resolves their alerts)."""
+
+    async def on_closed(self, conn: asyncpg.Connection, closed: Mapping[str, Closure], as_of: datetime) -> None: ...
+
 
 CHUNK = 1000
 
@@ -59,6 +71,12 @@ class HealthEngine:
     worker_name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     chunk: int = CHUNK
     metrics: Metrics | None = None
+    on_closed: ClosedHook | None = None
+    """Called with the accounts of a chunk found closed (default: the ``on_scores`` hook's, if it has one)."""
+
+    def __post_init__(self) -> None:
+        if self.on_closed is None and isinstance(self.on_scores, ClosingHook):
+            self.on_closed = self.on_scores.on_closed
 
     @classmethod
     def from_settings(
@@ -77,12 +95,18 @@ class HealthEngine:
     async def score_chunk(
         self, conn: asyncpg.Connection, account_ids: Sequence[str], as_of: datetime, *, trigger: str
     ) -> list[HealthScore]:
-        """Score and save ``account_ids`` at ``as_of`` inside the caller's transaction."""
+        """Score and save ``account_ids`` at ``as_of`` inside the caller's transaction; an account closed by
+        then (lost) is not scored: it goes to ``on_closed`` instead."""
+        closed = await closed_accounts(conn, account_ids, as_of)
+        if closed:
+            account_ids = [a for a in account_ids if a not in closed]
         signals = await load_signals(conn, account_ids, as_of, self.windows)
         scores = [score_account(signals[a], as_of, self.config) for a in sorted(signals)]
         await save_scores(conn, scores, trigger=trigger)
         if self.on_scores is not None and scores:
             await self.on_scores(conn, scores, as_of)
+        if self.on_closed is not None and closed:
+            await self.on_closed(conn, closed, as_of)
         return scores
 
     async def queue_state(self) -> QueueState | None:

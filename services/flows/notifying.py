@@ -21,13 +21,15 @@ import asyncpg
 import orjson
 
 from alerts import compose
-from alerts.config import AlertsConfig, load_rules_config
+from alerts.config import AlertsConfig, PolicyConfig, load_rules_config
 from alerts.model import AccountSnapshot, Kam, OpenAlert, OutboxRow
 from alerts.outbox import render_payloads, send_channel
+from alerts.playbook import Playbook, load_playbook
 from alerts.policy import NotificationPlan
 from alerts.reconcile import Changes
 from alerts.repository import changes as alert_rows
 from alerts.repository import queue
+from services.flows.links import NoLinks, UnsignedLinks
 from services.platform.metrics import Metrics
 from services.platform.settings import Settings
 
@@ -40,12 +42,24 @@ TREND_DAYS = 7
 
 
 def alerts_config(settings: Settings) -> AlertsConfig:
-    """The rules YAML, with the team channel of the settings (when set) instead of the policy's."""
+    """The rules YAML, with the team channel of the settings (when set: name, language, time zone) instead of
+    the policy's."""
     config = load_rules_config(settings.alert_rules)
+    update: dict[str, Any] = {}
     if settings.slack_team_channel:
-        policy = config.policy.model_copy(update={"team_channel": settings.slack_team_channel})
+        update["team_channel"] = settings.slack_team_channel
+    if settings.slack_team_channel_locale:
+        update["team_channel_locale"] = settings.slack_team_channel_locale
+    if settings.slack_team_channel_timezone:
+        update["team_channel_timezone"] = settings.slack_team_channel_timezone
+    if update:
+        policy = PolicyConfig.model_validate(config.policy.model_dump() | update)
         config = config.model_copy(update={"policy": policy})
     return config
+
+
+def team_channel(config: AlertsConfig) -> compose.TeamChannel:
+    return compose.TeamChannel(config.policy.team_channel_locale, config.policy.team_channel_timezone)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +81,7 @@ class Notifier:
     base_url: str
     file: Path | None = None
     metrics: Metrics | None = None
+    playbook: Playbook | None = None
 
     @classmethod
     def from_settings(
@@ -88,6 +103,7 @@ class Notifier:
             base_url=settings.public_url,
             file=file,
             metrics=metrics,
+            playbook=load_playbook(settings.playbook),
         )
 
     async def write(
@@ -105,7 +121,7 @@ class Notifier:
         await alert_rows.set_deliveries(conn, compose.delivery_updates(plan, book))
         escalated = compose.escalated(plan, book)
         await alert_rows.mark_escalated(conn, escalated, as_of)
-        rows = compose.outbox_rows(plan, book, snapshots, kams, as_of)
+        rows = compose.outbox_rows(plan, book, snapshots, kams, as_of, team_channel(self.config))
         if self.notify == "send":
             await queue.enqueue(conn, rows, as_of)
             return len(rows), len(escalated)
@@ -134,7 +150,9 @@ class Notifier:
     def _emit(self, rows: Sequence[OutboxRow]) -> None:
         lines = []
         for r in rows:
-            rendered = render_payloads([r.payload], send_channel(r.channel), base_url=self.base_url)
+            channel = send_channel(r.channel)
+            links = NoLinks() if channel == "team_channel" else UnsignedLinks(self.base_url)
+            rendered = render_payloads([r.payload], channel, now=r.send_after, links=links, playbook=self.playbook)
             doc: dict[str, Any] = {
                 "kind": r.kind,
                 "format": r.payload.get("format"),

@@ -58,10 +58,12 @@ def record_batch(
         metrics.last_event_timestamp_seconds.labels(ingress=ingress).set(committed_at.timestamp())
 
 
+# A closed (churned) account is lost, not at risk, whatever its last score.
 _PORTFOLIO_SQL = """
-SELECT h.level, a.tier, a.currency, count(*) AS accounts, coalesce(sum(a.arr), 0) AS arr
-FROM account_health h JOIN accounts a USING (account_id)
-GROUP BY h.level, a.tier, a.currency
+SELECT CASE WHEN s.status = 'closed' THEN 'lost' ELSE h.level END AS level, a.tier, a.currency, count(*) AS accounts,
+       coalesce(sum(s.arr), 0) AS arr
+FROM account_health h JOIN accounts a USING (account_id) JOIN account_state s USING (account_id)
+GROUP BY 1, a.tier, a.currency
 """
 
 _OUTBOX_SQL = "SELECT count(*), min(created_at) FROM notifications WHERE status = 'pending'"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import platformdirs
 from limits import parse
@@ -88,6 +89,12 @@ class Settings(BaseSettings):
     sweep_interval_s: PositiveInt = Field(default=900, description="Time-driven evaluation period (worker).")
     sweep_shards: PositiveInt = Field(default=16, description="Shards a sweep is split in, shared by workers.")
     alert_rules: Path | None = Field(default=None, description="Alert rules YAML. Unset: the shipped default.")
+    playbook: Path | None = Field(
+        default=None, description="Playbook YAML (next step per driver). Unset: the shipped default."
+    )
+    notification_link_ttl_days: PositiveInt = Field(
+        default=14, description="Days the account links in a notification stay valid (signed, bound to its reader)."
+    )
 
     # alert delivery (kamwatch alerter) and Slack interactions
     slack_bot_token: SecretStr | None = Field(
@@ -102,6 +109,12 @@ class Settings(BaseSettings):
     )
     slack_team_channel: str | None = Field(
         default=None, description="Team channel for strategic critical alerts; overrides the rules' policy."
+    )
+    slack_team_channel_locale: Literal["en", "fr"] | None = Field(
+        default=None, description="Language of the team channel's messages; overrides the rules' policy (en)."
+    )
+    slack_team_channel_timezone: str | None = Field(
+        default=None, description="Time zone of the team channel's messages; overrides the rules' policy (UTC)."
     )
     smtp_host: str | None = Field(
         default=None, description="SMTP server. Unset: the alerter's emails are undeliverable."

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from alerts.rule_labels import rule_label
+from alerts.phrasing import rule_name
 from schemas.i18n import translate
 from services.api import queries as q
 from services.api.pages import words
@@ -63,7 +63,7 @@ async def losses_page(request: Request, locale: str | None = None) -> Response:
 
 def replay_chart(found: pm.AccountPostMortem, levels: Any, locale: Any) -> TimeChart | None:
     story = found.story
-    markers = [(r.fired_at, "alert", rule_label(r.rule, locale)) for r in story.rules if r.fired_at is not None]
+    markers = [(r.fired_at, "alert", rule_name(r.rule, locale)) for r in story.rules if r.fired_at is not None]
     markers += [(n.sent_at, "level", words.channel_word(n.channel, locale)) for n in story.notifications]
     markers.append((found.loss.outcome_at, "outcome", words.outcome_word(found.loss.outcome, locale)))
     start = found.loss.outcome_at - timedelta(days=pm.WINDOW_DAYS)
@@ -114,10 +114,10 @@ async def post_mortem_page(request: Request, account_id: str, locale: str | None
         if loss.arr_before is None
         else max(Decimal(loss.arr_before) - Decimal(loss.arr_after or 0), Decimal(0)),
         "story": story,
-        "rules": [{"label": rule_label(r.rule, language), "r": r} for r in story.rules],
+        "rules": [{"label": rule_name(r.rule, language), "r": r} for r in story.rules],
         "names": names,
         "first_fired": min((r.fired_at for r in story.rules if r.fired_at is not None), default=None),
-        "silent": [rule_label(rule, language) for rule in story.silent],
+        "silent": [rule_name(rule, language) for rule in story.silent],
         "signals": signals,
         "chart": replay_chart(found, request.app.state.levels, language),
         "window_days": pm.WINDOW_DAYS,

@@ -12,22 +12,25 @@ from babel.dates import format_skeleton
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from alerts.rule_labels import rule_label
+from alerts.phrasing import Reader, rule_name, step_text
+from alerts.repository import lifecycle
 from health_engine.access import Principal, principal_for_session
 from health_engine.config import Levels
 from schemas.i18n import format_number, translate
 from schemas.vocabulary import COMPONENTS, Locale
 from services.api import queries as q
 from services.api.auth import SESSION_COOKIE
+from services.api.guidance import alert_headlines, is_lost, next_steps
 from services.api.pages import words
 from services.api.pages.charts import TimeChart, risk_chart, usage_chart
 from services.api.pages.render import message, render
 from services.api.problems import Problem
-from services.api.v1 import act_on_alert
+from services.api.v1 import act_on_alert, rate_alert
 from services.api.views import health_document, pick_locale
 from services.platform.currency import ExchangeRates
 
 router = APIRouter(include_in_schema=False)
+
 
 HISTORY_DAYS = 180
 SIGNAL_DAYS = 180
@@ -50,11 +53,11 @@ def to_login(locale: str | None = None) -> RedirectResponse:
     return RedirectResponse("/login" + (f"?locale={locale}" if locale in ("en", "fr") else ""), status_code=303)
 
 
-def alert_view(alert: Mapping[Any, Any], locale: Locale) -> dict[str, Any]:
-    """An alert document with what the pages add: the rule's name and the recommended next steps."""
-    # Next steps come from the playbook (a next step per driver code) once the API exposes it: shown when present.
-    steps = alert.get("next_steps") or []
-    return {**alert, "rule_label": rule_label(str(alert["rule"]), locale), "next_steps": steps}
+def alert_view(alert: Mapping[Any, Any], headline: str | None, steps: Sequence[str], locale: Locale) -> dict[str, Any]:
+    """An alert document with what the pages add: its headline in words of now (as its notifications word it),
+    the rule's name and the playbook's next steps."""
+    title = headline or alert["title"]
+    return {**alert, "title": title, "rule_label": rule_name(str(alert["rule"]), locale), "next_steps": list(steps)}
 
 
 def converted_arr(rates: ExchangeRates, arr: Any, currency: str) -> Decimal | None:
@@ -167,7 +170,7 @@ def signal_line(row: Mapping[Any, Any], locale: Locale, names: Mapping[str, str]
         payload = data.get("data") if isinstance(data.get("data"), dict) else {}
         text = words.event_sentence(row["type"], payload or {}, locale)
         return {"at": row["at"], "kind": words.signal_kind(row["type"], locale), "css": "event", "text": text}
-    title = data.get("title_fr" if locale == "fr" else "title_en") or rule_label(str(data.get("rule", "")), locale)
+    title = data.get("title_fr" if locale == "fr" else "title_en") or rule_name(str(data.get("rule", "")), locale)
     if kind == "alert":
         text = translate(locale, "Alert: {title}", title=title)
         severity = words.severity_word(str(data.get("severity")), locale)
@@ -248,7 +251,15 @@ async def account_page(request: Request, account_id: str, locale: str | None = N
             framed=False,
         )
     health = health_document(row, language)
-    health["open_alerts"] = [alert_view(a, language) for a in health["open_alerts"]]
+    reader = Reader(language, "UTC", now)
+    headlines = alert_headlines(row, reader)
+    steps = next_steps(row, request.app.state.playbook)
+    health["open_alerts"] = [
+        alert_view(
+            a, headlines.get(int(a["id"])), [step_text(st, reader) for st, at in steps if at == a["id"]], language
+        )
+        for a in health["open_alerts"]
+    ]
     end = health["as_of"] or now
     start = end - timedelta(days=HISTORY_DAYS)
     last_day = end.astimezone(UTC).date()
@@ -295,7 +306,9 @@ async def account_page(request: Request, account_id: str, locale: str | None = N
         "usage": usage_view(usage, first_usage_day, last_day, language),
         "people": power_map(people, end),
         "timeline": lines,
-        "lost": outcome is not None and ((outcome["data"] or {}).get("data") or {}).get("outcome") == "churned",
+        "lost": is_lost(row)
+        or (outcome is not None and ((outcome["data"] or {}).get("data") or {}).get("outcome") == "churned"),
+        "account_steps": [step_text(st, reader) for st, at in steps if at is None],
         "base": f"/accounts/{quote(account_id, safe='')}",
     }
     return render(request, "account.html", context)
@@ -319,7 +332,14 @@ def component_trend(rows: Sequence[Mapping[Any, Any]]) -> list[dict[str, Any]]:
     return found
 
 
-async def _act(request: Request, account_id: str, alert_id: int, locale: str | None, minutes: int | None) -> Response:
+async def _act(
+    request: Request,
+    account_id: str,
+    alert_id: int,
+    locale: str | None,
+    minutes: int | None,
+    verdict: lifecycle.Verdict | None,
+) -> Response:
     principal = await page_principal(request)
     if principal is None:
         return to_login(locale)
@@ -330,10 +350,12 @@ async def _act(request: Request, account_id: str, alert_id: int, locale: str | N
     if not any(a["id"] == alert_id for a in row["open_alerts"]):
         raise q.not_found("alert")
     until = now + timedelta(minutes=minutes) if minutes else None
+    db = q.request_db(request)
     try:
-        await act_on_alert(
-            q.request_db(request), principal, alert_id, "acknowledged", at=now, via="page", snoozed_until=until
-        )
+        if verdict is None:
+            await act_on_alert(db, principal, alert_id, "acknowledged", at=now, via="page", snoozed_until=until)
+        else:
+            await rate_alert(db, principal, alert_id, verdict, at=now, via="page")
     except Problem as problem:
         if problem.status != 409:  # resolved meanwhile: the reloaded page shows it gone
             raise
@@ -345,7 +367,7 @@ async def _act(request: Request, account_id: str, alert_id: int, locale: str | N
 async def page_ack(
     request: Request, account_id: str, alert_id: int, locale: Annotated[str | None, Form()] = None
 ) -> Response:
-    return await _act(request, account_id, alert_id, locale, None)
+    return await _act(request, account_id, alert_id, locale, None, None)
 
 
 @router.post("/accounts/{account_id}/alerts/{alert_id}/snooze")
@@ -356,4 +378,15 @@ async def page_snooze(
     locale: Annotated[str | None, Form()] = None,
     minutes: Annotated[int, Form(ge=1, le=90 * 24 * 60)] = 10080,
 ) -> Response:
-    return await _act(request, account_id, alert_id, locale, minutes)
+    return await _act(request, account_id, alert_id, locale, minutes, None)
+
+
+@router.post("/accounts/{account_id}/alerts/{alert_id}/feedback")
+async def page_feedback(
+    request: Request,
+    account_id: str,
+    alert_id: int,
+    verdict: Annotated[lifecycle.Verdict, Form()],
+    locale: Annotated[str | None, Form()] = None,
+) -> Response:
+    return await _act(request, account_id, alert_id, locale, None, verdict)

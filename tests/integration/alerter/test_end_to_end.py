@@ -5,6 +5,7 @@ resolve themselves and a short "resolved" message follows. Also the notify modes
 from __future__ import annotations
 
 from datetime import timedelta
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import orjson
@@ -75,6 +76,10 @@ async def test_critical_account_reaches_slack_and_email_then_resolves(
     [mail] = smtp.inbox.messages
     assert mail["To"] == "lea@example.com"
     assert mail["From"] == "kamwatch <alerts@example.com>"
+    # RFC 5322 and 3834: dated, identified on the sender's domain, marked as written by a machine.
+    assert parsedate_to_datetime(str(mail["Date"])).tzinfo is not None
+    assert str(mail["Message-ID"]).endswith("@example.com>")
+    assert mail["Auto-Submitted"] == "auto-generated"
     assert "Acme SA" in str(mail["Subject"])
     assert mail.get_content_type() == "multipart/alternative"
     parts = {p.get_content_type(): p.get_content() for p in mail.iter_parts()}

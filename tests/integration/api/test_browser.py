@@ -59,9 +59,10 @@ async def test_widget_in_headless_chromium(settings: Settings, db: Database, wor
         widget_url = minted.json()["url"].replace("http://127.0.0.1:8000", base_url)
         seen = await asyncio.to_thread(_drive, CHROMIUM, widget_url, alert_id)
 
-    assert seen["risk"] == "72.5"
-    assert seen["level"] == "High"
-    assert seen["drivers"] == ["EN support.urgent_open"]
+    # In Léa's language (the token is hers; she reads French).
+    assert seen["risk"] == "72,5"
+    assert seen["level"] == "Élevé"
+    assert seen["drivers"] == ["FR support.urgent_open"]
     assert seen["sparkline"].startswith("M")
     assert seen["sparkline"].count("L") >= 4
     assert seen["width"] > 100

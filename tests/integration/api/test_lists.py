@@ -138,7 +138,10 @@ async def test_portfolio_summary(client: httpx.AsyncClient, world: World) -> Non
     assert body["arr"] == {"EUR": "1070000.0000", "USD": "50000.0000"}
     assert body["arr_at_risk"] == {"EUR": "680000.0000"}
     zoe = next(k for k in body["by_kam"] if k["key"] == "kam-zoe")
-    assert (zoe["accounts"], zoe["by_level"]["low"], zoe["arr_at_risk"]) == (2, 1, {})
+    # Initech churned after its last profile: lost, its ARR counted lost, not at risk nor low.
+    assert (zoe["accounts"], zoe["by_level"]["low"], zoe["by_level"]["lost"], zoe["arr_at_risk"]) == (2, 0, 1, {})
+    assert body["by_level"]["lost"] == {"accounts": 1, "arr": {"EUR": "90000.0000"}}
+    assert body["arr_lost"] == {"EUR": "90000.0000"}
     assert {t["key"] for t in body["by_tier"]} == {"strategic", "key", "standard"}
     retention = body["retention"]
     assert retention["outcomes"] == {"renewed": 1, "churned": 1}

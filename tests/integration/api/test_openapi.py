@@ -53,7 +53,8 @@ async def test_every_operation_is_described_with_examples_and_enums(client: http
             for status, response in op["responses"].items():
                 if status.startswith("2") and status != "204":
                     bodies = list((response.get("content") or {}).values())
-                    assert any(_examples(spec, body) for body in bodies), f"{where} {status}: no example"
+                    # an empty 200 (Slack's interactions: the reply goes to its response_url) shows no body
+                    assert not bodies or any(_examples(spec, body) for body in bodies), f"{where} {status}: no example"
     schemas = spec["components"]["schemas"]
     assert "relationship.champion_left" in schemas["DriverOut"]["properties"]["code"]["enum"]
     assert schemas["AlertOut"]["properties"]["severity"]["enum"] == ["info", "warning", "critical"]

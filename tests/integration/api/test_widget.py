@@ -11,7 +11,7 @@ from pydantic import SecretStr
 from sqlalchemy import select
 
 from health_engine.access import InvalidToken, mint, verify
-from schemas.tables import alert_transitions, alerts
+from schemas.tables import alert_feedback, alert_transitions, alerts
 from services.api.app import build_app
 from services.platform.database import Database
 from services.platform.settings import Settings
@@ -146,3 +146,86 @@ async def test_read_own_key_cannot_mint_for_an_unrelated_kam(client: httpx.Async
     )
     assert response.status_code == 403
     assert response.json()["field"] == "kam_id"
+
+
+async def _token_for(client: httpx.AsyncClient, world: World, account_id: str, kam_id: str) -> str:
+    response = await client.post(
+        "/v1/widget-tokens", json={"account_id": account_id, "kam_id": kam_id}, headers=world.auth("admin")
+    )
+    assert response.status_code == 201, response.text
+    token: str = response.json()["token"]
+    return token
+
+
+async def test_only_the_owner_their_managers_or_an_admin_act_from_the_widget(
+    client: httpx.AsyncClient, world: World, db: Database
+) -> None:
+    alert_id = world.alerts["acme"]  # Léa's account; Marc manages Léa; Zoé does not
+    zoe = await _token_for(client, world, "acme", "kam-zoe")
+    page = await client.get(f"/widget/accounts/acme?token={zoe}&locale=en")
+    assert page.status_code == 200
+    assert 'id="not-yours"' in page.text
+    assert "button" not in page.text.split('id="alerts"')[1]
+    for action, data in (("ack", {}), ("snooze", {"minutes": "60"}), ("feedback", {"verdict": "useful"})):
+        refused = await client.post(f"/widget/accounts/acme/alerts/{alert_id}/{action}", data={"token": zoe, **data})
+        assert refused.status_code == 403
+        assert "Nothing changed." in refused.text
+    async with db.unit_of_work() as conn:
+        assert (await conn.execute(select(alerts.c.state).where(alerts.c.id == alert_id))).scalar_one() == "firing"
+        assert (await conn.execute(select(alert_feedback.c.id))).all() == []
+        assert (await conn.execute(select(alert_transitions.c.id))).all() == []
+
+    marc = await _token_for(client, world, "acme", "kam-marc")
+    assert 'id="not-yours"' not in (await client.get(f"/widget/accounts/acme?token={marc}")).text
+    done = await client.post(f"/widget/accounts/acme/alerts/{alert_id}/ack", data={"token": marc})
+    assert done.status_code == 303
+    assert (await client.get(done.headers["location"])).text.count('id="done"') == 1
+
+
+async def test_feedback_from_the_widget_and_from_an_email_link_that_asks_first(
+    client: httpx.AsyncClient, world: World, db: Database
+) -> None:
+    alert_id = world.alerts["acme"]
+    token = await _token(client, world)
+    # The email's one-click link shows a question; following it records nothing (mail scanners follow links).
+    question = await client.get(
+        f"/widget/accounts/acme/alerts/{alert_id}/feedback?verdict=false_alarm&via=email&token={token}&locale=fr"
+    )
+    assert question.status_code == 200
+    assert "Signaler cette alerte comme fausse alerte" in question.text
+    async with db.unit_of_work() as conn:
+        assert (await conn.execute(select(alert_feedback.c.id))).all() == []
+    confirmed = await client.post(
+        f"/widget/accounts/acme/alerts/{alert_id}/feedback",
+        data={"token": token, "verdict": "false_alarm", "via": "email"},
+    )
+    assert confirmed.status_code == 303
+    from_widget = await client.post(
+        f"/widget/accounts/acme/alerts/{alert_id}/feedback", data={"token": token, "verdict": "useful"}
+    )
+    assert from_widget.status_code == 303
+    async with db.unit_of_work() as conn:
+        given = (
+            await conn.execute(select(alert_feedback.c.verdict, alert_feedback.c.actor, alert_feedback.c.via))
+        ).all()
+    assert [tuple(g) for g in given] == [("false_alarm", "kam-lea", "email"), ("useful", "kam-lea", "widget")]
+    # Each alert counts once, by its newest verdict, in the per-rule precision.
+    precision = (await client.get("/v1/alerts/precision", headers=world.auth("admin"))).json()["rules"]
+    rule = next(r for r in precision if r["judged"])
+    assert (rule["judged"], rule["useful"], rule["precision"]) == (1, 1, 1.0)
+
+
+async def test_a_lost_account_reads_as_lost_with_no_actions(client: httpx.AsyncClient, world: World) -> None:
+    # Initech churned (an outcome newer than its profile).
+    health = (await client.get("/v1/accounts/initech/health", headers=world.auth("admin"))).json()
+    assert health["lifecycle"]["status"] == "lost"
+    assert health["lifecycle"]["outcome"] == "churned"
+    assert health["next_steps"] == []
+    token = await _token_for(client, world, "initech", "kam-zoe")
+    page = await client.get(f"/widget/accounts/initech?token={token}&locale=en")
+    assert 'id="lost"' in page.text
+    assert "Lost on" in page.text
+    assert "<button" not in page.text
+    acme = (await client.get("/v1/accounts/acme/health?locale=fr", headers=world.auth("admin"))).json()
+    assert acme["lifecycle"]["status"] == "active"
+    assert acme["lifecycle"]["outcome"] == "renewed"

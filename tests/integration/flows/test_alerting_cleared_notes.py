@@ -83,9 +83,9 @@ async def test_cleared_notes_wait_for_a_digest_with_news(
     text = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     acme, globex = text.split("== Acme SA ==")[1], text.split("== Globex ==")[1].split("== Acme SA ==")[0]
     assert "Résolue" not in globex  # the news first
-    assert globex.count("[Avertissement]") == 2
+    assert globex.count("[Avertissement — ") == 2
     assert acme.count("Résolue\u00a0:") == 2
-    assert "[Avertissement]" not in acme
+    assert "[Avertissement" not in acme
     assert "Resolved" not in text
     assert await rows(db, "SELECT DISTINCT status FROM notifications") == [("sent",)]
 

@@ -1,9 +1,11 @@
-"""Rendering in English and French: Slack Block Kit and multipart email, single alerts and digests."""
+"""Rendering in English and French: Slack Block Kit and multipart email, single alerts and digests, worded at
+the send time for their reader (owner, manager, team channel)."""
 
 from __future__ import annotations
 
 import json
-from datetime import date
+import re
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -11,72 +13,70 @@ import pytest
 
 from alerts.messages import (
     ACK_ACTION,
+    FALSE_ALARM_ACTION,
+    OPEN_ACTION,
     SNOOZE_ACTION,
+    USEFUL_ACTION,
     AlertItem,
     AlertMessage,
+    Audience,
     Digest,
     DigestSection,
-    account_url,
     render_digest_email,
     render_digest_slack,
     render_email,
     render_slack,
-    risk_line,
 )
 from alerts.model import AccountSnapshot
+from alerts.phrasing import Reader, Role, risk_line
+from alerts.playbook import load_playbook
 from schemas.vocabulary import Locale
-from tests.unit.alerts.helpers import ago, driver, snapshot
+from services.flows.links import NoLinks, UnsignedLinks
+from tests.unit.alerts.helpers import AS_OF, ago, driver, snapshot
 
-BASE = "https://kamwatch.example.com/"
+BASE = "https://kamwatch.example.com"
+LINKS = UnsignedLinks(BASE)
+PLAYBOOK = load_playbook()
 CHAMPION = driver(
     "relationship.champion_left",
     85,
-    en="Champion Claire Martin left 3 days ago",
-    fr="Claire Martin (champion) a quitté le compte il y a 3 jours",
+    since=ago(days=3, hours=1),
+    evidence={"contact_id": "C-7", "name": "Claire Martin", "days_ago": 3, "departures": 1, "successor": "none"},
 )
 MISSED = driver(
     "engagement.meetings_missed",
     40,
-    en="2 of 3 meetings and reviews declined, missed or cancelled in 90 days",
-    fr="2 sur 3 réunions et revues déclinées, manquées ou annulées en 90 jours",
+    since=ago(days=40),
+    evidence={"missed": 2, "attended": 1, "weighted_rate": 0.7, "window_days": 90},
 )
-DROP = driver("usage.drop", 30, en="Usage down 45% vs the 8-week baseline", fr="Usage en baisse de 45 %")
+DROP = driver("usage.drop", 30, since=ago(days=15), evidence={"drop_pct": 45, "weeks_in_a_row": 2, "sustained": True})
 WEAK = driver("payment.overdue", 10, en="weakest driver", fr="facteur le plus faible")
 ACCOUNT = snapshot(
-    CHAMPION,
-    WEAK,
-    MISSED,
-    DROP,
-    risk=78,
-    level="critical",
-    risk_7d_ago=60,
-    renewal_date=date(2027, 1, 31),
+    CHAMPION, WEAK, MISSED, DROP, risk=78, level="critical", risk_7d_ago=60, renewal_date=date(2027, 1, 31)
 )
 CHAMPION_ALERT = AlertItem(
     42,
     "acme:champion_left:C-7",
     "champion_left",
     "critical",
-    "Champion Claire Martin left",
-    "Claire Martin (champion) a quitté le compte",
+    "Champion Claire Martin left 0 days ago",  # the stored title: never shown when the drivers say better
+    "Claire Martin (champion) a quitté le compte il y a 0 jour",
     ago(days=3),
+    "C-7",
+    (CHAMPION,),
 )
 REVIEW_ALERT = AlertItem(
-    43,
-    "acme:business_review_missed",
-    "business_review_missed",
-    "warning",
-    "2 of 3 meetings missed",
-    "2 réunions sur 3 manquées",
-    ago(days=1),
+    43, "acme:business_review_missed", "business_review_missed", "warning", "t", "t", ago(days=1), None, (MISSED,)
 )
-LEVEL_ALERT = AlertItem(
-    44, "acme:risk_level", "risk_level", "warning", "High risk (62/100)", "Risque élevé (62/100)", ago(1)
-)
+LEVEL_ALERT = AlertItem(44, "acme:risk_level", "risk_level", "warning", "High risk", "Risque élevé", ago(1))
 
 
-def slack(message: AlertMessage, locale: Locale) -> dict[str, Any]:
-    return render_slack(message, locale=locale, timezone="Europe/Paris", base_url=BASE)
+def audience(locale: Locale, role: Role = "owner", *, links: Any = LINKS, now: Any = AS_OF) -> Audience:
+    return Audience(Reader(locale, "Europe/Paris", now), role, links, PLAYBOOK)
+
+
+def slack(message: AlertMessage, locale: Locale, role: Role = "owner", links: Any = LINKS) -> dict[str, Any]:
+    return render_slack(message, audience(locale, role, links=links))
 
 
 def texts(payload: dict[str, Any]) -> str:
@@ -93,27 +93,28 @@ def buttons(payload: dict[str, Any]) -> list[dict[str, Any]]:
         (
             "en",
             [
-                "Acme SA — Champion Claire Martin left",
-                "EUR 480,000",
+                "Acme SA — Champion Claire Martin left 3 days ago, no successor named yet",
+                "€480,000",
                 "strategic",
                 "78/100, critical (▲ +18 in 7 days)",
-                "Champion Claire Martin left 3 days ago",
-                "Usage down 45% vs the 8-week baseline",
-                "Champion left · since 2026-11-17 13:00",  # Paris time
-                "2027-01-31",
+                "Usage down 45% against the usual level, 2 weeks in a row",
+                "2 of 3 meetings and reviews declined, missed or cancelled in the last 90 days",
+                "Champion left · first seen 3 days ago",
+                "Jan 31, 2027 (in 72 days)",
+                "Critical — Act today",
             ],
         ),
         (
             "fr",
             [
-                "Acme SA — Claire Martin (champion) a quitté le compte",
-                "480\u202f000\u00a0EUR",
+                "Acme SA — Claire Martin (champion) a quitté le compte il y a 3 jours, sans successeur désigné",
+                "480\u202f000\u00a0€",
                 "stratégique",
                 "78/100, critique (▲ +18 en 7 jours)",
-                "Claire Martin (champion) a quitté le compte il y a 3 jours",
-                "2 sur 3 réunions et revues déclinées, manquées ou annulées en 90 jours",
-                "Départ du champion · depuis le 17/11/2026 13:00",
-                "31/01/2027",
+                "Usage en baisse de 45\u00a0% par rapport à l'habitude, 2 semaines de suite",
+                "Départ du champion · détectée il y a 3 jours",
+                "31 janv. 2027 (dans 72 jours)",
+                "Critique — À traiter aujourd'hui",
             ],
         ),
     ],
@@ -125,21 +126,46 @@ def test_slack_alert_content(locale: Locale, expected: list[str]) -> None:
         assert fragment in rendered
     assert "weakest driver" not in rendered
     assert "facteur le plus faible" not in rendered
+    assert not re.search(r"(?<![\d,.])0 (day|jour)", rendered)  # the stored title is not used
     assert payload["blocks"][0]["type"] == "header"
     assert payload["text"].startswith("[kamwatch] ")
 
 
+def test_words_are_those_of_the_send_time() -> None:
+    # Queued at the departure, sent two days later: "2 days ago", not what was true when it was queued.
+    account = snapshot(CHAMPION, risk=78, level="critical")
+    message = AlertMessage("immediate", account, (CHAMPION_ALERT,))
+    departure = ago(days=3, hours=1)
+    at_departure = render_email(message, audience("en", now=departure))
+    two_days_later = render_email(message, audience("en", now=departure + timedelta(days=2)))
+    assert "Champion Claire Martin left today" in at_departure.text
+    assert "Champion Claire Martin left 2 days ago" in two_days_later.text
+
+
 @pytest.mark.parametrize(
     ("locale", "labels"),
-    [("en", ["Acknowledge", "Snooze 7 days", "Open"]), ("fr", ["Acquitter", "Reporter de 7 jours", "Ouvrir"])],
+    [
+        ("en", ["Acknowledge", "Snooze 7 days", "Useful", "False alarm", "Open"]),
+        ("fr", ["Acquitter", "Reporter de 7 jours", "Utile", "Fausse alerte", "Ouvrir"]),
+    ],
 )
-def test_slack_buttons_carry_the_alert_id(locale: Locale, labels: list[str]) -> None:
+def test_slack_buttons_carry_the_alert_id_and_the_readers_link(locale: Locale, labels: list[str]) -> None:
     payload = slack(AlertMessage("immediate", ACCOUNT, (CHAMPION_ALERT,)), locale)
-    ack, snooze, open_ = buttons(payload)
-    assert [b["text"]["text"] for b in (ack, snooze, open_)] == labels
-    assert (ack["action_id"], ack["value"]) == (ACK_ACTION, "42") == ("alert_ack", "42")
-    assert (snooze["action_id"], snooze["value"]) == (SNOOZE_ACTION, "42") == ("alert_snooze_7d", "42")
-    assert open_["url"] == "https://kamwatch.example.com/widget/accounts/acme"
+    ack, snooze, useful, false_alarm, open_ = buttons(payload)
+    assert [b["text"]["text"] for b in (ack, snooze, useful, false_alarm, open_)] == labels
+    assert (ack["action_id"], ack["value"]) == (ACK_ACTION, "42")
+    assert (snooze["action_id"], snooze["value"]) == (SNOOZE_ACTION, "42")
+    assert (useful["action_id"], useful["value"]) == (USEFUL_ACTION, "42")
+    assert (false_alarm["action_id"], false_alarm["value"]) == (FALSE_ALARM_ACTION, "42")
+    assert open_["url"] == f"{BASE}/widget/accounts/acme"
+
+
+def test_the_team_channel_gets_no_link_of_anyone_and_an_open_button_that_asks_for_ones_own() -> None:
+    payload = slack(AlertMessage("immediate", ACCOUNT, (CHAMPION_ALERT,)), "fr", "team", NoLinks())
+    assert "http" not in texts(payload)
+    opens = [b for b in buttons(payload) if b["action_id"] == OPEN_ACTION]
+    assert opens == [{"type": "button", "text": opens[0]["text"], "action_id": OPEN_ACTION, "value": "acme"}]
+    assert "Publié sur le canal de l'équipe" in payload["blocks"][-1]["elements"][0]["text"]
 
 
 def test_slack_lists_folded_alerts_and_changes_since_last_message() -> None:
@@ -153,36 +179,88 @@ def test_slack_lists_folded_alerts_and_changes_since_last_message() -> None:
     )
     fr = texts(slack(message, "fr"))
     assert "Également sur ce compte" in fr
-    assert "2 réunions sur 3 manquées" in fr
+    assert "2 réunions et revues sur 3 déclinées, manquées ou annulées" in fr
     assert "Depuis le dernier message" in fr
     assert "Nouvelle alerte\u00a0: Claire Martin (champion) a quitté le compte" in fr
-    assert "Résolue\u00a0: Risque élevé (62/100)" in fr
+    assert "Résolue\u00a0: Risque critique (78/100)" in fr  # a level alert reads the level as it stands
     # folded alerts get no buttons of their own: acting on the main alert is enough
     assert {b.get("value") for b in buttons(slack(message, "en"))} == {"42", None}
 
 
 @pytest.mark.parametrize(
-    ("kind", "locale", "fragment"),
+    ("kind", "role", "locale", "fragments"),
     [
-        ("escalation", "en", "Escalation*: Léa Dubois has not acknowledged this critical alert in time."),
-        ("escalation", "fr", "Escalade*\u00a0: Léa Dubois n'a pas acquitté cette alerte critique dans le délai prévu."),
-        ("reminder", "en", "still not acknowledged; your manager has been informed"),
-        ("reminder", "fr", "n'est toujours pas acquittée\u00a0; votre responsable en a été informé"),
-        ("resolved", "fr", "La situation à l'origine de cette alerte est rétablie."),
+        (
+            "escalation",
+            "manager",
+            "en",
+            [
+                "Escalation: Léa Dubois has not acknowledged this critical alert in time.",
+                "You receive this as the manager of Léa Dubois, who owns this account in kamwatch.",
+            ],
+        ),
+        (
+            "escalation",
+            "manager",
+            "fr",
+            [
+                "Escalade\u00a0: Léa Dubois n'a pas pris en compte cette alerte critique dans le délai prévu.",
+                "Vous recevez ce message en tant que manager de Léa Dubois",
+            ],
+        ),
+        (
+            "reminder",
+            "owner",
+            "en",
+            ["still not acknowledged; your manager has been told", "because you own this account"],
+        ),
+        ("resolved", "owner", "fr", ["La situation à l'origine de cette alerte est rétablie."]),
     ],
 )
-def test_kinds_of_message(kind: Any, locale: Locale, fragment: str) -> None:
-    payload = slack(AlertMessage(kind, ACCOUNT, (CHAMPION_ALERT,), kam_name="Léa Dubois"), locale)
-    assert fragment in texts(payload)
+def test_kinds_of_message_and_who_reads_them(kind: Any, role: Role, locale: Locale, fragments: list[str]) -> None:
+    message = AlertMessage(kind, ACCOUNT, (CHAMPION_ALERT,), kam_name="Léa Dubois")
+    for rendered in (texts(slack(message, locale, role)), render_email(message, audience(locale, role)).text):
+        for fragment in fragments:
+            assert fragment in rendered
+    assert "you own this account" not in texts(slack(message, "en", "manager"))
 
 
 def test_resolved_message_has_no_action_buttons() -> None:
     payload = slack(AlertMessage("resolved", ACCOUNT, (CHAMPION_ALERT,)), "en")
     assert payload["blocks"][0]["text"]["text"].startswith("✅ ")
-    assert [b.get("url") for b in buttons(payload)] == ["https://kamwatch.example.com/widget/accounts/acme"]
-    assert render_email(
-        AlertMessage("resolved", ACCOUNT, (CHAMPION_ALERT,)), locale="fr", timezone="UTC", base_url=BASE
-    ).subject == ("[kamwatch] Résolue\u00a0: Acme SA — Claire Martin (champion) a quitté le compte")
+    assert [b.get("url") for b in buttons(payload)] == [f"{BASE}/widget/accounts/acme"]
+    email = render_email(AlertMessage("resolved", ACCOUNT, (CHAMPION_ALERT,)), audience("fr"))
+    assert email.subject == (
+        "[kamwatch] Résolue\u00a0: Acme SA — Claire Martin (champion) a quitté le compte il y a 3 jours, "
+        "sans successeur désigné à ce jour"
+    )
+    assert "feedback" not in email.text
+
+
+@pytest.mark.parametrize("locale", ["en", "fr"])
+def test_a_critical_alert_on_a_less_risky_account_says_why(locale: Locale) -> None:
+    medium = snapshot(CHAMPION, risk=48, level="medium", risk_7d_ago=30)
+    why = {
+        "en": "Critical: this signal alone calls for action today, even though the account's overall risk is "
+        "medium (48/100).",
+        "fr": "Critique\u00a0: ce signal à lui seul demande d'agir aujourd'hui, même si le risque global du compte est "
+        "moyen (48/100).",
+    }[locale]
+    message = AlertMessage("immediate", medium, (CHAMPION_ALERT,))
+    assert why in texts(slack(message, locale))
+    assert why in render_email(message, audience(locale)).text
+    # On a critical account, nothing to explain.
+    assert why not in texts(slack(AlertMessage("immediate", ACCOUNT, (CHAMPION_ALERT,)), locale))
+
+
+def test_each_alert_says_its_next_step_from_the_playbook() -> None:
+    account = snapshot(CHAMPION, risk=48, level="medium", tier="key")
+    en = render_email(AlertMessage("immediate", account, (CHAMPION_ALERT,)), audience("en")).text
+    # due 14 days after the alert fired (3 days ago)
+    assert "Next step: Identify the new champion and book an introduction, by Dec 1, 2026 (in 11 days)" in en
+    # on a strategic account, the rescue practice: escalate early to a senior sponsor
+    strategic = render_email(AlertMessage("immediate", snapshot(CHAMPION), (CHAMPION_ALERT,)), audience("fr")).text
+    assert "Prochaine étape\u00a0: Escalader sans attendre" in strategic
 
 
 @pytest.mark.parametrize(
@@ -194,31 +272,25 @@ def test_resolved_message_has_no_action_buttons() -> None:
     ],
 )
 def test_risk_line(account: AccountSnapshot, locale: Locale, line: str) -> None:
-    assert risk_line(account, locale) == line
+    assert risk_line(account, Reader(locale, "UTC", AS_OF)) == line
 
 
-def test_email_alert_in_french() -> None:
-    email = render_email(
-        AlertMessage("immediate", ACCOUNT, (CHAMPION_ALERT,), folded=(REVIEW_ALERT,)),
-        locale="fr",
-        timezone="Europe/Paris",
-        base_url=BASE,
-    )
-    assert email.subject == "[kamwatch] Critique\u00a0: Acme SA — Claire Martin (champion) a quitté le compte"
+def test_email_alert_in_french_with_its_links() -> None:
+    email = render_email(AlertMessage("immediate", ACCOUNT, (CHAMPION_ALERT,), folded=(REVIEW_ALERT,)), audience("fr"))
+    assert email.subject.startswith("[kamwatch] Critique\u00a0: Acme SA — Claire Martin (champion) a quitté le compte")
     for body in (email.text, email.html):
-        assert "Claire Martin (champion) a quitté le compte il y a 3 jours" in body
         assert "Principaux facteurs" in body
         assert "Également sur ce compte" in body
-        assert "https://kamwatch.example.com/widget/accounts/acme" in body
-    assert "Ouvrir le compte\u00a0: https://kamwatch.example.com/widget/accounts/acme" in email.text
+        assert f"{BASE}/widget/accounts/acme" in body
+        assert "/widget/accounts/acme/alerts/42/feedback?verdict=useful" in body
+        assert "/widget/accounts/acme/alerts/42/feedback?verdict=false_alarm" in body
+    assert f"Ouvrir le compte\u00a0: {BASE}/widget/accounts/acme" in email.text
     assert '<html lang="fr">' in email.html
 
 
 def test_email_html_is_escaped_and_text_is_not() -> None:
     account = snapshot(DROP, name="Dupont & <Fils>", account_id="dupont/fils", level="high", risk=60)
-    email = render_email(
-        AlertMessage("immediate", account, (REVIEW_ALERT,)), locale="en", timezone="UTC", base_url=BASE
-    )
+    email = render_email(AlertMessage("immediate", account, (REVIEW_ALERT,)), audience("en"))
     assert "Dupont &amp; &lt;Fils&gt;" in email.html
     assert "<Fils>" not in email.html
     assert "Dupont & <Fils>" in email.text
@@ -233,7 +305,15 @@ def digest(sections: int, alerts_each: int) -> Digest:
                 snapshot(MISSED, account_id=f"acc-{i}", name=f"Account {i}", level="high", risk=60),
                 tuple(
                     AlertItem(
-                        100 * i + j, f"acc-{i}:r{j}", "business_review_missed", "warning", f"t{j}", f"t{j} fr", ago(1)
+                        100 * i + j,
+                        f"acc-{i}:r{j}",
+                        "business_review_missed",
+                        "warning",
+                        f"t{j}",
+                        f"t{j} fr",
+                        ago(1),
+                        None,
+                        (MISSED,),
                     )
                     for j in range(alerts_each)
                 ),
@@ -247,43 +327,43 @@ def digest(sections: int, alerts_each: int) -> Digest:
 @pytest.mark.parametrize(
     ("locale", "subject"),
     [
-        ("en", "[kamwatch] Daily digest, 2026-11-21: 4 alerts on 2 accounts"),
-        ("fr", "[kamwatch] Résumé du 21/11/2026\u00a0: 4 alertes sur 2 comptes"),
+        ("en", "[kamwatch] Daily summary, Nov 21, 2026: 4 alerts on 2 accounts"),
+        ("fr", "[kamwatch] Résumé du 21 nov. 2026\u00a0: 4 alertes sur 2 comptes"),
     ],
 )
 def test_digest_email(locale: Locale, subject: str) -> None:
-    email = render_digest_email(digest(2, 2), locale=locale, timezone="Europe/Paris", base_url=BASE)
+    email = render_digest_email(digest(2, 2), audience(locale))
     assert email.subject == subject
     for body in (email.text, email.html):
         assert "Account 0" in body
         assert "Account 1" in body
-        assert account_url(BASE, "acc-1") in body
-        assert (MISSED.message_en if locale == "en" else MISSED.message_fr) in body
+        assert f"{BASE}/widget/accounts/acc-1" in body
     if locale == "fr":
         assert "Revue d'affaires manquée" in email.text
         assert "Revue d&#39;affaires manquée" in email.html
-        assert "Résolue\u00a0: Risque élevé (62/100)" in email.text
+        assert "Résolue\u00a0: Risque élevé (60/100)" in email.text
+        assert "résumé quotidien car vous êtes responsable de ces comptes" in email.text
 
 
 def test_digest_singular_in_french() -> None:
-    email = render_digest_email(digest(1, 1), locale="fr", timezone="UTC", base_url=BASE)
+    email = render_digest_email(digest(1, 1), audience("fr"))
     assert email.subject.endswith("1 alerte sur 1 compte")
 
 
 def test_digest_slack_has_buttons_per_alert_and_respects_the_block_limit() -> None:
-    small = render_digest_slack(digest(2, 2), locale="en", timezone="UTC", base_url=BASE)
-    assert {b["value"] for b in buttons(small) if b["action_id"] == "alert_ack"} == {"0", "1", "100", "101"}
-    actions = [b for b in small["blocks"] if b["type"] == "actions"]
+    small = render_digest_slack(digest(2, 2), audience("en"))
+    assert {b["value"] for b in buttons(small) if b["action_id"] == ACK_ACTION} == {"0", "1", "100", "101"}
+    actions = [b for b in small["blocks"] if b["type"] == "actions" and "block_id" in b]
     assert all(len({e["action_id"] for e in b["elements"]}) == len(b["elements"]) for b in actions)
     assert len({b["block_id"] for b in actions}) == len(actions) == 4
-    big = render_digest_slack(digest(10, 5), locale="fr", timezone="UTC", base_url=BASE)
+    big = render_digest_slack(digest(10, 5), audience("fr"))
     assert len(big["blocks"]) <= 50
-    shown = sum(1 for b in buttons(big) if b["action_id"] == "alert_ack")
-    assert big["blocks"][-1]["elements"][0]["text"] == f"… et {50 - shown} de plus"
+    shown = sum(1 for b in buttons(big) if b["action_id"] == ACK_ACTION)
+    assert big["blocks"][-2]["elements"][0]["text"] == f"… et {50 - shown} autres alertes"
 
 
-def test_money_rounds_to_whole_units() -> None:
+def test_money_always_carries_its_currency() -> None:
     payload = slack(
         AlertMessage("immediate", snapshot(arr=Decimal("1234567.89"), currency="USD"), (LEVEL_ALERT,)), "en"
     )
-    assert "USD 1,234,568" in texts(payload)
+    assert "$1,234,567.89" in texts(payload)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, timedelta
 
 import orjson
@@ -9,16 +10,23 @@ import pytest
 
 from alerts.messages import AlertItem, AlertMessage, DigestSection
 from alerts.outbox import (
+    Outgoing,
     PayloadError,
+    Standing,
+    as_it_stands,
     digest_payload,
     merge_digests,
     message_from_payload,
     message_payload,
+    read_payloads,
     render_payloads,
     retry_delay,
 )
 from schemas.vocabulary import Locale, Severity
+from services.flows.links import UnsignedLinks
 from tests.unit.alerts.helpers import AS_OF, driver, snapshot
+
+LINKS = UnsignedLinks("https://k.example")
 
 
 def item(alert_id: int, key: str = "acme:usage_drop", severity: Severity = "warning", hours: int = 0) -> AlertItem:
@@ -34,8 +42,10 @@ def item(alert_id: int, key: str = "acme:usage_drop", severity: Severity = "warn
 
 
 def test_a_message_payload_survives_json() -> None:
-    account = snapshot(driver("usage.drop", 70, since=AS_OF, evidence={"drop_pct": 40}), risk=72.5, risk_7d_ago=50.0)
-    message = AlertMessage("escalation", account, (item(1),), folded=(item(2, "acme:nps_detractor"),), kam_name="Léa")
+    drop = driver("usage.drop", 70, since=AS_OF, evidence={"drop_pct": 40})
+    account = snapshot(drop, risk=72.5, risk_7d_ago=50.0)
+    alert = replace(item(1), subject="C-7", drivers=(drop,), state="acknowledged")
+    message = AlertMessage("escalation", account, (alert,), folded=(item(2, "acme:nps_detractor"),), kam_name="Léa")
     payload = orjson.loads(orjson.dumps(message_payload(message, to="x@example.com", locale="fr", timezone="UTC")))
     assert message_from_payload(payload) == message
 
@@ -66,7 +76,7 @@ def test_digest_parts_merge_by_account_and_resolved_alerts_are_listed_once() -> 
     assert acme_section.account.risk == 80.0  # the newest snapshot
     assert [i.alert_id for i in acme_section.alerts] == [1]
     assert [i.alert_id for i in acme_section.resolved] == [2]
-    rendered = render_payloads([first, second], "email", base_url="https://k.example")
+    rendered = render_payloads([first, second], "email", now=AS_OF, links=LINKS)
     assert rendered.email is not None
     assert "3 alerts" not in rendered.email.subject
 
@@ -74,9 +84,9 @@ def test_digest_parts_merge_by_account_and_resolved_alerts_are_listed_once() -> 
 def test_only_digests_merge() -> None:
     message = message_payload(AlertMessage("immediate", snapshot(), (item(1),)), to="x", locale="en", timezone="UTC")
     with pytest.raises(PayloadError):
-        render_payloads([message, message], "slack", base_url="https://k.example")
+        render_payloads([message, message], "slack", now=AS_OF, links=LINKS)
     with pytest.raises(PayloadError):
-        render_payloads([{"v": 99, "format": "message"}], "slack", base_url="https://k.example")
+        render_payloads([{"v": 99, "format": "message"}], "slack", now=AS_OF, links=LINKS)
 
 
 @pytest.mark.parametrize(
@@ -94,7 +104,7 @@ def test_retry_delay(attempts: int, jitter: float, expected: float) -> None:
 
 @pytest.mark.parametrize(
     ("locale", "news", "cleared"),
-    [("en", "Daily digest", "Resolved: Usage down"), ("fr", "Résumé du", "Résolue\u00a0: Usage en baisse")],
+    [("en", "Daily summary", "Resolved: Usage drop"), ("fr", "Résumé du", "Résolue\u00a0: Baisse d'utilisation")],
 )
 def test_cleared_notes_riding_with_news_render_in_the_kams_locale(locale: Locale, news: str, cleared: str) -> None:
     # The news planned by one evaluation, cleared notes of another account from days before by another: one digest.
@@ -113,13 +123,53 @@ def test_cleared_notes_riding_with_news_render_in_the_kams_locale(locale: Locale
         locale=locale,
         timezone="Europe/Paris",
     )
-    rendered = render_payloads([news_part, cleared_part], "email", base_url="https://k.example")
+    rendered = render_payloads([news_part, cleared_part], "email", now=AS_OF, links=LINKS)
     assert rendered.email is not None
     assert news in rendered.email.subject
     assert cleared in rendered.email.text
     globex, acme = rendered.email.text.split("== Globex ==")[1].split("== Acme SA ==")
     assert cleared not in globex  # the news first, the cleared note under its own account
     assert cleared in acme
-    slack = render_payloads([news_part, cleared_part], "slack", base_url="https://k.example").slack
+    slack = render_payloads([news_part, cleared_part], "slack", now=AS_OF, links=LINKS).slack
     assert slack is not None
     assert f"✅ {cleared}" in orjson.dumps(slack["blocks"]).decode()
+
+
+def test_a_message_is_sent_as_things_stand_not_as_they_were_queued() -> None:
+    queued = message_payload(
+        AlertMessage("immediate", snapshot(risk=60.0, level="high"), (item(1),)), to="x", locale="en", timezone="UTC"
+    )
+    now_account = snapshot(risk=85.0, level="critical")
+    raised = replace(item(1), severity="critical")
+    standing = Standing(accounts={"acme": now_account}, closed=frozenset(), alerts={1: raised})
+    current = as_it_stands(read_payloads([queued]), standing)
+    assert current is not None
+    assert current.message is not None
+    assert (current.message.account.risk, current.message.alerts[0].severity) == (85.0, "critical")
+    # Closed (lost) since it was queued: nothing is sent about it.
+    assert as_it_stands(read_payloads([queued]), Standing({}, frozenset({"acme"}), {})) is None
+
+
+def test_a_digest_drops_closed_accounts_and_shows_alerts_resolved_since_as_resolved() -> None:
+    day = date(2026, 11, 21)
+    part = digest_payload(
+        day,
+        [
+            DigestSection(snapshot(), (item(1), item(2, "acme:risk_jump"))),
+            DigestSection(snapshot(account_id="globex", name="Globex"), (item(3, "globex:usage_drop"),)),
+        ],
+        to="lea",
+        locale="en",
+        timezone="UTC",
+    )
+    standing = Standing({}, frozenset({"globex"}), {2: replace(item(2, "acme:risk_jump"), state="resolved")})
+    current = as_it_stands(read_payloads([part]), standing)
+    assert current is not None
+    assert current.digest is not None
+    [acme] = current.digest.sections
+    assert ([i.alert_id for i in acme.alerts], [i.alert_id for i in acme.resolved]) == ([1], [2])
+    only_globex = digest_payload(
+        day, [DigestSection(snapshot(account_id="globex"), (item(3),))], to="lea", locale="en", timezone="UTC"
+    )
+    assert as_it_stands(read_payloads([only_globex]), standing) is None
+    assert isinstance(read_payloads([part]), Outgoing)

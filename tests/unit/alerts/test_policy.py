@@ -367,7 +367,7 @@ def test_raised_to_critical_is_notified_unless_snoozed() -> None:
 
 
 def resolved(alert: OpenAlert) -> Resolved:
-    return Resolved(alert.alert_id, alert.dedup_key, alert.account_id, alert.rule, alert.subject, AS_OF, "r", "r")
+    return Resolved(alert.alert_id, alert.dedup_key, alert.account_id, alert.rule, alert.subject, AS_OF, "r")
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from alerts.model import DesiredAlert, OpenAlert, dedup_key
-from alerts.reconcile import Changes, Opened, reconcile
-from schemas.vocabulary import Severity
+from alerts.reconcile import Changes, Opened, close_accounts, reconcile
+from schemas.vocabulary import Closure, Severity
 from tests.unit.alerts.helpers import AS_OF, ago, open_alert
 
 
@@ -64,12 +64,24 @@ def test_severity_change_updates_the_existing_alert() -> None:
     assert not lowered.raised
 
 
-def test_cleared_condition_is_resolved_with_a_message() -> None:
+def test_cleared_condition_is_resolved_with_a_note() -> None:
     existing = open_alert("acme:champion_left:C-7", alert_id=9, severity="critical")
     (resolved,) = reconcile([], [existing], AS_OF).resolved
     assert (resolved.alert_id, resolved.resolved_at, resolved.subject) == (9, AS_OF, "C-7")
-    assert resolved.message_en == "Resolved: Champion left (C-7), the condition has cleared"
-    assert resolved.message_fr == "Alerte résolue\u00a0: Départ du champion (C-7), la condition n'est plus remplie"
+    assert resolved.note == "condition cleared"
+
+
+def test_a_closed_account_resolves_every_open_alert_dated_its_closure_with_the_reason() -> None:
+    lost = Closure("acme", ago(days=1), "moved to a competitor")
+    mine = [open_alert("acme:champion_left:C-7", alert_id=9), open_alert("acme:risk_level", alert_id=10)]
+    other = open_alert("globex:risk_level", alert_id=11)
+    changes = close_accounts([*mine, other], {"acme": lost})
+    assert [(r.alert_id, r.resolved_at) for r in changes.resolved] == [(9, ago(days=1)), (10, ago(days=1))]
+    assert {r.note for r in changes.resolved} == {"account lost on 2026-11-19: moved to a competitor"}
+    assert (changes.opened, changes.clearing, changes.severity_changed) == ((), (), ())
+    # An alert that fired after the closure (the churn reached kamwatch late) resolves when it fired, not before.
+    late = open_alert("acme:usage_drop", alert_id=12, fired_at=AS_OF)
+    assert [r.resolved_at for r in close_accounts([late], {"acme": lost}).resolved] == [AS_OF]
 
 
 def test_subjects_are_separate_alerts() -> None:

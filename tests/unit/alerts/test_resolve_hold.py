@@ -112,11 +112,7 @@ def test_reconcile_with_a_hold(open_alerts: list[OpenAlert], wanted: list[Desire
 def test_clear_past_the_hold_resolves_dated_its_end_with_the_day_it_cleared() -> None:
     (r,) = reconcile([], [clearing(ago(days=9))], AS_OF, week).resolved
     assert (r.alert_id, r.resolved_at) == (7, ago(days=2))
-    assert r.message_en == "Resolved: Usage drop, the condition has stayed clear since 2026-11-11"
-    assert (
-        r.message_fr
-        == "Alerte résolue\u00a0: Baisse d'utilisation, la condition n'est plus remplie depuis le 11/11/2026"
-    )
+    assert r.note == "condition clear since 2026-11-11T12:00:00+00:00"
 
 
 def test_a_condition_back_with_another_severity_continues_the_alert_regraded() -> None:

@@ -64,7 +64,7 @@ async def _load() -> Dataset:
     db = await Database.open(Settings())
     try:
         async with db.transaction() as conn:
-            end: datetime = await conn.fetchval("SELECT max(event_time) FROM event_keys")
+            end: datetime = await conn.fetchval("SELECT max(event_time) FROM raw_events")
             ids = [r["account_id"] for r in await conn.fetch("SELECT account_id FROM accounts ORDER BY 1")]
             signals = await load_signals(conn, ids, end, _HUGE)
             profiles: dict[str, list[tuple[datetime, AccountProfile]]] = defaultdict(list)
@@ -84,6 +84,7 @@ async def _load() -> Dataset:
                             data["tier"],
                             Decimal(str(data["arr"])),
                             date.fromisoformat(renewal) if renewal else None,
+                            data.get("industry"),
                         ),
                     )
                 )

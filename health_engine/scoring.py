@@ -218,6 +218,22 @@ def _in_a_row(lasted: int) -> tuple[str, str]:
 
 Calendar = tuple[list[list[date]], dict[date, tuple[int, float]]]
 _calendars: dict[tuple[date, int, str | None], tuple[UsageConfig, Calendar]] = {}
+_seasons: dict[tuple[int, str | None], tuple[UsageConfig, dict[tuple[int, int], float]]] = {}
+
+
+def _season(cfg: UsageConfig, industry: str | None) -> dict[tuple[int, int], float]:
+    """The seasonal factor of every (month, day) of the year for an industry (computed once per config)."""
+    key = (id(cfg), industry)
+    cached = _seasons.get(key)
+    if cached is not None and cached[0] is cfg:
+        return cached[1]
+    leap = date(2024, 1, 1)
+    days = (leap + timedelta(days=n) for n in range(366))
+    table = {(d.month, d.day): cfg.seasonal_factor(d, industry) for d in days}
+    if len(_seasons) >= 256:
+        _seasons.clear()
+    _seasons[key] = (cfg, table)
+    return table
 
 
 def _calendar(today: date, cfg: UsageConfig, industry: str | None) -> Calendar:
@@ -225,13 +241,14 @@ def _calendar(today: date, cfg: UsageConfig, industry: str | None) -> Calendar:
     once. Each day maps to its block and to what the business calendar (the account's industry's) expects of it
     (its seasonal factor), so a summer or year-end lull is no drop. Computed once per day, config and industry,
     shared by the accounts (the cache is keyed by the config's identity: hashing the config cost more than the
-    scoring around it; a replay scoring an account at every day of its history keeps them all)."""
+    scoring around it)."""
     key = (today, id(cfg), industry)
     cached = _calendars.get(key)
     if cached is not None and cached[0] is cfg:
         return cached[1]
+    season = _season(cfg, industry)
     weeks = [[today - timedelta(days=7 * (k + 1) - i) for i in range(7)] for k in range(cfg.weeks_seen)]
-    expected = {day: (k, cfg.seasonal_factor(day, industry)) for k, week in enumerate(weeks) for day in week}
+    expected = {day: (k, season[day.month, day.day]) for k, week in enumerate(weeks) for day in week}
     if len(_calendars) >= 4096:
         _calendars.clear()
     _calendars[key] = (cfg, (weeks, expected))

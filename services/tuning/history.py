@@ -67,6 +67,13 @@ class History:
     accounts: Mapping[str, AccountHistory]
     kams: Mapping[str, Kam]
     outcomes: Mapping[str, Outcome]
+    portfolio_size: int = 0
+    """Accounts of the whole portfolio (0: ``accounts`` is all of it): a part's messages per KAM-week are
+    counted as a share of the KAMs' weeks."""
+
+    @property
+    def portfolio(self) -> int:
+        return self.portfolio_size or len(self.accounts)
 
     def midnights(self) -> list[datetime]:
         """Every midnight (UTC) after the first event up to the end: when the time-driven sweep runs."""
@@ -82,6 +89,7 @@ class History:
         keep = set(account_ids)
         return replace(
             self,
+            portfolio_size=self.portfolio,
             accounts={a: h for a, h in self.accounts.items() if a in keep},
             outcomes={a: o for a, o in self.outcomes.items() if a in keep},
         )

@@ -284,7 +284,7 @@ def replay(
         states.append(state)
     owners = {p.owner_kam_id for h in history.accounts.values() for p in h.profiles if p.owner_kam_id is not None}
     weeks = (history.end - history.start).total_seconds() / (7 * 86400)
-    share = len(scope) / len(history.accounts) if history.accounts else 0.0
+    share = len(scope) / history.portfolio if history.accounts else 0.0
     kam_weeks = len(owners & set(history.kams)) * weeks * share
     messages = alert_messages(states, history.kams, rules, kam_weeks)
     return LivedRun(tuple(a for s in states for a in s.alerts), messages)

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import optuna
 
@@ -41,6 +42,14 @@ class Budget:
     """A rule that pages must have at least this precision (rules with fewer than ``min_judged`` judged alerts
     are not held to it)."""
     min_judged: int = 10
+
+    NAMES: ClassVar[tuple[str, ...]] = (
+        "immediate_per_kam_week",
+        "digests_per_kam_week",
+        "healthy_alerted",
+        "healthy_paged",
+        "rule_precision",
+    )
 
     def violations(self, f: EarlyWarningFigures) -> list[float]:
         """One value per constraint, at most 0 when it holds (how far over it is otherwise)."""
@@ -79,7 +88,7 @@ class Parameter:
         return trial.suggest_float(name, self.low, self.high, step=self.step)
 
     def current(self, candidate: Candidate) -> Any:
-        value: Any = candidate.scoring if self.target == "scoring" else candidate.rules
+        value: Any = candidate.scoring if self.target == "scoring" else candidate.rules.rules
         for part in self.path.split("."):
             value = getattr(value, part)
         return value
@@ -89,26 +98,38 @@ class Parameter:
 # the hand-over grace, each rule's threshold and whether it pages. Driver-level values take a few choices
 # (each choice is computed once and kept, see DriverCache), the others a range.
 SEARCH_SPACE: tuple[Parameter, ...] = (
-    Parameter("scoring", "levels.high", 45, 65, step=1),
-    Parameter("scoring", "levels.critical", 66, 88, step=1),
+    Parameter("scoring", "levels.high", 45, 70, step=1),
+    Parameter("scoring", "levels.critical", 66, 90, step=1),
     Parameter("scoring", "tiers.strategic.acute_factor", 0.6, 0.95, step=0.05),
     Parameter("scoring", "tiers.key.acute_factor", 0.6, 0.95, step=0.05),
     Parameter("scoring", "tiers.standard.acute_factor", 0.55, 0.95, step=0.05),
-    Parameter("scoring", "relationship.successor_grace_days", choices=(7, 10, 14)),
+    Parameter("scoring", "relationship.successor_grace_days", choices=(7, 10, 14, 21)),
     Parameter("scoring", "engagement.nps.low", choices=(15.0, 30.0, 45.0)),
-    Parameter("rules", "usage_drop.min_points", 25, 60, step=5),
+    Parameter("rules", "usage_drop.min_points", 25, 70, step=5),
     Parameter("rules", "ticket_surge.min_points", 25, 70, step=5),
     Parameter("rules", "urgent_ticket_open.min_points", 35, 70, step=5),
     Parameter("rules", "payment_late.min_points", 30, 80, step=5),
     Parameter("rules", "payment_failed.min_points", 25, 70, step=5),
-    Parameter("rules", "business_review_missed.min_points", 15, 50, step=5),
-    Parameter("rules", "nps_detractor.min_points", 15, 70, step=5),
+    Parameter("rules", "business_review_missed.min_points", 15, 55, step=5),
+    Parameter("rules", "nps_detractor.min_points", 15, 75, step=5),
     Parameter("rules", "new_executive_unengaged.min_points", 0, 45, step=5),
     Parameter("rules", "champion_left.compound_level", choices=("high", "critical")),
+    Parameter("rules", "sponsor_left.compound_level", choices=("high", "critical")),
+    Parameter("rules", "decision_maker_left.compound_level", choices=("high", "critical")),
+    Parameter("rules", "usage_drop.for_days", choices=(0.0, 7.0, 14.0, 21.0)),
+    Parameter("rules", "risk_level.for_days", choices=(0.0, 7.0, 14.0)),
+    Parameter("rules", "ticket_surge.for_days", choices=(0.0, 7.0, 14.0)),
+    Parameter("rules", "payment_late.for_days", choices=(0.0, 14.0, 30.0)),
+    Parameter("rules", "nps_detractor.for_days", choices=(0.0, 14.0, 30.0)),
+    Parameter("rules", "business_review_missed.for_days", choices=(0.0, 14.0, 30.0)),
     Parameter("rules", "risk_jump.enabled", choices=(True, False)),
+    Parameter("rules", "usage_drop.enabled", choices=(True, False)),
     Parameter("rules", "ticket_surge.enabled", choices=(True, False)),
     Parameter("rules", "urgent_ticket_open.enabled", choices=(True, False)),
     Parameter("rules", "payment_late.enabled", choices=(True, False)),
+    Parameter("rules", "business_review_missed.enabled", choices=(True, False)),
+    Parameter("rules", "nps_detractor.enabled", choices=(True, False)),
+    Parameter("rules", "renewal_at_risk.enabled", choices=(True, False)),
 )
 
 
@@ -122,7 +143,7 @@ class Candidate:
         documents = {"scoring": self.scoring.model_dump(mode="json"), "rules": self.rules.model_dump(mode="json")}
         for name, value in values.items():
             target, _, path = name.partition(".")
-            node = documents[target]
+            node = documents[target] if target == "scoring" else documents[target]["rules"]
             *parents, last = path.split(".")
             for part in parents:
                 node = node[part]
@@ -212,17 +233,16 @@ def tune(
         candidate = current.with_values(values, version)
         result = judge(tuning_history, candidate, budget, tuning, cache=cache, unannounced=unannounced)
         judged[trial.number] = result
-        trial.set_user_attr("violations", result.violations)
+        for name, violation in zip(Budget.NAMES, result.violations, strict=True):
+            trial.set_constraint(name, violation)
         if progress is not None:
             progress(trial.number, result)
         return result.objective
 
-    def constraints(trial: optuna.trial.FrozenTrial) -> Sequence[float]:
-        violations: list[float] = trial.user_attrs["violations"]
-        return violations
-
     optuna.logging.set_verbosity(logging.WARNING)
-    sampler = optuna.samplers.TPESampler(seed=seed, constraints_func=constraints, multivariate=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=min(10, trials))
     study = optuna.create_study(direction="maximize", sampler=sampler)
     study.enqueue_trial({f"{p.target}.{p.path}": _plain(p.current(current)) for p in space}, skip_if_exists=True)
     study.optimize(objective, n_trials=trials)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from alerts.config import AlertsConfig, load_rules_config
@@ -12,7 +13,9 @@ from alerts.model import AccountSnapshot, Kam, OpenAlert
 from schemas.vocabulary import Driver, EvidenceValue, Severity
 
 AS_OF = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-CONFIG = load_rules_config(None)
+# The mechanism tests' own rules (the shipped ones come from kamwatch tune and move); SHIPPED for what ships.
+CONFIG = load_rules_config(Path(__file__).with_name("rules_for_tests.yaml"))
+SHIPPED = load_rules_config(None)
 
 
 def ago(days: float = 0, hours: float = 0) -> datetime:

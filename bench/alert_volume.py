@@ -9,7 +9,10 @@ outcomes:
   alerts it carries) and daily digests, and the alerts behind each;
 - share of churned accounts alerted at least 30 days before their churn (an alert opened within the lookback
   window before that);
-- share of immediate alerts on accounts that later churned or downgraded.
+- share of immediate alerts on accounts that later churned or downgraded;
+- the acceptance figures of ``alerts.early_warning``: losses (churned or downgraded) alerted at least 30 days
+  ahead and the ceiling (losses the simulator announced with no signal at all), median lead time, healthy
+  accounts alerted and paged, each rule's precision and share of the recall (digest-only rules say so).
 
     .venv/bin/python bench/alert_volume.py --accounts 200 --kams 8 --days 240 --seed 7
 
@@ -32,14 +35,14 @@ import orjson
 from alerts.config import load_rules_config
 from alerts.early_warning import AlertRecord, Messages, Outcome, early_warning, report_lines
 from health_engine.config import load_scoring_config
-from services.flows.backtesting import stored_outcomes
 from services.flows.alerting import build_alerting
+from services.flows.backtesting import stored_outcomes
 from services.flows.evaluation import HealthEngine
 from services.flows.ingest import Pipeline
 from services.flows.replay import replay_as_lived
 from services.platform.database import Database, start_embedded
 from services.platform.settings import Settings
-from services.simulator.generator import simulate_to_dir
+from services.simulator.generator import plan_portfolio, simulate_to_dir
 
 # When each alert was opened: its first transition (fired_at may be earlier, when the condition began).
 _OPENED = "(SELECT min(t.at) FROM alert_transitions t WHERE t.alert_id = al.id AND t.from_state IS NULL)"
@@ -165,6 +168,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     weeks = max((last - first).total_seconds() / (7 * 86400), 1e-9)
     per_kam_week = max(kams, 1) * weeks
     rules = load_rules_config(settings.alert_rules)
+    plan = plan_portfolio(args.accounts, args.kams, args.days, args.seed, args.start)
     figures = early_warning(
         records,
         outcomes,
@@ -173,7 +177,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         messages=Messages(
             messages.get("immediate", 0), messages.get("digest", 0), per_kam_week, messages["digest with new alerts"]
         ),
-        digest_only=[],
+        digest_only=rules.digest_only_rules(),
+        unannounced=[a.account_id for a in plan.accounts if a.unannounced_loss],
         lead_days=args.lead_days,
         window_days=args.lookback_days,
     )

@@ -69,7 +69,7 @@ async def test_an_ingested_batch_rescores_the_accounts_it_touched(db: Database) 
     )
     assert result.touched_accounts == {"acme"}
     [(new_risk, new_level, drivers)] = await rows(db, "SELECT risk, level, drivers FROM account_health")
-    assert new_level in ("high", "critical")
+    assert new_level != "low"  # a champion gone: news, while a successor may still be named
     assert new_risk > risk
     champion = next(d for d in drivers if d["code"] == "relationship.champion_left")
     assert "Claire Martin" in champion["message_en"]

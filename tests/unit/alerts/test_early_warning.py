@@ -70,7 +70,8 @@ def test_rule_precision_and_contribution_to_recall() -> None:
     assert rules["nps_detractor"].precision == 1.0
     assert (rules["usage_drop"].losses_caught, rules["usage_drop"].losses_only) == (1, 0)
     assert (rules["nps_detractor"].losses_caught, rules["nps_detractor"].losses_only) == (2, 1)
-    assert rules["payment_late"].digest_only and rules["payment_late"].alerts == 0
+    assert rules["payment_late"].digest_only
+    assert rules["payment_late"].alerts == 0
 
 
 def test_messages_per_kam_week_and_the_ceiling() -> None:

@@ -26,6 +26,7 @@ from schemas.vocabulary import Level
 SCORING = load_scoring_config(None)
 RULES = load_rules_config(None)
 GRACE = timedelta(days=SCORING.relationship.successor_grace_days)
+COMPOUND = RULES.rules.champion_left.compound_level  # the level at which other signals compound on a departure
 LEFT = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 START = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
 H = timedelta(hours=1)
@@ -83,7 +84,7 @@ CASES = [
     ("named the same day: cleared", "champion", 2 * H, 3 * H, True, None, "named", None),
     ("named late: a page meanwhile", "champion", GRACE + 5 * D, GRACE + D, True, None, "none", "critical"),
     ("named late: then cleared", "champion", GRACE + 5 * D, GRACE + 6 * D, True, None, "named", None),
-    ("other signals compound: a page at once", "champion", None, D, True, "high", "pending", "critical"),
+    ("other signals compound: a page at once", "champion", None, D, True, COMPOUND, "pending", "critical"),
     ("a sponsor with a decision maker left: news", "executive_sponsor", None, D, True, None, "pending", "warning"),
     ("the only decision-level contact: a page", "executive_sponsor", None, D, False, None, "pending", "critical"),
     ("the only one, replaced: cleared", "executive_sponsor", 2 * D, 3 * D, False, None, "named", None),

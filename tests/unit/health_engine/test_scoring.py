@@ -309,8 +309,9 @@ def test_seasonal_lull_is_not_a_usage_drop() -> None:
 def test_an_industrys_own_lull_is_not_a_usage_drop_for_its_accounts_only() -> None:
     """Retail's quiet weeks after the holidays: no drop for a retailer, a drop for anyone else."""
     as_of = datetime(2026, 1, 29, 12, tzinfo=UTC)
+    # Usage as the portfolio's calendar expects it (the year-end holidays), and 55% of that from January 8.
     lull = tuple(
-        (d, 55.0 if date(2026, 1, 8) <= d else 100.0, 10)
+        (d, 100.0 * CONFIG.usage.seasonal_factor(d) * (0.55 if date(2026, 1, 8) <= d else 1.0), 10)
         for d in (as_of.date() - timedelta(days=n) for n in range(1, 71))
     )
     retail = SeasonalPeriod(start="01-08", end="02-20", factor=0.55, industries=("retail",))

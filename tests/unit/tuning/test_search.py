@@ -92,7 +92,8 @@ def test_held_out_figures_are_never_used_to_tune() -> None:
     plain = tune(portfolio(held_out_nps=5), current(), budget=ROOMY, trials=5, seed=3, space=space, progress=progress)
     other = tune(portfolio(held_out_nps=9), current(), budget=ROOMY, trials=5, seed=3, space=space)
 
-    assert set(seen) == {len(plain.tuning_accounts)} and len(plain.tuning_accounts) < 40
+    assert set(seen) == {len(plain.tuning_accounts)}
+    assert len(plain.tuning_accounts) < 40
     assert set(plain.tuning_accounts).isdisjoint(plain.held_out_accounts)
     assert plain.best[0].candidate == other.best[0].candidate
     assert plain.best[0].figures == other.best[0].figures
@@ -100,13 +101,14 @@ def test_held_out_figures_are_never_used_to_tune() -> None:
 
 
 def test_the_budget_decides_what_is_feasible() -> None:
-    strict = Budget(healthy_alerted=0.0)
-    result = tune(portfolio(), current(), budget=strict, trials=4, seed=3, space=[NPS_LOW])
-    # alerting the mild detractors alerts no healthy account here: still within a zero-noise budget
+    """A healthy account answering 5 too: alerting mild detractors now alerts it, over a zero-noise budget, so
+    the search keeps the current configs (within budget, if catching nothing)."""
+    history = portfolio()
+    noisy = replace(history, accounts={**history.accounts, "acc-01": account("acc-01", 5)})
+    result = tune(noisy, current(), budget=Budget(healthy_alerted=0.0), trials=3, seed=3, space=[NPS_LOW])
     assert result.best[0].feasible
-    noisy = replace(portfolio(), accounts={**portfolio().accounts, "acc-01": account("acc-01", 5)})
-    result = tune(noisy, current(), budget=strict, trials=4, seed=3, space=[NPS_LOW])
-    assert result.best[0].candidate.scoring.engagement.nps.low == 5.0 or not result.best[0].feasible
+    assert result.best[0].candidate.scoring.engagement.nps.low == 5.0
+    assert result.feasible_trials < result.trials
 
 
 def test_replay_pages_a_departure_only_once_the_grace_has_passed() -> None:

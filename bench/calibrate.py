@@ -35,9 +35,8 @@ from pathlib import Path
 import orjson
 
 from health_engine.backtest import AccountOutcome, HorizonReport, ScorePoint, evaluate
-from health_engine.config import ScoringConfig, load_scoring_config
+from health_engine.config import ScoringConfig, Windows, load_scoring_config
 from health_engine.model import AccountProfile, AccountSignals, Engagement, HealthScore, UsageDay
-from health_engine.repository import Windows
 from health_engine.scoring import score_account
 
 _HUGE = Windows(usage_days=100_000, ticket_days=100_000, invoice_days=100_000, engagement_days=100_000)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Self
@@ -308,6 +309,26 @@ class ScoringConfig(_Strict):
     payment: PaymentConfig
     relationship: RelationshipConfig
     engagement: EngagementConfig
+
+
+@dataclass(frozen=True, slots=True)
+class Windows:
+    """How far back each kind of signal matters at ``as_of`` (derived from the scoring config)."""
+
+    usage_days: int
+    ticket_days: int
+    invoice_days: int
+    engagement_days: int
+
+    @classmethod
+    def of(cls, config: ScoringConfig) -> Windows:
+        support, payment, engagement = config.support, config.payment, config.engagement
+        return cls(
+            usage_days=7 * config.usage.weeks_seen + 1,
+            ticket_days=max(support.recent_days + support.baseline_days, support.lookback_days) + 1,
+            invoice_days=max(payment.written_off_lookback_days, payment.failed_lookback_days, 400),
+            engagement_days=max(engagement.lookback_days, engagement.nps_max_age_days, 1) + 1,
+        )
 
 
 def load_scoring_config(path: Path | None = None) -> ScoringConfig:

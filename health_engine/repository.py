@@ -16,7 +16,7 @@ from typing import Any, Literal
 import asyncpg
 import orjson
 
-from health_engine.config import ScoringConfig
+from health_engine.config import Windows
 from health_engine.model import (
     AccountProfile,
     AccountSignals,
@@ -31,26 +31,6 @@ from schemas import vocabulary
 from schemas.tables import account_shard_sql
 
 _DECISION_ROLES = ["executive_sponsor", "decision_maker"]
-
-
-@dataclass(frozen=True, slots=True)
-class Windows:
-    """How far back each kind of signal matters at ``as_of`` (derived from the scoring config)."""
-
-    usage_days: int
-    ticket_days: int
-    invoice_days: int
-    engagement_days: int
-
-    @classmethod
-    def of(cls, config: ScoringConfig) -> Windows:
-        support, payment, engagement = config.support, config.payment, config.engagement
-        return cls(
-            usage_days=7 * config.usage.weeks_seen + 1,
-            ticket_days=max(support.recent_days + support.baseline_days, support.lookback_days) + 1,
-            invoice_days=max(payment.written_off_lookback_days, payment.failed_lookback_days, 400),
-            engagement_days=max(engagement.lookback_days, engagement.nps_max_age_days, 1) + 1,
-        )
 
 
 _PROFILES_SQL = """

@@ -18,11 +18,10 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from health_engine.config import ScoringConfig, load_scoring_config
+from health_engine.config import ScoringConfig, Windows, load_scoring_config
 from health_engine.model import HealthScore
 from health_engine.repository import (
     QueueState,
-    Windows,
     claim_shard,
     drain_rescore_queue,
     finish_shard,

@@ -18,8 +18,9 @@ import orjson
 
 from alerts.alert_repository import load_kams
 from alerts.early_warning import Outcome
+from health_engine.config import Windows
 from health_engine.model import AccountProfile
-from health_engine.repository import Windows, load_signals
+from health_engine.repository import load_signals
 from services.flows.backtesting import scratch_database, stored_outcomes
 from services.flows.ingest import Pipeline
 from services.flows.replay import replay_file

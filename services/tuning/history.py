@@ -18,8 +18,8 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from alerts.early_warning import Outcome
 from alerts.model import Kam
+from health_engine.config import Windows
 from health_engine.model import AccountProfile, AccountSignals, Engagement, UsageDay
-from health_engine.repository import Windows
 
 
 @dataclass(frozen=True, slots=True)

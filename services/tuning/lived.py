@@ -34,9 +34,8 @@ from alerts.policy import (
 )
 from alerts.reconcile import reconcile
 from alerts.rules import evaluate
-from health_engine.config import ScoringConfig
+from health_engine.config import ScoringConfig, Windows
 from health_engine.model import HealthScore
-from health_engine.repository import Windows
 from health_engine.scoring import combine, component_drivers
 from schemas.vocabulary import COMPONENTS, ComponentName, Driver, Level
 from services.tuning.history import AccountHistory, History, ProfileAt, signals_at

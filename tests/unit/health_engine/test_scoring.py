@@ -21,6 +21,7 @@ from health_engine.config import (
     ScoringConfigError,
     SeasonalPeriod,
     Slide,
+    Windows,
     load_scoring_config,
 )
 from health_engine.model import (
@@ -39,7 +40,6 @@ from health_engine.model import (
     TicketStatus,
     UsageDay,
 )
-from health_engine.repository import Windows
 from health_engine.scoring import score_account
 from schemas.vocabulary import Driver, Tier
 

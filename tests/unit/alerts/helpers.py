@@ -5,16 +5,16 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from alerts.config import AlertsConfig, load_rules_config
 from alerts.model import AccountSnapshot, Kam, OpenAlert
 from schemas.vocabulary import Driver, EvidenceValue, Severity
+from tests.configs import RULES_PATH
 
 AS_OF = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 # The mechanism tests' own rules (the shipped ones come from kamwatch tune and move); SHIPPED for what ships.
-CONFIG = load_rules_config(Path(__file__).with_name("rules_for_tests.yaml"))
+CONFIG = load_rules_config(RULES_PATH)
 SHIPPED = load_rules_config(None)
 
 

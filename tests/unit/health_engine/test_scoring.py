@@ -42,10 +42,11 @@ from health_engine.model import (
 )
 from health_engine.scoring import score_account
 from schemas.vocabulary import Driver, Tier
+from tests.configs import SCORING_PATH
 
 AS_OF = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 # The mechanism tests' own config (the shipped one comes from kamwatch tune and moves); SHIPPED for what ships.
-CONFIG = load_scoring_config(Path(__file__).with_name("scoring_for_tests.yaml"))
+CONFIG = load_scoring_config(SCORING_PATH)
 SHIPPED = load_scoring_config(None)
 
 

@@ -22,10 +22,10 @@ from typing import Any
 import asyncpg
 import orjson
 
-from alerts.alert_repository import load_accounts, load_kams
 from alerts.config import AlertsConfig
 from alerts.early_warning import EarlyWarningFigures, Outcome, early_warning
 from alerts.model import Kam
+from alerts.repository.changes import load_accounts, load_kams
 from health_engine.backtest import AccountOutcome, HorizonReport, ScorePoint, evaluate
 from health_engine.config import ScoringConfig
 from health_engine.model import AccountProfile, HealthScore

@@ -16,8 +16,8 @@ from typing import Any
 import asyncpg
 import orjson
 
-from alerts.alert_repository import load_kams
 from alerts.early_warning import Outcome
+from alerts.repository.changes import load_kams
 from health_engine.config import Windows
 from health_engine.model import AccountProfile
 from health_engine.repository import load_signals

@@ -19,6 +19,7 @@ from pydantic import SecretStr
 
 from services.platform.database import Database, sqlalchemy_url
 from services.platform.settings import Settings
+from tests.configs import RULES_PATH, SCORING_PATH
 from tests.dbutil import cloned_database, create_template
 from tests.integration.servers import SlackStandIn, SmtpServer
 
@@ -55,7 +56,10 @@ async def database_url(server_url: str) -> AsyncIterator[str]:
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(database_url=database_url, data_dir=tmp_path / "data")
+    # The mechanism tests' own scoring and rules (the shipped ones come from kamwatch tune and move).
+    return Settings(
+        database_url=database_url, data_dir=tmp_path / "data", scoring_config=SCORING_PATH, alert_rules=RULES_PATH
+    )
 
 
 @pytest.fixture

@@ -35,6 +35,8 @@ def pg_server_url() -> Iterator[str]:
     # per run, shared by its xdist workers; the last one out stops the server and deletes it.
     run = os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"pid{os.getpid()}"
     pgdata = Path(tempfile.gettempdir()) / f"kamwatch-test-pg-{run}"
+    # Made here, not by get_server: its mkdir(exist_ok=False) races between workers starting together.
+    pgdata.mkdir(exist_ok=True)
     server = get_server(pgdata, cleanup_mode="delete")
     yield sqlalchemy_url(server.get_uri())
     server.cleanup()

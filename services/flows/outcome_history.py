@@ -2,7 +2,7 @@
 
 From a kamwatch database (the company's own, or a scratch one an events file was replayed into): every
 account's signals as they stand at the end of the data, its CRM profile over time (from the raw
-``kamwatch.account.v1`` events still kept), the KAMs and the outcomes.
+``kamwatch.account.v1`` events still kept), the KAMs, the outcomes and when lost accounts closed.
 """
 
 from __future__ import annotations
@@ -66,7 +66,12 @@ async def load_history(conn: asyncpg.Connection) -> History:
     kam_ids = [r["kam_id"] for r in await conn.fetch("SELECT kam_id FROM kams ORDER BY 1")]
     kams = await load_kams(conn, kam_ids)
     outcomes = {a: Outcome(o.time, o.outcome) for a, o in (await stored_outcomes(conn)).items() if a in accounts}
-    return History(start, end, accounts, kams, outcomes)
+    closed_at = {
+        r["account_id"]: r["outcome_at"]
+        for r in await conn.fetch("SELECT account_id, outcome_at FROM account_state WHERE status = 'closed'")
+        if r["account_id"] in accounts
+    }
+    return History(start, end, accounts, kams, outcomes, closed_at=closed_at)
 
 
 def _data(payload: Any) -> dict[str, Any]:

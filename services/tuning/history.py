@@ -70,6 +70,9 @@ class History:
     portfolio_size: int = 0
     """Accounts of the whole portfolio (0: ``accounts`` is all of it): a part's messages per KAM-week are
     counted as a share of the KAMs' weeks."""
+    closed_at: Mapping[str, datetime] = field(default_factory=dict)
+    """When each account closed (lost: churned, not reopened by a later profile): the service neither scores
+    nor alerts on it from then on."""
 
     @property
     def portfolio(self) -> int:
@@ -92,6 +95,7 @@ class History:
             portfolio_size=self.portfolio,
             accounts={a: h for a, h in self.accounts.items() if a in keep},
             outcomes={a: o for a, o in self.outcomes.items() if a in keep},
+            closed_at={a: t for a, t in self.closed_at.items() if a in keep},
         )
 
 

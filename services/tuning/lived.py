@@ -3,10 +3,11 @@ evaluated, reconciled (with the hold before resolving) and planned (fold, page o
 the service runs (``alerts.rules``, ``alerts.reconcile``, ``alerts.policy``); then the per-KAM budget of
 immediate messages, the digests and their "cleared" notes over the whole portfolio.
 
-Differences from ``kamwatch replay --as-of-clock`` (bench/alert_volume.py measures the real thing): scores at
-midnights only (not also at event times within a day), snapshots as ``services.tuning.history`` cuts them, no
-snooze or acknowledgement (nobody acts), no escalation or reminder, and a "cleared" note goes with the KAM's next
-digest with news, or at its deadline in a digest of its own.
+As in the service, a closed (lost) account is neither scored nor alerted on from its closure on: its open alerts
+resolve then, with no note. Differences from ``kamwatch replay --as-of-clock`` (bench/alert_volume.py measures the
+real thing): scores at midnights only (not also at event times within a day), snapshots as
+``services.tuning.history`` cuts them, no snooze or acknowledgement (nobody acts), no escalation or reminder, and
+a "cleared" note goes with the KAM's next digest with news, or at its deadline in a digest of its own.
 """
 
 from __future__ import annotations
@@ -32,12 +33,12 @@ from alerts.policy import (
     next_digest_time,
     split_urgent,
 )
-from alerts.reconcile import reconcile
+from alerts.reconcile import close_accounts, reconcile
 from alerts.rules import evaluate
 from health_engine.config import ScoringConfig, Windows
 from health_engine.model import HealthScore
 from health_engine.scoring import combine, component_drivers
-from schemas.vocabulary import COMPONENTS, ComponentName, Driver, Level
+from schemas.vocabulary import COMPONENTS, Closure, ComponentName, Driver, Level
 from services.tuning.history import AccountHistory, History, ProfileAt, signals_at
 
 TREND = timedelta(days=7)
@@ -192,6 +193,13 @@ class AccountAlerting:
             if delivery == "digest":
                 self.digest_items.append((kam.kam_id, send_at, alert))
 
+    def close(self, at: datetime) -> None:
+        """The account closed (lost) at ``at``: its open alerts resolve, dated then, and nothing more is told."""
+        changes = close_accounts(list(self.open.values()), {self.account_id: Closure(self.account_id, at, None)})
+        for r in changes.resolved:
+            self.lived[r.alert_id].resolved_at = r.resolved_at
+            self.open.pop(r.dedup_key, None)
+
 
 @dataclass(frozen=True, slots=True)
 class LivedRun:
@@ -271,15 +279,20 @@ def replay(
     accounts: Iterable[str] | None = None,
     cache: DriverCache | None = None,
 ) -> LivedRun:
-    """Score and alert ``accounts`` (default: all) at every midnight of the history, as they would have lived."""
+    """Score and alert ``accounts`` (default: all) at every midnight of the history, as they would have lived:
+    a closed (lost) account no more from its closure on."""
     scope = sorted(history.accounts if accounts is None else set(accounts) & set(history.accounts))
     instants = history.midnights()
     counter = iter(range(1, 1 << 62))
     states = []
     for account_id in scope:
         state = AccountAlerting(account_id, rules, history.kams, lambda: next(counter))
-        for score, at in score_timeline(history.accounts[account_id], account_id, instants, scoring, cache):
+        closed_at = history.closed_at.get(account_id)
+        alive = instants if closed_at is None else instants[: bisect.bisect_left(instants, closed_at)]
+        for score, at in score_timeline(history.accounts[account_id], account_id, alive, scoring, cache):
             state.observe(score, at)
+        if closed_at is not None:
+            state.close(closed_at)
         states.append(state)
     owners = {p.owner_kam_id for h in history.accounts.values() for p in h.profiles if p.owner_kam_id is not None}
     weeks = (history.end - history.start).total_seconds() / (7 * 86400)

@@ -134,3 +134,24 @@ def test_replay_pages_a_departure_only_once_the_grace_has_passed() -> None:
     assert champion[0].opened_at < START + 32 * D
     assert run.messages.immediate == 1
     assert run.messages.digests >= 1
+
+
+def test_replay_stops_at_an_accounts_closure() -> None:
+    """A lost account is no longer scored nor alerted on from its closure, as in the service: its open alert
+    resolves then, and the page the vacant role would have brought after the grace never comes."""
+    scoring, rules = load_scoring_config(None), load_rules_config(None)
+    base = account("acc-x", 9)
+    left, closed = START + 30 * D, START + 33 * D
+    assert closed < left + timedelta(days=scoring.relationship.successor_grace_days)
+    contacts = tuple(
+        replace(c, active=False, left_at=left) if c.contact_id == "champion" else c for c in base.signals.contacts
+    )
+    accounts = {"acc-x": AccountHistory.of(replace(base.signals, contacts=contacts), base.profiles)}
+    outcomes = {"acc-x": Outcome(closed, "churned")}
+    lived = History(START, START + 90 * D, accounts, {KAM.kam_id: KAM}, outcomes)
+    lost = History(START, START + 90 * D, accounts, {KAM.kam_id: KAM}, outcomes, closed_at={"acc-x": closed})
+
+    assert replay(lived, scoring, rules).messages.immediate == 1  # without the closure: the page after the grace
+    run = replay(lost, scoring, rules)
+    assert [(a.rule, a.delivery, a.resolved_at) for a in run.alerts] == [("champion_left", "digest", closed)]
+    assert run.messages.immediate == 0

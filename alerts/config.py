@@ -30,6 +30,11 @@ class _Rule(_Strict):
     """This rule's hold before resolving (None: the policy's ``resolve_hold_days``)."""
     tiers: tuple[Tier, ...] = Field(default=ALL_TIERS, min_length=1)
     """Tiers the rule applies to (to silence a rule everywhere, set ``enabled: false``)."""
+    digest_only: bool = False
+    """Never paged: the rule's alerts are at most warnings, told in the daily digest."""
+    for_days: float = Field(default=0, ge=0)
+    """Fires only once its condition has held this long (by when it began: the drivers' ``since``, the level's
+    since-when), like Prometheus' ``for``: a blip that passes is never told."""
 
     @field_validator("tiers")
     @classmethod
@@ -50,6 +55,19 @@ class DriverRule(_Rule):
 
     def severity_of(self, points: float) -> Severity:
         return self.severity.of(points) if isinstance(self.severity, SeverityCuts) else self.severity
+
+
+class DepartureRule(DriverRule):
+    """A champion, sponsor or decision maker leaving, one alert per departed contact: news at ``severity`` while a
+    successor may still be named (the scoring's ``successor_grace_days``), ``vacant_severity`` once the grace
+    has passed with the role still vacant, or at once when the departing contact was the account's only
+    decision-level contact or the account's level has reached ``compound_level`` (other signals compound on
+    the departure). With ``clear_on_successor`` a successor named clears the alert."""
+
+    vacant_severity: Severity | None = None
+    """None: ``severity`` throughout."""
+    compound_level: Level | None = None
+    clear_on_successor: bool = False
 
 
 class LevelRule(_Rule):
@@ -89,9 +107,9 @@ class RulesConfig(_Strict):
     urgent_ticket_open: DriverRule
     payment_late: DriverRule
     payment_failed: DriverRule
-    champion_left: DriverRule
-    sponsor_left: DriverRule
-    decision_maker_left: DriverRule
+    champion_left: DepartureRule
+    sponsor_left: DepartureRule
+    decision_maker_left: DepartureRule
     new_executive_unengaged: DriverRule
     single_threaded: DriverRule
     business_review_missed: DriverRule
@@ -135,6 +153,10 @@ class AlertsConfig(_Strict):
     version: str = Field(min_length=1)
     rules: RulesConfig
     policy: PolicyConfig = PolicyConfig()
+
+    def digest_only_rules(self) -> tuple[str, ...]:
+        """The rules that never page."""
+        return tuple(name for name in type(self.rules).model_fields if getattr(self.rules, name).digest_only)
 
     def resolve_hold(self, rule: str) -> timedelta:
         """How long an alert of ``rule`` stays open once its condition clears (a rule of its own, else the

@@ -249,6 +249,16 @@ def _users_drop(d: Driver, r: Reader, currency: str) -> str:
     return text + _weeks(d, r)
 
 
+def _slide(d: Driver, r: Reader, currency: str) -> str:
+    pct = format_percent(_int(d, "decline_pct") / 100, r.locale)
+    return r.ngettext(
+        "Usage down {pct} over {n} week, a slow slide",
+        "Usage down {pct} over {n} weeks, a slow slide",
+        _int(d, "weeks"),
+        pct=pct,
+    )
+
+
 def _silent(d: Driver, r: Reader, currency: str) -> str:
     last = date.fromisoformat(str(d.evidence["last_active_day"]))
     when = relative_days(min(0, r.days_until(last)), r.locale)
@@ -354,6 +364,8 @@ def _departure(role: str) -> Callable[[Driver, Reader, str], str]:
             text += ", " + r.gettext("no successor named yet")
         elif successor == "named":
             text += ", " + r.gettext("a successor has been named")
+        if d.evidence.get("sole_decision_level") is True:
+            text += ", " + r.gettext("the only contact who decided")
         more = int(d.evidence.get("departures") or 1) - 1
         if more > 0:
             text += " " + r.ngettext("(and {n} other departure)", "(and {n} other departures)", more)
@@ -439,6 +451,7 @@ def _renewal(d: Driver, r: Reader, currency: str) -> str:
 _PHRASES: dict[str, Callable[[Driver, Reader, str], str]] = {
     "usage.drop": _usage_drop,
     "usage.users_drop": _users_drop,
+    "usage.slide": _slide,
     "usage.silent": _silent,
     "support.surge": _surge,
     "support.urgent_open": _urgent_open,

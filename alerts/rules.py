@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 
-from alerts.config import AlertsConfig, DriverRule, JumpRule, LevelRule, RenewalRule
+from alerts.config import AlertsConfig, DepartureRule, DriverRule, JumpRule, LevelRule, RenewalRule
 from alerts.model import AccountSnapshot, DesiredAlert, dedup_key
 from schemas.vocabulary import LEVEL_RANK, Driver, Severity
 from schemas.wording import LEVEL_TITLES, LEVEL_WORDS, number
@@ -14,7 +15,7 @@ TOP_DRIVERS = 3
 
 # Rule -> the health engine's driver codes it watches, and the evidence key naming its subject (if any).
 DRIVER_RULES: dict[str, tuple[tuple[str, ...], str | None]] = {
-    "usage_drop": (("usage.drop", "usage.users_drop", "usage.silent"), None),
+    "usage_drop": (("usage.drop", "usage.users_drop", "usage.silent", "usage.slide"), None),
     "ticket_surge": (("support.surge",), None),
     "urgent_ticket_open": (("support.urgent_open",), None),
     "payment_late": (("payment.overdue",), None),
@@ -42,6 +43,13 @@ def evaluate(snapshot: AccountSnapshot, config: AlertsConfig) -> tuple[DesiredAl
     found += _risk_jump(snapshot, rules.risk_jump, explained=bool(explained), one_rule=_one_rule_rose(snapshot))
     found += explained
     found += _renewal_at_risk(snapshot, rules.renewal_at_risk)
+    # A condition that has not held for its rule's ``for_days`` yet is not an alert yet.
+    found = [a for a in found if snapshot.as_of - a.condition_since >= timedelta(days=getattr(rules, a.rule).for_days)]
+    # A digest-only rule never pages: at most a warning.
+    found = [
+        replace(a, severity="warning") if a.severity == "critical" and getattr(rules, a.rule).digest_only else a
+        for a in found
+    ]
     return tuple(sorted(found, key=lambda a: a.dedup_key))
 
 
@@ -157,13 +165,23 @@ def _driver_rule(
     for subject, hits in by_subject.items():
         ranked = top_drivers(hits, limit=len(hits))
         strongest = ranked[0]
+        severity = rule.severity_of(strongest.points)
+        if isinstance(rule, DepartureRule):
+            successor = strongest.evidence.get("successor")
+            if successor == "named" and rule.clear_on_successor:
+                continue
+            compound = rule.compound_level is not None and LEVEL_RANK[snapshot.level] >= LEVEL_RANK[rule.compound_level]
+            if rule.vacant_severity is not None and (
+                successor == "none" or strongest.evidence.get("sole_decision_level") is True or compound
+            ):
+                severity = rule.vacant_severity
         known = [d.since for d in hits if d.since is not None]
         found.append(
             _alert(
                 snapshot,
                 rule_name,
                 subject,
-                rule.severity_of(strongest.points),
+                severity,
                 min(known) if known else None,
                 ranked,
                 strongest.message_en,

@@ -9,7 +9,10 @@ outcomes:
   alerts it carries) and daily digests, and the alerts behind each;
 - share of churned accounts alerted at least 30 days before their churn (an alert opened within the lookback
   window before that);
-- share of immediate alerts on accounts that later churned or downgraded.
+- share of immediate alerts on accounts that later churned or downgraded;
+- the acceptance figures of ``alerts.early_warning``: losses (churned or downgraded) alerted at least 30 days
+  ahead and the ceiling (losses the simulator announced with no signal at all), median lead time, healthy
+  accounts alerted and paged, each rule's precision and share of the recall (digest-only rules say so).
 
     .venv/bin/python bench/alert_volume.py --accounts 200 --kams 8 --days 240 --seed 7
 
@@ -29,14 +32,17 @@ from typing import Any
 
 import orjson
 
+from alerts.config import load_rules_config
+from alerts.early_warning import AlertRecord, Messages, Outcome, early_warning, report_lines
 from health_engine.config import load_scoring_config
 from services.flows.alerting import build_alerting
+from services.flows.backtesting import stored_outcomes
 from services.flows.evaluation import HealthEngine
 from services.flows.ingest import Pipeline
 from services.flows.replay import replay_as_lived
 from services.platform.database import Database, start_embedded
 from services.platform.settings import Settings
-from services.simulator.generator import simulate_to_dir
+from services.simulator.generator import plan_portfolio, simulate_to_dir
 
 # When each alert was opened: its first transition (fired_at may be earlier, when the condition began).
 _OPENED = "(SELECT min(t.at) FROM alert_transitions t WHERE t.alert_id = al.id AND t.from_state IS NULL)"
@@ -69,6 +75,10 @@ SELECT count(*) AS churners,
              AND {_OPENED} >= c.at - make_interval(days => $2)
        )) AS alerted_early
 FROM churn c
+"""
+
+_ALERTS_SQL = f"""
+SELECT al.account_id, al.rule, {_OPENED} AS opened_at, al.delivery FROM alerts al ORDER BY al.id
 """
 
 _PRECISION_SQL = f"""
@@ -137,12 +147,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             stats = await replay_as_lived(Pipeline(db), engine, summary.events_path, batch_size=5000)
             replayed = time.perf_counter()
             async with db.transaction() as conn:
-                first, last = await conn.fetchrow("SELECT min(event_time), max(event_time) FROM event_keys")
+                first, last = await conn.fetchrow("SELECT min(event_time), max(event_time) FROM raw_events")
                 kams = await conn.fetchval("SELECT count(DISTINCT owner_kam_id) FROM accounts")
                 volume = dict(await conn.fetchrow(_VOLUME_SQL))
                 churn = dict(await conn.fetchrow(_CHURN_SQL, args.lead_days, args.lookback_days))
                 precision = dict(await conn.fetchrow(_PRECISION_SQL))
                 by_rule = [dict(r) for r in await conn.fetch(_BY_RULE_SQL, args.flap_days)]
+                records = [AlertRecord(*r) for r in await conn.fetch(_ALERTS_SQL)]
+                outcomes = {a: Outcome(o.time, o.outcome) for a, o in (await stored_outcomes(conn)).items()}
+                accounts = [r[0] for r in await conn.fetch("SELECT account_id FROM accounts")]
+                end = await conn.fetchval("SELECT max(event_time) FROM raw_events")
             messages = count_messages(messages_file)
             if args.messages is not None and messages_file.exists():
                 shutil.copyfile(messages_file, args.messages)
@@ -153,7 +167,24 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         shutil.rmtree(workdir, ignore_errors=True)
     weeks = max((last - first).total_seconds() / (7 * 86400), 1e-9)
     per_kam_week = max(kams, 1) * weeks
+    rules = load_rules_config(settings.alert_rules)
+    plan = plan_portfolio(args.accounts, args.kams, args.days, args.seed, args.start)
+    figures = early_warning(
+        records,
+        outcomes,
+        accounts,
+        end=end,
+        messages=Messages(
+            messages.get("immediate", 0), messages.get("digest", 0), per_kam_week, messages["digest with new alerts"]
+        ),
+        digest_only=rules.digest_only_rules(),
+        unannounced=[a.account_id for a in plan.accounts if a.unannounced_loss],
+        lead_days=args.lead_days,
+        window_days=args.lookback_days,
+    )
     return {
+        "figures": figures,
+        "records": records,
         "events": stats.lines,
         "kams": kams,
         "weeks": round(weeks, 1),
@@ -193,6 +224,7 @@ def main() -> None:
         "--flap-days", type=int, default=14, help="A digest alert re-opened this soon after resolving: a flap."
     )
     parser.add_argument("--messages", type=Path, help="Keep the rendered messages (NDJSON) in this file.")
+    parser.add_argument("--alerts-out", type=Path, help="Keep the alerts (account, rule, opened, delivery) as JSON.")
     args = parser.parse_args()
     r = asyncio.run(run(args))
     print(f"{args.accounts} accounts, {r['kams']} KAMs, {args.days} days ({r['weeks']} weeks), {r['events']} events")
@@ -227,6 +259,10 @@ def main() -> None:
         )
     reopened = sum(row["digest_reopened"] for row in r["by_rule"])
     print(f"digest alerts re-opened within {args.flap_days} days of resolving: {reopened}")
+    print("\n".join(report_lines(r["figures"], lead_days=args.lead_days, window_days=args.lookback_days)))
+    if args.alerts_out is not None:
+        rows = [[a.account_id, a.rule, a.opened_at.isoformat(), a.delivery] for a in r["records"]]
+        args.alerts_out.write_bytes(orjson.dumps(rows))
 
 
 if __name__ == "__main__":

@@ -35,9 +35,8 @@ from pathlib import Path
 import orjson
 
 from health_engine.backtest import AccountOutcome, HorizonReport, ScorePoint, evaluate
-from health_engine.config import ScoringConfig, load_scoring_config
+from health_engine.config import ScoringConfig, Windows, load_scoring_config
 from health_engine.model import AccountProfile, AccountSignals, Engagement, HealthScore, UsageDay
-from health_engine.repository import Windows
 from health_engine.scoring import score_account
 
 _HUGE = Windows(usage_days=100_000, ticket_days=100_000, invoice_days=100_000, engagement_days=100_000)
@@ -64,7 +63,7 @@ async def _load() -> Dataset:
     db = await Database.open(Settings())
     try:
         async with db.transaction() as conn:
-            end: datetime = await conn.fetchval("SELECT max(event_time) FROM event_keys")
+            end: datetime = await conn.fetchval("SELECT max(event_time) FROM raw_events")
             ids = [r["account_id"] for r in await conn.fetch("SELECT account_id FROM accounts ORDER BY 1")]
             signals = await load_signals(conn, ids, end, _HUGE)
             profiles: dict[str, list[tuple[datetime, AccountProfile]]] = defaultdict(list)
@@ -84,6 +83,7 @@ async def _load() -> Dataset:
                             data["tier"],
                             Decimal(str(data["arr"])),
                             date.fromisoformat(renewal) if renewal else None,
+                            data.get("industry"),
                         ),
                     )
                 )

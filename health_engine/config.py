@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Self
@@ -121,17 +122,35 @@ class RenewalConfig(_Strict):
 
 class SeasonalPeriod(_Strict):
     """Days of the year (``MM-DD``, both included; ``start`` after ``end`` wraps over New Year) when activity is
-    expected at ``factor`` times an ordinary day: the business calendar of the portfolio (summer, year-end)."""
+    expected at ``factor`` times an ordinary day: the business calendar of the portfolio (summer, year-end), or
+    of the accounts of some ``industries`` only (their CRM ``industry``; empty: every account)."""
 
     start: str = Field(pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")
     end: str = Field(pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")
     factor: float = Field(gt=0, le=1)
+    industries: tuple[str, ...] = ()
 
-    def covers(self, day: date) -> bool:
+    def covers(self, day: date, industry: str | None = None) -> bool:
+        if self.industries and industry not in self.industries:
+            return False
         key = f"{day.month:02d}-{day.day:02d}"
         if self.start <= self.end:
             return self.start <= key <= self.end
         return key >= self.start or key <= self.end
+
+
+class Slide(_Strict):
+    """A slow slide: the median of the last ``recent_weeks`` weeks against the median of as many weeks
+    ``span_weeks`` earlier. It sees a decline too gradual for the weekly drop (whose baseline follows it down)."""
+
+    recent_weeks: int = Field(ge=1, le=12)
+    span_weeks: int = Field(ge=2, le=40)
+    ramp: Ramp
+    """Points by the relative decline."""
+
+    @property
+    def weeks(self) -> int:
+        return self.span_weeks + self.recent_weeks
 
 
 class UsageConfig(_Strict):
@@ -154,6 +173,8 @@ class UsageConfig(_Strict):
     regular_min_active_days: int = Field(ge=0)
     silent: Ramp
     silent_irregular: Ramp
+    slide: Slide | None = None
+    """None: no slow-slide driver."""
 
     @model_validator(mode="after")
     def _longer_weighs_more(self) -> Self:
@@ -161,8 +182,13 @@ class UsageConfig(_Strict):
             raise ValueError("single_week_factor must be at most two_week_factor")
         return self
 
-    def seasonal_factor(self, day: date) -> float:
-        return min((p.factor for p in self.seasonality if p.covers(day)), default=1.0)
+    def seasonal_factor(self, day: date, industry: str | None = None) -> float:
+        return min((p.factor for p in self.seasonality if p.covers(day, industry)), default=1.0)
+
+    @property
+    def weeks_seen(self) -> int:
+        """Full weeks of usage the drivers look at (this week included)."""
+        return max(self.baseline_weeks, self.slide.weeks if self.slide is not None else 0) + 1
 
 
 class UrgentOpen(_Strict):
@@ -222,7 +248,8 @@ class DeparturePoints(_Strict):
 
 class PendingSuccessorShares(_Strict):
     """Share of a departure's points kept while a successor may still be named (within
-    ``successor_grace_days`` of the departure); 1: the departure weighs fully at once."""
+    ``successor_grace_days`` of the departure); 1: the departure weighs fully at once (a departing contact who was
+    the account's only decision-level contact always does)."""
 
     champion: float = Field(default=1.0, ge=0, le=1)
     executive_sponsor: float = Field(default=1.0, ge=0, le=1)
@@ -233,7 +260,9 @@ class RelationshipConfig(_Strict):
     departure_decay_days: int = Field(gt=0)
     departure_points: DeparturePoints
     successor_grace_days: int = Field(default=0, ge=0)
-    """Days after a departure during which a successor is routinely named (a handover, not a loss)."""
+    """Days after a departure during which a successor is routinely named (a hand-over, not a loss): the
+    departure's driver says ``successor: pending`` meanwhile, ``none`` after it while the role stays vacant,
+    ``named`` once someone took the role."""
     pending_successor_share: PendingSuccessorShares = PendingSuccessorShares()
     no_champion_points: Points
     no_sponsor_points: Points
@@ -243,7 +272,13 @@ class RelationshipConfig(_Strict):
     """Contacts added within this many days of the first known contact are the initial power map, not newcomers."""
     successor_factor: float = Field(ge=0, le=1)
     """Share of a departure's points kept once a successor in the same role has been added after it."""
+    successor_must_engage: bool = True
+    """A decision-level successor counts only once engaged (a meeting or review attended); false: named is named
+    (an unengaged newcomer is ``new_executive_unengaged``'s business)."""
     new_executive_points: Points
+    new_executive_ramp: Ramp | None = None
+    """Points by the days a new executive has gone unengaged (from ``new_executive_grace_days``); None: a flat
+    ``new_executive_points``."""
     single_contact_points: Points
     no_decision_level_points: Points
     detractor_points: Points
@@ -274,6 +309,26 @@ class ScoringConfig(_Strict):
     payment: PaymentConfig
     relationship: RelationshipConfig
     engagement: EngagementConfig
+
+
+@dataclass(frozen=True, slots=True)
+class Windows:
+    """How far back each kind of signal matters at ``as_of`` (derived from the scoring config)."""
+
+    usage_days: int
+    ticket_days: int
+    invoice_days: int
+    engagement_days: int
+
+    @classmethod
+    def of(cls, config: ScoringConfig) -> Windows:
+        support, payment, engagement = config.support, config.payment, config.engagement
+        return cls(
+            usage_days=7 * config.usage.weeks_seen + 1,
+            ticket_days=max(support.recent_days + support.baseline_days, support.lookback_days) + 1,
+            invoice_days=max(payment.written_off_lookback_days, payment.failed_lookback_days, 400),
+            engagement_days=max(engagement.lookback_days, engagement.nps_max_age_days, 1) + 1,
+        )
 
 
 def load_scoring_config(path: Path | None = None) -> ScoringConfig:

@@ -35,6 +35,8 @@ class AccountProfile:
     tier: Tier
     arr: Decimal
     renewal_date: date | None = None
+    industry: str | None = None
+    """Picks the industry's own seasonal lulls (``usage.seasonality``)."""
 
 
 UsageDay: TypeAlias = tuple[date, float, int]

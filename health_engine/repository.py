@@ -16,7 +16,7 @@ from typing import Any, Literal
 import asyncpg
 import orjson
 
-from health_engine.config import ScoringConfig
+from health_engine.config import Windows
 from health_engine.model import (
     AccountProfile,
     AccountSignals,
@@ -33,28 +33,8 @@ from schemas.tables import account_shard_sql
 _DECISION_ROLES = ["executive_sponsor", "decision_maker"]
 
 
-@dataclass(frozen=True, slots=True)
-class Windows:
-    """How far back each kind of signal matters at ``as_of`` (derived from the scoring config)."""
-
-    usage_days: int
-    ticket_days: int
-    invoice_days: int
-    engagement_days: int
-
-    @classmethod
-    def of(cls, config: ScoringConfig) -> Windows:
-        support, payment, engagement = config.support, config.payment, config.engagement
-        return cls(
-            usage_days=7 * (config.usage.baseline_weeks + 1) + 1,
-            ticket_days=max(support.recent_days + support.baseline_days, support.lookback_days) + 1,
-            invoice_days=max(payment.written_off_lookback_days, payment.failed_lookback_days, 400),
-            engagement_days=max(engagement.lookback_days, engagement.nps_max_age_days, 1) + 1,
-        )
-
-
 _PROFILES_SQL = """
-SELECT account_id, tier, arr, renewal_date FROM accounts WHERE account_id = ANY($1::text[])
+SELECT account_id, tier, arr, renewal_date, industry FROM accounts WHERE account_id = ANY($1::text[])
 """
 
 # Per account, the window's days (as offsets from its first day, in arrays: far cheaper to decode than a row
@@ -123,10 +103,7 @@ async def load_signals(
 ) -> dict[str, AccountSignals]:
     """Scoring inputs of the accounts that have a CRM profile (the others cannot be weighted yet)."""
     ids = sorted(set(account_ids))
-    profiles = {
-        row["account_id"]: AccountProfile(row["account_id"], row["tier"], row["arr"], row["renewal_date"])
-        for row in await conn.fetch(_PROFILES_SQL, ids)
-    }
+    profiles = {row["account_id"]: AccountProfile(*row) for row in await conn.fetch(_PROFILES_SQL, ids)}
     if not profiles:
         return {}
     ids = sorted(profiles)

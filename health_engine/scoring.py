@@ -10,13 +10,13 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from statistics import median
 
-from health_engine.config import Ramp, ScoringConfig, UsageConfig
+from health_engine.config import Ramp, ScoringConfig, Slide, UsageConfig
 from health_engine.model import (
     AccountProfile,
     AccountSignals,
@@ -38,7 +38,24 @@ _DECISION_LEVEL: frozenset[ContactRole] = frozenset({"executive_sponsor", "decis
 
 
 def score_account(signals: AccountSignals, as_of: datetime, config: ScoringConfig) -> HealthScore:
-    """Score one account at ``as_of`` (timezone-aware).
+    """Score one account at ``as_of`` (timezone-aware): every component's drivers, then ``combine``."""
+    ctx = _context(as_of, config)
+    found = {name: _FINDERS[name](signals, ctx) for name in COMPONENTS}
+    return combine(signals.profile, found, as_of, config)
+
+
+def component_drivers(
+    component: ComponentName, signals: AccountSignals, as_of: datetime, config: ScoringConfig
+) -> list[Driver]:
+    """One component's drivers at ``as_of``: they depend on ``config.severity`` and the component's own section
+    only (``config.usage`` for usage…), so a caller trying configs may keep those of an unchanged section."""
+    return _FINDERS[component](signals, _context(as_of, config))
+
+
+def combine(
+    profile: AccountProfile, found: Mapping[ComponentName, Sequence[Driver]], as_of: datetime, config: ScoringConfig
+) -> HealthScore:
+    """The account's score from its components' drivers.
 
     Combination over component risks ``r`` (0..1 here) with the tier's weights ``w`` (``W = Σ w``), with
     ``a ⊕ b = 1 − (1 − a)(1 − b)`` (noisy-OR)::
@@ -51,17 +68,8 @@ def score_account(signals: AccountSignals, as_of: datetime, config: ScoringConfi
     much of a component counts as acute. Near renewal ``base`` is multiplied (at
     most ``renewal.max_multiplier``) and capped at 1. Within a component, drivers combine by noisy-OR.
     """
-    if as_of.tzinfo is None or as_of.utcoffset() is None:
-        raise ValueError("as_of must be timezone-aware")
-    ctx = _Ctx(as_of, as_of.astimezone(UTC).date(), config)
-    tier = config.tiers.of(signals.profile.tier)
-    found: dict[ComponentName, list[Driver]] = {
-        "usage": _usage(signals.usage, ctx),
-        "support": _support(signals.tickets, ctx),
-        "payment": _payment(signals.invoices, ctx),
-        "relationship": _relationship(signals.contacts, ctx),
-        "engagement": _engagement(signals.engagements, ctx),
-    }
+    ctx = _context(as_of, config)
+    tier = config.tiers.of(profile.tier)
     components = tuple(
         ComponentScore(
             name=name,
@@ -76,11 +84,11 @@ def score_account(signals: AccountSignals, as_of: datetime, config: ScoringConfi
     shares = config.acute_shares
     acute = _noisy_or(shares.of(c.name) * c.risk for c in components)
     base = max(sum(weighted), tier.acute_factor * acute)
-    multiplier, renewal = _renewal(signals.profile, ctx, base)
+    multiplier, renewal = _renewal(profile, ctx, base)
     risk = round(min(100.0, base * multiplier), 1)
     drivers = [d for c in components for d in c.drivers] + ([renewal] if renewal else [])
     return HealthScore(
-        account_id=signals.profile.account_id,
+        account_id=profile.account_id,
         as_of=as_of,
         risk=risk,
         level=config.levels.of(risk),
@@ -88,6 +96,12 @@ def score_account(signals: AccountSignals, as_of: datetime, config: ScoringConfi
         drivers=_ranked(drivers),
         config_version=config.version,
     )
+
+
+def _context(as_of: datetime, config: ScoringConfig) -> _Ctx:
+    if as_of.tzinfo is None or as_of.utcoffset() is None:
+        raise ValueError("as_of must be timezone-aware")
+    return _Ctx(as_of, as_of.astimezone(UTC).date(), config)
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,26 +217,45 @@ def _in_a_row(lasted: int) -> tuple[str, str]:
 
 
 Calendar = tuple[list[list[date]], dict[date, tuple[int, float]]]
-_calendars: dict[tuple[date, int], tuple[UsageConfig, Calendar]] = {}
+_calendars: dict[tuple[date, int, str | None], tuple[UsageConfig, Calendar]] = {}
+_seasons: dict[tuple[int, str | None], tuple[UsageConfig, dict[tuple[int, int], float]]] = {}
 
 
-def _calendar(today: date, cfg: UsageConfig) -> Calendar:
-    """Full 7-day blocks ending yesterday (today is partial), newest first: every block holds each weekday
-    once. Each day maps to its block and to what the business calendar expects of it (its seasonal factor),
-    so a summer or year-end lull is no drop. Computed once per day and config, shared by every account (the
-    cache is keyed by the config's identity: hashing the config cost more than the scoring around it)."""
-    cached = _calendars.get((today, id(cfg)))
+def _season(cfg: UsageConfig, industry: str | None) -> dict[tuple[int, int], float]:
+    """The seasonal factor of every (month, day) of the year for an industry (computed once per config)."""
+    key = (id(cfg), industry)
+    cached = _seasons.get(key)
     if cached is not None and cached[0] is cfg:
         return cached[1]
-    weeks = [[today - timedelta(days=7 * (k + 1) - i) for i in range(7)] for k in range(cfg.baseline_weeks + 1)]
-    expected = {day: (k, cfg.seasonal_factor(day)) for k, week in enumerate(weeks) for day in week}
-    if len(_calendars) >= 64:
+    leap = date(2024, 1, 1)
+    days = (leap + timedelta(days=n) for n in range(366))
+    table = {(d.month, d.day): cfg.seasonal_factor(d, industry) for d in days}
+    if len(_seasons) >= 256:
+        _seasons.clear()
+    _seasons[key] = (cfg, table)
+    return table
+
+
+def _calendar(today: date, cfg: UsageConfig, industry: str | None) -> Calendar:
+    """Full 7-day blocks ending yesterday (today is partial), newest first: every block holds each weekday
+    once. Each day maps to its block and to what the business calendar (the account's industry's) expects of it
+    (its seasonal factor), so a summer or year-end lull is no drop. Computed once per day, config and industry,
+    shared by the accounts (the cache is keyed by the config's identity: hashing the config cost more than the
+    scoring around it)."""
+    key = (today, id(cfg), industry)
+    cached = _calendars.get(key)
+    if cached is not None and cached[0] is cfg:
+        return cached[1]
+    season = _season(cfg, industry)
+    weeks = [[today - timedelta(days=7 * (k + 1) - i) for i in range(7)] for k in range(cfg.weeks_seen)]
+    expected = {day: (k, season[day.month, day.day]) for k, week in enumerate(weeks) for day in week}
+    if len(_calendars) >= 4096:
         _calendars.clear()
-    _calendars[today, id(cfg)] = (cfg, (weeks, expected))
+    _calendars[key] = (cfg, (weeks, expected))
     return weeks, expected
 
 
-def _usage(days: Sequence[UsageDay], ctx: _Ctx) -> list[Driver]:
+def _usage(days: Sequence[UsageDay], ctx: _Ctx, industry: str | None = None) -> list[Driver]:
     cfg, today = ctx.config.usage, ctx.today
     # In day order (then quantity and users: several rows of a day add up in a fixed order), so both dicts
     # iterate by day.
@@ -237,7 +270,7 @@ def _usage(days: Sequence[UsageDay], ctx: _Ctx) -> list[Driver]:
         else:
             quantity[day] = amount
             users[day] = active_users
-    weeks, expected = _calendar(today, cfg)
+    weeks, expected = _calendar(today, cfg, industry)
     volume = [0.0] * len(weeks)
     daily_users = [0.0] * len(weeks)
     for day in quantity:
@@ -249,7 +282,8 @@ def _usage(days: Sequence[UsageDay], ctx: _Ctx) -> list[Driver]:
     n_weeks = cfg.baseline_weeks
     found = _Found(ctx, "usage")
 
-    points, lasted, base = _drop(volume, cfg.min_weekly_volume, cfg.drop, cfg)
+    seen = cfg.baseline_weeks + 1
+    points, lasted, base = _drop(volume[:seen], cfg.min_weekly_volume, cfg.drop, cfg)
     if points > 0:
         pct = round(100 * (1 - volume[0] / base))
         row_en, row_fr = _in_a_row(lasted)
@@ -268,7 +302,7 @@ def _usage(days: Sequence[UsageDay], ctx: _Ctx) -> list[Driver]:
             f"Usage en baisse de {pct} % par rapport aux {n_weeks} dernières semaines{row_fr}",
         )
 
-    points, lasted, base_users = _drop(daily_users, cfg.min_baseline_users, cfg.users_drop, cfg)
+    points, lasted, base_users = _drop(daily_users[:seen], cfg.min_baseline_users, cfg.users_drop, cfg)
     if points > 0:
         pct = round(100 * (1 - daily_users[0] / base_users))
         now_en, was_en = _num(daily_users[0], "en"), _num(base_users, "en")
@@ -290,6 +324,9 @@ def _usage(days: Sequence[UsageDay], ctx: _Ctx) -> list[Driver]:
             f"({now_fr} par jour, {was_fr} d'habitude){row_fr}",
         )
 
+    if cfg.slide is not None:
+        found += _slide(volume, cfg.slide, cfg, weeks, ctx)
+
     active = [d for d, q in quantity.items() if q > 0 or users[d] > 0]  # in day order
     if active:
         idle = (today - active[-1]).days
@@ -307,6 +344,33 @@ def _usage(days: Sequence[UsageDay], ctx: _Ctx) -> list[Driver]:
                 f"Aucune activité produit depuis {_fr(idle, 'jour', 'jours')}",
             )
     return found
+
+
+def _slide(
+    volume: Sequence[float], slide: Slide, cfg: UsageConfig, weeks: Sequence[Sequence[date]], ctx: _Ctx
+) -> list[Driver]:
+    """A slow slide: recent weeks' median volume against the same number of weeks ``span_weeks`` earlier."""
+    n = slide.recent_weeks
+    recent, earlier = median(volume[:n]), median(volume[slide.span_weeks : slide.span_weeks + n])
+    if earlier <= 0 or earlier < cfg.min_weekly_volume or recent >= earlier:
+        return []
+    decline = 1.0 - recent / earlier
+    points = slide.ramp.points(decline)
+    if points <= 0:
+        return []
+    pct = round(100 * decline)
+    span = slide.span_weeks
+    return [
+        ctx.driver(
+            "usage",
+            "usage.slide",
+            points,
+            {"recent_weekly": round(recent, 2), "earlier_weekly": round(earlier, 2), "decline_pct": pct, "weeks": span},
+            _midnight(weeks[span][0]),
+            f"Usage down {pct}% over {span} weeks, a slow slide",
+            f"Usage en baisse de {pct} % en {span} semaines, un lent déclin",
+        )
+    ]
 
 
 # --- support -----------------------------------------------------------------------------------------------
@@ -550,11 +614,12 @@ def _active_at(c: Contact, as_of: datetime) -> bool:
     return c.active
 
 
-def _successor_factor(gone: Contact, active: Sequence[Contact], ctx: _Ctx) -> tuple[float, str]:
+def _successor_factor(gone: Contact, active: Sequence[Contact], sole: bool, ctx: _Ctx) -> tuple[float, str]:
     """The share of a departure's points that counts, and why: ``successor_factor`` when someone now active took
-    the role after ``gone`` left (for a decision-level role, once they have engaged): a replaced champion is a
-    handover, not a lost relationship; the role's ``pending_successor_share`` while a successor may still be
-    named (within ``successor_grace_days``); else 1, the role has stayed vacant."""
+    the role after ``gone`` left (for a decision-level role, once they have engaged, if the config says so): a
+    replaced champion is a hand-over, not a lost relationship; the role's ``pending_successor_share`` while a
+    successor may still be named (within ``successor_grace_days``), unless ``gone`` was the only decision-level
+    contact; else 1, the role has stayed vacant."""
     cfg = ctx.config.relationship
     for c in active:
         if (
@@ -563,13 +628,31 @@ def _successor_factor(gone: Contact, active: Sequence[Contact], ctx: _Ctx) -> tu
             and c.added_at is not None
             and gone.left_at is not None
             and c.added_at >= gone.left_at
-            and (c.role not in _DECISION_LEVEL or (c.last_engaged_at is not None and c.last_engaged_at <= ctx.as_of))
+            and (
+                c.role not in _DECISION_LEVEL
+                or not cfg.successor_must_engage
+                or (c.last_engaged_at is not None and c.last_engaged_at <= ctx.as_of)
+            )
         ):
             return cfg.successor_factor, "named"
-    share = getattr(cfg.pending_successor_share, gone.role, 1.0)
-    if gone.left_at is not None and ctx.days_since(gone.left_at) < cfg.successor_grace_days and share < 1.0:
+    if gone.left_at is not None and ctx.days_since(gone.left_at) < cfg.successor_grace_days:
+        share = 1.0 if sole else getattr(cfg.pending_successor_share, gone.role, 1.0)
         return share, "pending"
     return 1.0, "none"
+
+
+def _sole_decision_level(gone: Contact, known: Sequence[Contact]) -> bool:
+    """Whether ``gone`` was the account's only decision-level contact when they left."""
+    if gone.role not in _DECISION_LEVEL or gone.left_at is None:
+        return False
+    left = gone.left_at
+    return not any(
+        c.contact_id != gone.contact_id
+        and c.role in _DECISION_LEVEL
+        and (c.added_at is None or c.added_at <= left)
+        and _active_at(c, left)
+        for c in known
+    )
 
 
 def _relationship(contacts: Sequence[Contact], ctx: _Ctx) -> list[Driver]:
@@ -587,29 +670,31 @@ def _relationship(contacts: Sequence[Contact], ctx: _Ctx) -> list[Driver]:
     for role, (code, en_role, fr_role) in _ROLE_NAMES.items():
         base = getattr(cfg.departure_points, role)
         gone = [
-            (c, c.left_at, base * (1 - ctx.days_since(c.left_at) / decay) * factor, successor)
+            (c, c.left_at, base * (1 - ctx.days_since(c.left_at) / decay) * factor, successor, sole)
             for c in known
             if c.role == role and c.left_at is not None and ctx.within(c.left_at, decay)
-            for factor, successor in (_successor_factor(c, active, ctx),)
+            for sole in (_sole_decision_level(c, known),)
+            for factor, successor in (_successor_factor(c, active, sole, ctx),)
         ]
         gone = [g for g in gone if g[2] > 0]
         if not gone:
             continue
-        latest, left_at, _, successor = max(gone, key=lambda g: (g[1], g[0].contact_id, repr(g[0])))
+        latest, left_at, _, successor, sole = max(gone, key=lambda g: (g[1], g[0].contact_id, repr(g[0])))
         ago, more = math.floor(ctx.days_since(left_at)), len(gone) - 1
         who_en = f"{en_role} {latest.name}" if latest.name else en_role
         who_fr = f"{latest.name} ({fr_role})" if latest.name else f"Le {fr_role}"
-        # Only where a successor is expected within the grace does its absence after the grace deserve words.
-        vacant = successor == "none" and cfg.successor_grace_days > 0 and getattr(cfg.pending_successor_share, role) < 1
+        # Only where a successor is expected within a grace does its absence after the grace deserve words.
+        vacant = successor == "none" and cfg.successor_grace_days > 0
         found.add(
             code,
-            _noisy_or(p for _, _, p, _ in gone),
+            _noisy_or(p for _, _, p, _, _ in gone),
             {
                 "contact_id": latest.contact_id,
                 "name": latest.name,
                 "days_ago": ago,
                 "departures": len(gone),
                 "successor": successor,
+                "sole_decision_level": sole,
             },
             left_at,
             f"{who_en} left {_en(ago, 'day', 'days')} ago"
@@ -650,13 +735,14 @@ def _relationship(contacts: Sequence[Contact], ctx: _Ctx) -> list[Driver]:
         n = len(fresh)
         names = ", ".join(c.name or c.contact_id for c in fresh)
         first = min(c.added_at for c in fresh if c.added_at is not None)
+        waited = ctx.days_since(first)
         found.add(
             "relationship.new_executive_unengaged",
-            cfg.new_executive_points,
+            cfg.new_executive_ramp.points(waited) if cfg.new_executive_ramp is not None else cfg.new_executive_points,
             {
                 "contacts": n,
                 "contact_ids": ",".join(c.contact_id for c in fresh),
-                "days_since_added": math.floor(ctx.days_since(first)),
+                "days_since_added": math.floor(waited),
             },
             first,
             f"{_en(n, 'new executive or decision maker', 'new executives or decision makers')} not engaged "
@@ -809,3 +895,12 @@ def _renewal(profile: AccountProfile, ctx: _Ctx, base: float) -> tuple[float, Dr
         f"Renouvellement dans {_fr(days, 'jour', 'jours')} : risque pondéré x{factor.replace('.', ',')}",
         severity="info",
     )
+
+
+_FINDERS: dict[ComponentName, Callable[[AccountSignals, _Ctx], list[Driver]]] = {
+    "usage": lambda s, ctx: _usage(s.usage, ctx, s.profile.industry),
+    "support": lambda s, ctx: _support(s.tickets, ctx),
+    "payment": lambda s, ctx: _payment(s.invoices, ctx),
+    "relationship": lambda s, ctx: _relationship(s.contacts, ctx),
+    "engagement": lambda s, ctx: _engagement(s.engagements, ctx),
+}

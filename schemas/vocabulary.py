@@ -28,6 +28,7 @@ DRIVER_CODES: tuple[str, ...] = (
     "usage.drop",
     "usage.users_drop",
     "usage.silent",
+    "usage.slide",
     "support.surge",
     "support.urgent_open",
     "support.escalations",

@@ -19,11 +19,10 @@ from typing import Protocol, runtime_checkable
 
 import asyncpg
 
-from health_engine.config import ScoringConfig, load_scoring_config
+from health_engine.config import ScoringConfig, Windows, load_scoring_config
 from health_engine.model import HealthScore
 from health_engine.repository import (
     QueueState,
-    Windows,
     claim_shard,
     closed_accounts,
     drain_rescore_queue,

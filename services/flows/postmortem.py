@@ -23,8 +23,8 @@ from alerts.config import AlertsConfig
 from alerts.hindsight import Action, PostMortem, Sent, StoredAlert, first_firings, post_mortem, rules_for
 from alerts.model import AccountSnapshot
 from alerts.rules import evaluate
-from health_engine.config import ScoringConfig
-from health_engine.repository import Windows, component_risks, load_signals
+from health_engine.config import ScoringConfig, Windows
+from health_engine.repository import component_risks, load_signals
 from health_engine.scoring import score_account
 from schemas.vocabulary import Level
 

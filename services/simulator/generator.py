@@ -13,15 +13,19 @@ out day by day, in time order:
   lulls); support tickets (opened, updated, sometimes escalated or reopened, resolved, closed with a
   CSAT); monthly invoices (issued, then paid, some accounts habitually a few days late); meetings, emails,
   quarterly business reviews, trainings and occasional NPS surveys.
-- About 15–20% of accounts deteriorate: each draws 2–6 signals (usage decline, users dropping out, ticket
+- About 15–20% of accounts deteriorate: most draw 2–6 signals (usage decline, users dropping out, ticket
   surge with escalations and low CSAT, champion or sponsor leaving, single-threading, late or failed
   payments, declined business reviews, NPS detractor), each with its own onset within a decline, fast
   (3–4 weeks) or slow (months), that has run its course by the customer's notice, 30–90 days before the
-  renewal; the signals then persist. Most end with ``churned`` or ``downgraded`` at or after their renewal,
-  a few are still on the way down when the period ends. Healthy accounts mostly renew or expand (a few
-  percent of all losses come unannounced: a budget cut, an acquisition), and carry noise a scorer must not
-  mistake for churn: urgent tickets, late invoices, a temporary usage dip, a contact leaving, a champion
-  replaced.
+  renewal; the signals then persist. One in five shows a single quiet signal only (an NPS detractor, a new
+  executive who never engages, declined business reviews, or a slow usage slide). Most end with ``churned``
+  or ``downgraded`` at or after their renewal, a few are still on the way down when the period ends.
+- Healthy accounts mostly renew or expand (a few percent of all losses come unannounced, with no signal at
+  all: a budget cut, an acquisition), and carry noise a scorer must not mistake for churn: urgent tickets,
+  habitual late payers (each with its own delay, some a month and more), a temporary usage dip, a contact
+  leaving, a champion, sponsor or decision maker replaced after a varied delay (the same day to five weeks),
+  their industry's own seasonal lull (``INDUSTRY_LULLS``). About 5% go through a scare (1–2 signals for one
+  to two and a half months) and are saved: they renew.
 """
 
 from __future__ import annotations
@@ -55,8 +59,19 @@ Signal = Literal[
     "payments",
     "reviews",
     "nps",
+    "new_executive",
+    "usage_slide",
 ]
-Noise = Literal["late_payer", "usage_dip", "contact_left", "champion_replaced", "kam_change", "low_nps"]
+Noise = Literal[
+    "late_payer",
+    "usage_dip",
+    "contact_left",
+    "champion_replaced",
+    "sponsor_replaced",
+    "decision_maker_replaced",
+    "kam_change",
+    "low_nps",
+]
 
 _SIGNAL_WEIGHTS: Final[dict[Signal, float]] = {
     "usage": 0.85,
@@ -69,13 +84,41 @@ _SIGNAL_WEIGHTS: Final[dict[Signal, float]] = {
     "reviews": 0.5,
     "nps": 0.35,
 }
+# The single, quiet signal of some churners: nothing else shows.
+_QUIET_SIGNALS: Final[dict[Signal, float]] = {"nps": 0.3, "new_executive": 0.25, "reviews": 0.25, "usage_slide": 0.2}
+# What a scare that ends well (the account is saved) shows for a while.
+_SCARE_SIGNALS: Final[dict[Signal, float]] = {
+    "usage": 0.3,
+    "tickets": 0.25,
+    "reviews": 0.2,
+    "payments": 0.15,
+    "champion_left": 0.2,
+    "nps": 0.15,
+}
 _NOISE_ODDS: Final[dict[Noise, float]] = {
     "late_payer": 0.2,
     "usage_dip": 0.15,
     "contact_left": 0.12,
-    "champion_replaced": 0.06,
+    "champion_replaced": 0.08,
+    "sponsor_replaced": 0.04,
+    "decision_maker_replaced": 0.04,
     "kam_change": 0.03,
     "low_nps": 0.06,
+}
+_REPLACED_ROLE: Final[dict[Noise, ContactRole]] = {
+    "champion_replaced": "champion",
+    "sponsor_replaced": "executive_sponsor",
+    "decision_maker_replaced": "decision_maker",
+}
+# Each industry's own business calendar (MM-DD, both included, wrapping over New Year), on top of weekends,
+# August and the year-end holidays: activity at `factor` times an ordinary day.
+INDUSTRY_LULLS: Final[dict[str, tuple[tuple[str, str, float], ...]]] = {
+    "retail": (("01-08", "02-20", 0.6),),  # after the holiday peak
+    "hospitality": (("11-03", "02-28", 0.65),),  # the off-season
+    "manufacturing": (("07-21", "08-15", 0.5),),  # the summer shutdown
+    "automotive": (("07-21", "08-15", 0.5), ("12-18", "01-04", 0.5)),
+    "logistics": (("01-02", "01-31", 0.7),),
+    "financial services": (("12-15", "12-31", 0.7),),
 }
 
 T = TypeVar("T")
@@ -130,6 +173,15 @@ class AccountPlan:
     outcome: OutcomeKind | None = None
     outcome_date: date | None = None
     """None when the renewal falls after the simulated period (the account is still on its way)."""
+    quiet: bool = False
+    """A deteriorating account whose decline shows through one quiet signal only."""
+    saved_on: date | None = None
+    """For an account saved after a scare (its ``signals`` showed for a while): when the scare ends; it renews."""
+
+    @property
+    def unannounced_loss(self) -> bool:
+        """Lost with no signal at all beforehand (a budget cut, an acquisition): no scorer can see it coming."""
+        return self.outcome in ("churned", "downgraded") and not self.deteriorating
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +277,8 @@ _CHURN_REASONS: Final[dict[Signal, str]] = {
     "payments": "budget constraints",
     "reviews": "moved to a competitor",
     "nps": "moved to a competitor",
+    "new_executive": "new leadership, strategy change",
+    "usage_slide": "low adoption",
 }
 
 
@@ -340,6 +394,8 @@ def _plan_account(
     noise: set[Noise] = set()
     outcome: OutcomeKind | None = None
     outcome_day: int | None = None
+    quiet = False
+    saved_on: date | None = None
 
     if deteriorating:
         # A key account's churn or downgrade is booked at the contract end (the renewal), after the customer's
@@ -359,14 +415,19 @@ def _plan_account(
         last = max(first, min(notice_day, days) - 1)
         decline_start = start + timedelta(days=first)
         notice_date = start + timedelta(days=notice_day)
-        candidates = dict(_SIGNAL_WEIGHTS)
-        if "champion" not in roles:
-            del candidates["champion_left"]
-        if "executive_sponsor" not in roles:
-            del candidates["sponsor_left"]
-        for signal in _weighted_sample(rng, candidates, rng.randint(2, 6)):
-            onset = first + int(rng.random() * 0.7 * (last - first))
-            signals[signal] = start + timedelta(days=onset)
+        if rng.random() < 0.2:  # one quiet signal, early in the decline, and nothing else
+            quiet = True
+            onset = first + int(rng.random() * 0.3 * (last - first))
+            signals[_weighted_sample(rng, _QUIET_SIGNALS, 1)[0]] = start + timedelta(days=onset)
+        else:
+            candidates = dict(_SIGNAL_WEIGHTS)
+            if "champion" not in roles:
+                del candidates["champion_left"]
+            if "executive_sponsor" not in roles:
+                del candidates["sponsor_left"]
+            for signal in _weighted_sample(rng, candidates, rng.randint(2, 6)):
+                onset = first + int(rng.random() * 0.7 * (last - first))
+                signals[signal] = start + timedelta(days=onset)
     else:
         renewal_day = rng.randint(min(10, days - 1), days + 330)
         if renewal_day < days:
@@ -377,8 +438,18 @@ def _plan_account(
             if roll >= 0.996:
                 outcome = "churned"
         for kind, odds in _NOISE_ODDS.items():
-            if rng.random() < odds and (kind != "champion_replaced" or "champion" in roles):
+            if rng.random() < odds and (kind not in _REPLACED_ROLE or _REPLACED_ROLE[kind] in roles):
                 noise.add(kind)
+        if rng.random() < 0.05 and days > 120:  # a scare, then the account is saved: it renews
+            onset = rng.randint(30, days - 90)
+            saved_on = start + timedelta(days=onset + rng.randint(30, 75))
+            scare = dict(_SCARE_SIGNALS)
+            if "champion" not in roles:
+                del scare["champion_left"]
+            for signal in _weighted_sample(rng, scare, rng.randint(1, 2)):
+                signals[signal] = start + timedelta(days=onset + rng.randint(0, 10))
+            if outcome in ("churned", "downgraded"):
+                outcome = "renewed"
     if deteriorating and rng.random() < 0.2:
         noise.add("late_payer")
 
@@ -405,6 +476,8 @@ def _plan_account(
         noise=frozenset(noise),
         outcome=outcome,
         outcome_date=None if outcome_day is None else start + timedelta(days=outcome_day),
+        quiet=quiet,
+        saved_on=saved_on,
     )
 
 
@@ -511,6 +584,16 @@ def _day_factor(day: date) -> float:
     return factor
 
 
+def _lull(industry: str, day: date) -> float:
+    """The industry's own seasonal factor of ``day`` (1: an ordinary day for it)."""
+    key = f"{day.month:02d}-{day.day:02d}"
+    factor = 1.0
+    for first, last, low in INDUSTRY_LULLS.get(industry, ()):
+        if (first <= key <= last) if first <= last else (key >= first or key <= last):
+            factor = min(factor, low)
+    return factor
+
+
 @dataclass
 class _User:
     user_id: str
@@ -531,12 +614,14 @@ class _AccountSim:
         self.offset = _OFFSETS[plan.utc_offset_hours]
         self.onsets = {signal: self.day_of(when) for signal, when in plan.signals.items()}
         self.renewal_day = self.day_of(plan.renewal_date)
+        self.saved_day = None if plan.saved_on is None else self.day_of(plan.saved_on)
         self.notice_day = self.renewal_day if plan.notice_date is None else self.day_of(plan.notice_date)
         self.outcome_day = None if plan.outcome_date is None else self.day_of(plan.outcome_date)
         self.last_day = self.outcome_day if plan.outcome == "churned" and self.outcome_day is not None else self.days
         self.outcome_at = None if self.outcome_day is None else self.at(self.outcome_day, 14, 17)
         self.churned_at = self.outcome_at if plan.outcome == "churned" else None
         self.unengaged_from: int | None = None
+        self.unengaged_cold = 0.8
         self.reassigned: tuple[int, str] | None = None
         self.contact_seq = len(plan.contacts)
         rng = self.rng
@@ -547,6 +632,9 @@ class _AccountSim:
         )
         self.usage_floor = rng.uniform(0.12, 0.45)
         self.usage_shape = rng.uniform(0.6, 1.8)
+        self.slide_floor = rng.uniform(0.45, 0.65)  # a slow slide loses a third to a half of the usage
+        # A habitual late payer's own delay: a few days, or a month and more for some.
+        self.pay_delay = rng.randint(2, 10) if rng.random() < 0.6 else rng.randint(11, 35)
         self.dip: tuple[int, int, float] | None = None
         if "usage_dip" in plan.noise:
             begin = rng.randrange(max(1, self.days - 7))
@@ -565,10 +653,15 @@ class _AccountSim:
         return min(self.notice_day, self.days - 1)
 
     def progress(self, signal: Signal, day: int) -> float:
-        """0 before the signal's onset, then up to 1 by the customer's notice, and 1 until the outcome."""
+        """0 before the signal's onset, then up to 1 by the customer's notice, and 1 until the outcome. A scare
+        that ends well rises to 0.8 until the account is saved, then fades out over three weeks."""
         onset = self.onsets.get(signal)
         if onset is None or day < onset:
             return 0.0
+        if self.saved_day is not None:
+            if day < self.saved_day:
+                return 0.8 * min(1.0, (day - onset) / max(5, self.saved_day - onset))
+            return max(0.0, 0.8 * (1 - (day - self.saved_day) / 21))
         return min(1.0, (day - onset) / max(5, self.notice_day - onset))
 
     def at(self, day: int, first_hour: int = 8, last_hour: int = 18) -> datetime:
@@ -648,15 +741,27 @@ class _AccountSim:
         users = [c for c in p.contacts if c.role == "user" and c.contact_id not in leaving]
         if users and rng.random() < 0.08 and days > 2:
             self.contact_event(self.at(rng.randrange(1, days)), users[0], "role_changed", previous_role="user")
-        if "champion_replaced" in p.noise and "champion" in by_role and days > 2:
-            day = rng.randrange(1, days)
-            self.contact_event(self.at(day), by_role["champion"], "left_company")
-            leaving.add(by_role["champion"].contact_id)
-            self.contact_event(self.at(min(days - 1, day + rng.randint(7, 21))), self.new_contact("champion"), "added")
+        for kind, role in _REPLACED_ROLE.items():  # a hand-over: someone else takes the role, sooner or later
+            if kind in p.noise and role in by_role and by_role[role].contact_id not in leaving and days > 2:
+                day = rng.randrange(1, days)
+                self.contact_event(self.at(day), by_role[role], "left_company")
+                leaving.add(by_role[role].contact_id)
+                delay = rng.choices(
+                    (rng.randint(0, 3), rng.randint(4, 7), rng.randint(8, 14), rng.randint(15, 35)),
+                    (0.3, 0.3, 0.25, 0.15),
+                )[0]
+                self.contact_event(self.at(min(days - 1, day + delay)), self.new_contact(role), "added")
 
-        if "champion_left" in self.onsets:
+        if "champion_left" in self.onsets and by_role["champion"].contact_id not in leaving:
             self.contact_event(self.at(self.onsets["champion_left"]), by_role["champion"], "left_company")
             leaving.add(by_role["champion"].contact_id)
+            if self.saved_day is not None:  # the scare ends with a new champion
+                self.contact_event(self.at(min(days - 1, self.saved_day)), self.new_contact("champion"), "added")
+        if "new_executive" in self.onsets:  # a reorganisation brings an executive who never engages
+            day = self.onsets["new_executive"]
+            newcomer: ContactRole = "executive_sponsor" if rng.random() < 0.5 else "decision_maker"
+            self.contact_event(self.at(day), self.new_contact(newcomer), "added")
+            self.unengaged_from, self.unengaged_cold = day, 0.5
         if "sponsor_left" in self.onsets:
             day = self.onsets["sponsor_left"]
             self.contact_event(self.at(day), by_role["executive_sponsor"], "left_company")
@@ -748,7 +853,7 @@ class _AccountSim:
                 else:
                     self.emit(self.at(due - rng.randint(0, 5)), "payment", invoice | {"status": "disputed"})
             elif "late_payer" in p.noise and rng.random() < 0.8:
-                self.pay(invoice, due + rng.randint(2, 10))
+                self.pay(invoice, due + max(1, self.pay_delay + rng.randint(-2, 4)))
             elif rng.random() < 0.05:
                 self.pay(invoice, due + rng.randint(1, 7))
             else:
@@ -769,7 +874,7 @@ class _AccountSim:
         """How much the customer has stopped engaging, 0..1."""
         cold = self.progress("reviews", day)
         if self.unengaged_from is not None and day >= self.unengaged_from:
-            cold = max(cold, 0.8)
+            cold = max(cold, self.unengaged_cold)
         return cold
 
     def schedule_engagement(self) -> None:
@@ -810,7 +915,8 @@ class _AccountSim:
 
         day = rng.randrange(180)
         while day < days:
-            if "nps" in self.onsets and day >= self.onsets["nps"]:  # a detractor stays one
+            detractor = "nps" in self.onsets and day >= self.onsets["nps"]
+            if detractor and (self.saved_day is None or day < self.saved_day):  # a detractor stays one
                 self.engagement(day, "nps_survey", "responded", rng.randint(0, 5))
             elif rng.random() < 0.55:
                 low = "low_nps" in p.noise
@@ -824,6 +930,8 @@ class _AccountSim:
             self.engagement(
                 min(days - 1, self.onsets["nps"] + rng.randint(0, 10)), "nps_survey", "responded", rng.randint(0, 5)
             )
+            if self.saved_day is not None and self.saved_day < days:  # saved: the customer says so
+                self.engagement(self.saved_day, "nps_survey", "responded", rng.randint(8, 10))
 
     def next_workday(self, day: int) -> int:
         weekday = (self.start + timedelta(days=day)).weekday()
@@ -868,6 +976,8 @@ class _AccountSim:
         health = 1.0
         if "usage" in self.onsets:
             health = 1.0 - (1.0 - self.usage_floor) * self.progress("usage", day) ** self.usage_shape
+        if "usage_slide" in self.onsets:
+            health *= 1.0 - (1.0 - self.slide_floor) * self.progress("usage_slide", day)
         if self.dip is not None and self.dip[0] <= day < self.dip[1]:
             health *= self.dip[2]
         level = factor * health
@@ -918,10 +1028,13 @@ def _drafts(portfolio: Portfolio) -> Iterator[_Draft]:
             moment += tick
     for sim in sims:
         sim.schedule(kam_ids)
+    industries = sorted({sim.plan.industry for sim in sims})
     for day in range(portfolio.days):
-        factor = _day_factor(portfolio.start + timedelta(days=day))
+        when = portfolio.start + timedelta(days=day)
+        factor = _day_factor(when)
+        by_industry = {industry: factor * _lull(industry, when) for industry in industries}
         for sim in sims:
-            sim.usage(day, factor)
+            sim.usage(day, by_industry[sim.plan.industry])
         yield from stream.take(day)
 
 

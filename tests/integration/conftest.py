@@ -19,6 +19,7 @@ from pydantic import SecretStr
 
 from services.platform.database import Database, sqlalchemy_url
 from services.platform.settings import Settings
+from tests.configs import RULES_PATH, SCORING_PATH
 from tests.dbutil import cloned_database, create_template
 from tests.integration.servers import SlackStandIn, SmtpServer
 
@@ -34,6 +35,8 @@ def pg_server_url() -> Iterator[str]:
     # per run, shared by its xdist workers; the last one out stops the server and deletes it.
     run = os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"pid{os.getpid()}"
     pgdata = Path(tempfile.gettempdir()) / f"kamwatch-test-pg-{run}"
+    # Made here, not by get_server: its mkdir(exist_ok=False) races between workers starting together.
+    pgdata.mkdir(exist_ok=True)
     server = get_server(pgdata, cleanup_mode="delete")
     yield sqlalchemy_url(server.get_uri())
     server.cleanup()
@@ -55,7 +58,10 @@ async def database_url(server_url: str) -> AsyncIterator[str]:
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(database_url=database_url, data_dir=tmp_path / "data")
+    # The mechanism tests' own scoring and rules (the shipped ones come from kamwatch tune and move).
+    return Settings(
+        database_url=database_url, data_dir=tmp_path / "data", scoring_config=SCORING_PATH, alert_rules=RULES_PATH
+    )
 
 
 @pytest.fixture

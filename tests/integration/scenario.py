@@ -13,9 +13,10 @@ from services.flows.alerting import Alerting
 from services.flows.evaluation import HealthEngine
 from services.flows.ingest import Pipeline
 from services.platform.database import Database
+from tests.configs import RULES_PATH, SCORING_PATH
 from tests.events import event, records
 
-SCORING = load_scoring_config(None)
+SCORING = load_scoring_config(SCORING_PATH)
 START = datetime(2026, 1, 5, tzinfo=UTC)
 DEPARTURE = START + timedelta(days=70)
 LEA = {
@@ -30,8 +31,8 @@ MARC = {"name": "Marc Petit", "email": "marc@example.com", "locale": "en", "time
 
 
 def rules_with_hold(days: float) -> AlertsConfig:
-    """The shipped rules with another hold before auto-resolving (0: an alert resolves when its condition clears)."""
-    config = load_rules_config()
+    """The tests' rules with another hold before auto-resolving (0: an alert resolves when its condition clears)."""
+    config = load_rules_config(RULES_PATH)
     return config.model_copy(update={"policy": config.policy.model_copy(update={"resolve_hold_days": days})})
 
 

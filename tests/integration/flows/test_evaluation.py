@@ -20,10 +20,11 @@ from services.flows.replay import next_midnight, replay_as_lived
 from services.platform.database import Database, driver_connection
 from services.platform.settings import Settings
 from services.simulator.generator import simulate_to_dir
+from tests.configs import SCORING_PATH
 from tests.dbutil import cloned_database
 from tests.events import event, records
 
-CONFIG = load_scoring_config(None)
+CONFIG = load_scoring_config(SCORING_PATH)
 START = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
 
 

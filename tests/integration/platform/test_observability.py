@@ -17,6 +17,7 @@ from services.platform.metrics import Metrics
 from services.platform.observability import sample
 from services.platform.settings import Settings
 from services.worker.consumer import build_broker
+from tests.configs import SCORING_PATH
 from tests.events import at, encode, event
 
 ACCOUNT = event(
@@ -36,7 +37,7 @@ def samples(metrics: Metrics) -> dict[tuple[str, frozenset[tuple[str, str]]], fl
 
 async def test_a_kafka_batch_feeds_ingestion_engine_and_faststream_metrics(settings: Settings, db: Database) -> None:
     metrics = Metrics.create()
-    engine = HealthEngine(db, load_scoring_config(None), metrics=metrics)
+    engine = HealthEngine(db, load_scoring_config(SCORING_PATH), metrics=metrics)
     pipeline = Pipeline(db, clock=lambda: NOW, engine=engine, metrics=metrics)
     broker = build_broker(settings, partial(pipeline.ingest, ingress="kafka"), metrics)
     async with TestKafkaBroker(broker):

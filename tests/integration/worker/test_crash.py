@@ -17,6 +17,7 @@ from services.flows.ingest import Pipeline
 from services.flows.replay import replay_file
 from services.platform.database import Database
 from services.platform.settings import Settings
+from tests.configs import SCORING_PATH
 from tests.dbutil import admin_dsn, cloned_database, snapshot
 from tests.events import at, encode, event
 
@@ -70,7 +71,9 @@ async def test_sigkill_mid_stream_then_restart_equals_clean_run(server_url: str,
     async with cloned_database(server_url) as clean_url, cloned_database(server_url) as crashed_url:
         clean = await Database.open(Settings(database_url=clean_url))
         await replay_file(Pipeline(clean), stream, batch_size=500)
-        await HealthEngine(clean, load_scoring_config(None)).rescore_pending(at(28))  # as `kamwatch replay` does
+        await HealthEngine(clean, load_scoring_config(SCORING_PATH)).rescore_pending(
+            at(28)
+        )  # as `kamwatch replay` does
         expected = await snapshot(clean)
         await clean.close()
 

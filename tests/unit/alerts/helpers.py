@@ -10,9 +10,12 @@ from typing import Any
 from alerts.config import AlertsConfig, load_rules_config
 from alerts.model import AccountSnapshot, Kam, OpenAlert
 from schemas.vocabulary import Driver, EvidenceValue, Severity
+from tests.configs import RULES_PATH
 
 AS_OF = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-CONFIG = load_rules_config(None)
+# The mechanism tests' own rules (the shipped ones come from kamwatch tune and move); SHIPPED for what ships.
+CONFIG = load_rules_config(RULES_PATH)
+SHIPPED = load_rules_config(None)
 
 
 def ago(days: float = 0, hours: float = 0) -> datetime:

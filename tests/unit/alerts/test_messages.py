@@ -28,7 +28,7 @@ from alerts.messages import (
     render_slack,
 )
 from alerts.model import AccountSnapshot
-from alerts.phrasing import Reader, Role, risk_line
+from alerts.phrasing import Reader, Role, driver_line, risk_line
 from alerts.playbook import load_playbook
 from schemas.vocabulary import Locale
 from services.flows.links import NoLinks, UnsignedLinks
@@ -367,3 +367,31 @@ def test_money_always_carries_its_currency() -> None:
         AlertMessage("immediate", snapshot(arr=Decimal("1234567.89"), currency="USD"), (LEVEL_ALERT,)), "en"
     )
     assert "$1,234,567.89" in texts(payload)
+
+
+SLIDE = driver(
+    "usage.slide", 40, evidence={"decline_pct": 35, "weeks": 12, "recent_weekly": 65.0, "earlier_weekly": 100.0}
+)
+SOLE = driver(
+    "relationship.sponsor_left",
+    60,
+    since=ago(days=2),
+    evidence={"name": "Paul Roy", "departures": 1, "successor": "pending", "sole_decision_level": True},
+)
+
+
+@pytest.mark.parametrize(
+    ("code_driver", "locale", "expected"),
+    [
+        (SLIDE, "en", "Usage down 35% over 12 weeks, a slow slide"),
+        (SLIDE, "fr", "Usage en baisse de 35\u00a0% en 12 semaines, un lent déclin"),
+        (SOLE, "en", "Executive sponsor Paul Roy left 2 days ago, the only contact who decided"),
+        (SOLE, "fr", ", le seul contact décisionnaire"),
+    ],
+)
+def test_a_slow_slide_and_the_only_decision_level_contact_in_words(
+    code_driver: Any, locale: Locale, expected: str
+) -> None:
+    line = driver_line(code_driver, Reader(locale, "Europe/Paris", AS_OF), "EUR")
+    assert expected in line
+    assert line not in (code_driver.message_en, code_driver.message_fr)  # phrased, not the engine's words

@@ -352,3 +352,68 @@ def test_evaluate_is_deterministic_and_keys_are_unique(
     keys = [a.dedup_key for a in first]
     assert keys == sorted(set(keys))
     assert all(a.condition_since <= AS_OF for a in first)
+
+
+# --- digest only, for_days, departures -----------------------------------------------------------------------
+
+
+def test_a_digest_only_rule_never_pages() -> None:
+    paging = by_rule(snapshot(driver("payment.overdue", 80)))["payment_late"]
+    quiet = by_rule(snapshot(driver("payment.overdue", 80)), with_rule("payment_late", digest_only=True))
+    assert paging.severity == "critical"
+    assert quiet["payment_late"].severity == "warning"
+    assert with_rule("payment_late", digest_only=True).digest_only_rules() == ("payment_late",)
+
+
+@pytest.mark.parametrize(
+    ("since_days", "for_days", "fires"),
+    [(3, 0, True), (3, 7, False), (7, 7, True), (20, 14, True), (13.9, 14, False)],
+)
+def test_a_rule_fires_only_once_its_condition_has_held_for_days(
+    since_days: float, for_days: float, fires: bool
+) -> None:
+    config = with_rule("nps_detractor", for_days=for_days)
+    found = by_rule(snapshot(driver("engagement.nps_detractor", 60, since=ago(days=since_days))), config)
+    assert ("nps_detractor" in found) is fires
+
+
+def test_for_days_on_the_level_counts_from_when_the_level_was_reached() -> None:
+    config = with_rule("risk_level", for_days=7)
+    fresh = snapshot(level="high", risk=60, level_since=ago(days=2))
+    held = snapshot(level="high", risk=60, level_since=ago(days=8))
+    assert "risk_level" not in by_rule(fresh, config)
+    assert "risk_level" in by_rule(held, config)
+
+
+def departure(successor: str, sole: bool = False) -> Driver:
+    evidence: dict[str, str | int | float | None] = {"contact_id": "C-7", "successor": successor}
+    if sole:
+        evidence["sole_decision_level"] = True
+    return driver("relationship.champion_left", 40, since=ago(days=3), evidence=evidence)
+
+
+@pytest.mark.parametrize(
+    ("successor", "sole", "level", "severity"),
+    [
+        ("pending", False, "low", "warning"),  # news
+        ("none", False, "low", "critical"),  # vacant after the grace
+        ("pending", True, "low", "critical"),  # the only decision-level contact
+        ("pending", False, "high", "critical"),  # other signals compound
+        ("named", False, "low", None),  # a successor clears it
+    ],
+)
+def test_departure_rule(successor: str, sole: bool, level: Level, severity: str | None) -> None:
+    config = with_rule(
+        "champion_left", severity="warning", vacant_severity="critical", compound_level="high", clear_on_successor=True
+    )
+    found = by_rule(snapshot(departure(successor, sole), level=level, risk=60 if level == "high" else 10), config)
+    assert (found["champion_left"].severity if "champion_left" in found else None) == severity
+
+
+def test_a_departure_rule_without_the_new_settings_behaves_as_a_driver_rule() -> None:
+    plain = by_rule(snapshot(departure("named")))["champion_left"]  # this config: critical, no clearing
+    assert plain.severity == "critical"
+
+
+def test_usage_drop_watches_the_slow_slide() -> None:
+    assert "usage_drop" in by_rule(snapshot(driver("usage.slide", 45)))

@@ -16,9 +16,12 @@ from hypothesis import strategies as st
 
 from health_engine.config import (
     DEFAULT_CONFIG_PATH,
+    Ramp,
     ScoringConfig,
     ScoringConfigError,
     SeasonalPeriod,
+    Slide,
+    Windows,
     load_scoring_config,
 )
 from health_engine.model import (
@@ -39,9 +42,12 @@ from health_engine.model import (
 )
 from health_engine.scoring import score_account
 from schemas.vocabulary import Driver, Tier
+from tests.configs import SCORING_PATH
 
 AS_OF = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-CONFIG = load_scoring_config(None)
+# The mechanism tests' own config (the shipped one comes from kamwatch tune and moves); SHIPPED for what ships.
+CONFIG = load_scoring_config(SCORING_PATH)
+SHIPPED = load_scoring_config(None)
 
 
 def ago(days: float) -> datetime:
@@ -301,6 +307,63 @@ def test_seasonal_lull_is_not_a_usage_drop() -> None:
     assert "usage.drop" in drivers(score(signals, no_calendar, as_of=as_of))
 
 
+def test_an_industrys_own_lull_is_not_a_usage_drop_for_its_accounts_only() -> None:
+    """Retail's quiet weeks after the holidays: no drop for a retailer, a drop for anyone else."""
+    as_of = datetime(2026, 1, 29, 12, tzinfo=UTC)
+    # Usage as the portfolio's calendar expects it (the year-end holidays), and 55% of that from January 8.
+    lull = tuple(
+        (d, 100.0 * CONFIG.usage.seasonal_factor(d) * (0.55 if date(2026, 1, 8) <= d else 1.0), 10)
+        for d in (as_of.date() - timedelta(days=n) for n in range(1, 71))
+    )
+    retail = SeasonalPeriod(start="01-08", end="02-20", factor=0.55, industries=("retail",))
+    config = CONFIG.model_copy(
+        update={"usage": CONFIG.usage.model_copy(update={"seasonality": (*CONFIG.usage.seasonality, retail)})}
+    )
+    retailer = healthy(usage=lull, profile=replace(healthy().profile, industry="retail"))
+    bank = healthy(usage=lull, profile=replace(healthy().profile, industry="financial services"))
+    assert "usage.drop" not in drivers(score(retailer, config, as_of=as_of))
+    assert "usage.drop" in drivers(score(bank, config, as_of=as_of))
+
+
+def slide_config(start: float = 0.3) -> ScoringConfig:
+    slide = Slide(recent_weeks=4, span_weeks=12, ramp=Ramp(start=start, full=0.6, low=30, high=60))
+    return CONFIG.model_copy(update={"usage": CONFIG.usage.model_copy(update={"slide": slide})})
+
+
+SPRING = datetime(2026, 6, 10, 12, tzinfo=UTC)  # the 17 weeks before it hold no seasonal lull
+
+
+def sliding(weekly_loss: float) -> tuple[UsageDay, ...]:
+    """Daily usage losing ``weekly_loss`` of its starting level every week for 17 weeks up to ``SPRING``."""
+    return tuple(
+        (SPRING.date() - timedelta(days=n), 100.0 * (1 - weekly_loss * ((119 - n) // 7)), 10) for n in range(1, 120)
+    )
+
+
+@pytest.mark.parametrize(
+    ("weekly_loss", "slide", "drop"),
+    [
+        (0.0, False, False),  # steady
+        (0.01, False, False),  # 12% over 12 weeks: ordinary drift
+        (0.035, True, False),  # 40% over 12 weeks: a slide the weekly drop never sees (its baseline follows it)
+        (0.05, True, True),  # faster: the weekly drop sees it too
+    ],
+)
+def test_a_slow_slide(weekly_loss: float, slide: bool, drop: bool) -> None:
+    found = drivers(score(healthy(usage=sliding(weekly_loss)), slide_config(), as_of=SPRING))
+    assert ("usage.slide" in found) is slide
+    assert ("usage.drop" in found) is drop
+    if slide:
+        assert found["usage.slide"].evidence["weeks"] == 12
+        assert found["usage.slide"].message_fr.startswith("Usage en baisse de")
+
+
+def test_no_slide_driver_without_its_config_and_its_window_is_loaded() -> None:
+    assert "usage.slide" not in drivers(score(healthy(usage=sliding(0.05)), as_of=SPRING))
+    assert Windows.of(slide_config()).usage_days == 7 * 17 + 1
+    assert Windows.of(CONFIG).usage_days == 7 * 9 + 1
+
+
 def test_drop_within_the_accounts_own_variability_is_not_a_usage_drop() -> None:
     # Weeks swing between 60 and 150 a day: a 35% lower week is ordinary for this account.
     swings = (65.0, 65.0, 140.0, 70.0, 120.0, 95.0, 150.0, 60.0, 110.0, 100.0, 100.0)
@@ -518,9 +581,62 @@ def test_champion_departure_weighs_less_while_a_successor_may_still_be_named() -
     assert vacant.evidence["successor"] == "none"
     assert vacant.points == pytest.approx(base * (1 - (grace + 1) / decay), abs=0.1)
     assert vacant.points > pending.points
-    # A sponsor's departure weighs fully at once (pending share 1 in the shipped config).
+    # A sponsor's departure weighs fully at once (pending share 1 in this config), a successor may still come.
     sponsor = drivers(score(with_contacts(contact("C-sponsor", "executive_sponsor", left=3), drop="C-sponsor")))
-    assert sponsor["relationship.sponsor_left"].evidence["successor"] == "none"
+    left = sponsor["relationship.sponsor_left"]
+    assert left.evidence["successor"] == "pending"
+    assert left.points == pytest.approx(
+        CONFIG.relationship.departure_points.executive_sponsor * (1 - 3 / decay), abs=0.1
+    )
+
+
+@pytest.mark.parametrize(("days", "points"), [(10, 0.0), (14, 20.0), (37, 32.5), (60, 45.0), (80, 45.0), (95, 0.0)])
+def test_an_unengaged_new_executive_weighs_more_the_longer_it_lasts(days: float, points: float) -> None:
+    relationship = CONFIG.relationship.model_copy(
+        update={"new_executive_ramp": Ramp(start=14, full=60, low=20, high=45), "new_executive_days": 90}
+    )
+    config = CONFIG.model_copy(update={"relationship": relationship})
+    newcomer = contact("C-new", "decision_maker", added=days, engaged=None)
+    found = drivers(score(with_contacts(newcomer), config)).get("relationship.new_executive_unengaged")
+    assert (found.points if found is not None else 0.0) == pytest.approx(points)
+
+
+def test_a_named_successor_counts_without_waiting_for_a_meeting_when_configured() -> None:
+    relationship = CONFIG.relationship.model_copy(update={"successor_must_engage": False})
+    config = CONFIG.model_copy(update={"relationship": relationship})
+    gone = contact("C-sponsor", "executive_sponsor", left=20)
+    unengaged = contact("C-new", "executive_sponsor", added=10, engaged=None)
+    left = drivers(score(with_contacts(gone, unengaged, drop="C-sponsor"), config))["relationship.sponsor_left"]
+    assert left.evidence["successor"] == "named"
+
+
+@pytest.mark.parametrize(
+    ("others", "sole"),
+    [
+        ((), True),  # the sponsor was the only decision-level contact
+        (("C-dm",), False),  # a decision maker remains
+    ],
+)
+def test_the_only_decision_level_contact_leaving_weighs_fully_at_once(others: tuple[str, ...], sole: bool) -> None:
+    relationship = CONFIG.relationship.model_copy(
+        update={
+            "successor_grace_days": 10,
+            "pending_successor_share": CONFIG.relationship.pending_successor_share.model_copy(
+                update={"executive_sponsor": 0.5}
+            ),
+        }
+    )
+    config = CONFIG.model_copy(update={"relationship": relationship})
+    contacts = (
+        contact("C-sponsor", "executive_sponsor", left=2),
+        contact("C-champion", "champion"),
+        *(contact(c, "decision_maker") for c in others),
+    )
+    left = drivers(score(healthy(contacts=contacts), config))["relationship.sponsor_left"]
+    assert left.evidence["sole_decision_level"] is sole
+    assert left.evidence["successor"] == "pending"
+    full = CONFIG.relationship.departure_points.executive_sponsor * (1 - 2 / CONFIG.relationship.departure_decay_days)
+    assert left.points == pytest.approx(full if sole else full * 0.5, abs=0.1)
 
 
 def test_replaced_champion_weighs_less_than_a_lost_one() -> None:
@@ -889,7 +1005,7 @@ def write_config(tmp_path: Path, change: Any) -> Path:
 
 
 def test_default_config_loads_and_round_trips(tmp_path: Path) -> None:
-    assert load_scoring_config(write_config(tmp_path, lambda raw: None)) == CONFIG
+    assert load_scoring_config(write_config(tmp_path, lambda raw: None)) == SHIPPED
     custom = load_scoring_config(write_config(tmp_path, lambda raw: raw.update(version="pilot-7")))
     assert score(healthy(), custom).config_version == "pilot-7"
 

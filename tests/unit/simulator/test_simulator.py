@@ -244,3 +244,51 @@ def test_two_hundred_accounts_over_six_months_generate_in_seconds() -> None:
 def test_rejects_an_empty_portfolio(accounts: int, kams: int, days: int) -> None:
     with pytest.raises(ValueError, match="at least 1"):
         plan_portfolio(accounts, kams, days, 1, START)
+
+
+def test_a_harder_portfolio_quiet_churners_saved_accounts_and_varied_hand_overs() -> None:
+    """So that figures are not tuned to one recipe: one churner in five shows a single quiet signal, some healthy
+    accounts are saved after a scare (and renew), hand-overs take from the same day to five weeks."""
+    portfolio = plan_portfolio(2000, 20, 540, 3, date(2025, 1, 6))  # the plan alone: no events
+    deteriorating = [a for a in portfolio.accounts if a.deteriorating]
+    quiet = [a for a in deteriorating if a.quiet]
+    saved = [a for a in portfolio.accounts if a.saved_on is not None]
+
+    assert 0.12 * len(deteriorating) <= len(quiet) <= 0.3 * len(deteriorating)
+    assert all(len(a.signals) == 1 for a in quiet)
+    assert {s for a in quiet for s in a.signals} == {"nps", "new_executive", "reviews", "usage_slide"}
+    assert 0.02 * len(portfolio.accounts) <= len(saved) <= 0.08 * len(portfolio.accounts)
+    assert all(not a.deteriorating and a.signals and a.outcome not in ("churned", "downgraded") for a in saved)
+    assert all(min(a.signals.values()) < a.saved_on for a in saved if a.saved_on is not None)
+    assert any(a.unannounced_loss for a in portfolio.accounts)
+    assert not any(a.unannounced_loss for a in deteriorating + saved)
+
+
+def test_hand_overs_take_varied_delays_and_industries_have_their_own_lulls() -> None:
+    portfolio = plan_portfolio(200, 5, 200, 5, date(2025, 1, 6))
+    replaced = {a.account_id for a in portfolio.accounts if "champion_replaced" in a.noise}
+    retail = {a.account_id for a in portfolio.accounts if a.industry == "retail"}
+    left: dict[str, datetime] = {}
+    delays = []
+    daily: Counter[date] = Counter()
+    for line in simulate(200, 5, 200, 5, date(2025, 1, 6)):
+        doc = orjson.loads(line)
+        subject, data = doc["subject"], doc["data"]
+        if doc["type"] == "kamwatch.usage.v1" and subject in retail:
+            daily[datetime.fromisoformat(doc["time"]).date()] += data["quantity"]
+        elif doc["type"] == "kamwatch.contact_change.v1" and subject in replaced and data["role"] == "champion":
+            when = datetime.fromisoformat(doc["time"])
+            if data["change"] == "left_company":
+                left[subject] = when
+            elif data["change"] == "added" and subject in left:
+                delays.append((when - left[subject]).days)
+    assert replaced
+    assert delays
+    assert min(delays) <= 3
+    assert max(delays) >= 15
+
+    def per_day(first: date, last: date) -> float:
+        return sum(daily[first + timedelta(days=n)] for n in range((last - first).days + 1)) / ((last - first).days + 1)
+
+    # Retail's lull after the holidays (January 8 to February 20) against the weeks after it.
+    assert per_day(date(2025, 1, 20), date(2025, 2, 16)) < 0.8 * per_day(date(2025, 3, 3), date(2025, 3, 30))

@@ -26,12 +26,16 @@ from health_engine.model import HealthScore
 from health_engine.repository import load_signals
 from health_engine.scoring import score_account
 from ingestion.parsing import parse_event
-from schemas.events import OutcomeEvent
+from ingestion.pipeline import TimeWindow
+from schemas.events import EARLIEST_INSTANT, LATEST_INSTANT, OutcomeEvent
 from services.flows.evaluation import HealthEngine
 from services.flows.ingest import Pipeline
 from services.flows.replay import ReplayStats, replay_as_lived
 from services.platform.database import Database, start_embedded
 from services.platform.settings import Settings
+
+# A simulated history may lie anywhere in the contract's range (a backtest replays it into a scratch database).
+SIMULATION_WINDOW = TimeWindow(earliest=EARLIEST_INSTANT, max_future=LATEST_INSTANT - EARLIEST_INSTANT)
 
 
 @dataclass
@@ -117,7 +121,9 @@ async def run_backtest(
 
     async with scratch_database(settings) as db:
         engine = HealthEngine(db, config, on_scores=record)
-        stats = await replay_as_lived(Pipeline(db), engine, events, batch_size=settings.ingest_batch_size)
+        stats = await replay_as_lived(
+            Pipeline(db, window=SIMULATION_WINDOW), engine, events, batch_size=settings.ingest_batch_size
+        )
         async with db.transaction() as conn:
             labels = read_outcomes(outcomes) if outcomes else await stored_outcomes(conn)
             end = await conn.fetchval("SELECT max(event_time) FROM raw_events")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
+from typing import Literal
 
 import platformdirs
 from limits import parse
@@ -46,11 +48,25 @@ class Settings(BaseSettings):
     kafka_retry_backoff_s: float = 1.0
 
     ingest_batch_size: PositiveInt = 5000
+    event_time_earliest: date = Field(
+        default=date(1970, 1, 1), description="Events dated before this day (UTC) are rejected (field `time`)."
+    )
+    event_time_max_future_s: float = Field(
+        default=86400.0,
+        ge=0,
+        description="Events dated more than this many seconds after the ingesting clock are rejected (`time`).",
+    )
     raw_event_retention_months: PositiveInt = 24
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     http_max_body_bytes: PositiveInt = 16 * 1024 * 1024
+    http_max_events: PositiveInt = Field(
+        default=5000, description="Most events in one POST /v1/events (413 beyond): bounds a request's memory."
+    )
+    http_ingest_concurrency: PositiveInt = Field(
+        default=2, description="POST /v1/events handled at once per API process; others wait before their body is read."
+    )
     public_url: str = Field(
         default="http://127.0.0.1:8000", description="Base URL of the API as KAMs reach it (links in alerts)."
     )
@@ -123,6 +139,9 @@ class Settings(BaseSettings):
     )
     alerter_concurrency: PositiveInt = Field(default=4, description="Notifications sent at once by one alerter.")
     alerter_escalation_interval_s: float = Field(default=300.0, gt=0, description="Period of the escalation check.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Least severe log records written (INFO and above carry no personal data)."
+    )
     metrics_host: str = "0.0.0.0"
     metrics_port: int = Field(default=9108, description="Port of /metrics for the worker and the alerter.")
 

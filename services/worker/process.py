@@ -13,7 +13,7 @@ from faststream import FastStream
 
 from services.flows.alerting import build_alerting
 from services.flows.evaluation import HealthEngine, RescorePacing, rescore_forever, sweep_forever
-from services.flows.ingest import Pipeline
+from services.flows.ingest import Pipeline, time_window
 from services.flows.notifying import NotifyMode
 from services.platform.clock import utc_now
 from services.platform.database import Database
@@ -80,7 +80,9 @@ async def run_worker(settings: Settings, *, notify: NotifyMode = "send") -> None
     unless KAMWATCH_WORKER_EVALUATES is false, also rescore the touched accounts beside ingestion and sweep on
     schedule."""
     async with live_engine(settings, notify) as live:
-        pipeline = Pipeline(live.db, metrics=live.metrics)  # the accounts a batch touched are rescored beside it
+        pipeline = Pipeline(
+            live.db, metrics=live.metrics, window=time_window(settings)
+        )  # the accounts a batch touched are rescored beside it
         broker = build_broker(settings, partial(pipeline.ingest, ingress="kafka"), live.metrics)
 
         async def ready() -> bool:

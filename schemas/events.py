@@ -106,7 +106,10 @@ def _one_address(value: str) -> str:
 
 
 EmailAddress = Annotated[
-    str, StringConstraints(min_length=3, max_length=254), AfterValidator(_one_address), Field(json_schema_extra={"format": "email"})
+    str,
+    StringConstraints(min_length=3, max_length=254),
+    AfterValidator(_one_address),
+    Field(json_schema_extra={"format": "email"}),
 ]
 
 

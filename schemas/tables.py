@@ -407,3 +407,19 @@ notification_attempts = Table(
     Column("error", Text),
     Index("ix_notification_attempts_notification_id", "notification_id"),
 )
+
+# Accounts set aside because loading, scoring, alerting on or rendering them failed (an unforeseen bug or a
+# state no event should have made): the others go on; `kamwatch quarantine retry` takes them back.
+quarantined_accounts = Table(
+    "quarantined_accounts",
+    metadata,
+    Column("account_id", Id, primary_key=True),
+    Column("stage", Text, nullable=False, comment="scoring or alerting"),
+    Column("trigger", Text, nullable=False, comment="event, sweep or manual"),
+    Column("as_of", TZ, nullable=False, comment="the evaluation time that failed"),
+    Column("error", Text, nullable=False),
+    Column("failures", Integer, nullable=False, server_default=text("1")),
+    Column("first_failed_at", TZ, nullable=False, server_default=RECEIVED_NOW),
+    Column("last_failed_at", TZ, nullable=False, server_default=RECEIVED_NOW),
+    Column("events", JSONB, nullable=False, server_default=text("'[]'::jsonb"), comment="the newest events"),
+)

@@ -16,13 +16,13 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from health_engine.access import Principal
 from health_engine.config import load_scoring_config
+from health_engine.quarantine import quarantined_count
 from ingestion.parsing import InboundRecord
 from ingestion.pipeline import BatchResult
 from services.api import v1 as api_v1
@@ -289,14 +289,20 @@ import logging
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["operations"], summary="Readiness: the database answers")
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        summary="Readiness: the database answers; degraded when accounts are quarantined",
+    )
     async def readyz(request: Request) -> JSONResponse:
         db: Database = request.app.state.db
         try:
-            async with db.unit_of_work() as conn:
-                await conn.execute(text("SELECT 1"))
+            async with db.transaction() as conn:
+                quarantined = await quarantined_count(conn)
         except Exception as error:  # any failure means not ready; say which
             return JSONResponse({"status": "unavailable", "database": str(error)}, status_code=503)
+        if quarantined:
+            return JSONResponse({"status": "degraded", "database": "ok", "quarantined_accounts": quarantined})
         return JSONResponse({"status": "ok", "database": "ok"})
 
     return app

@@ -3,6 +3,11 @@
 Every evaluation takes an explicit ``as_of``; only the callers (live services, replay) decide what time it
 is. Each unit of work loads the inputs of a chunk of accounts, scores them with the pure core and saves
 the scores and history in one transaction; ``on_scores`` (the alerting) runs inside that transaction too.
+
+One account never stops the others: a chunk runs under a savepoint; when it fails, its halves are tried in
+turn down to the account that fails alone, which is quarantined (``health_engine.quarantine``) and skipped by
+later evaluations until released. Only errors of the data path do that: a lost connection or a deadlock fails
+the whole unit of work, which is retried as before.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import asyncpg
 
 from health_engine.config import ScoringConfig, load_scoring_config
 from health_engine.model import HealthScore
+from health_engine.quarantine import Stage, list_quarantined, quarantine, quarantined_among, release
 from health_engine.repository import (
     QueueState,
     Windows,
@@ -41,6 +47,27 @@ log = logging.getLogger(__name__)
 ScoresHook = Callable[[asyncpg.Connection, Sequence[HealthScore], datetime], Awaitable[None]]
 
 CHUNK = 1000
+
+# Failures of the infrastructure, not of an account's data: never a reason to set an account aside.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.TransactionRollbackError,  # deadlock, serialization failure
+    asyncpg.InsufficientResourcesError,
+    asyncpg.OperatorInterventionError,  # shutdown, query cancelled
+    asyncpg.CannotConnectNowError,
+    ConnectionError,
+    OSError,
+    TimeoutError,
+)
+
+
+class EvaluationFailed(Exception):
+    """An evaluation step failed on the accounts' data; ``stage`` says which (the cause is chained)."""
+
+    def __init__(self, stage: Stage) -> None:
+        super().__init__(stage)
+        self.stage: Stage = stage
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,14 +102,65 @@ class HealthEngine:
         return Windows.of(self.config)
 
     async def score_chunk(
-        self, conn: asyncpg.Connection, account_ids: Sequence[str], as_of: datetime, *, trigger: str
+        self,
+        conn: asyncpg.Connection,
+        account_ids: Sequence[str],
+        as_of: datetime,
+        *,
+        trigger: str,
+        include_quarantined: bool = False,
     ) -> list[HealthScore]:
-        """Score and save ``account_ids`` at ``as_of`` inside the caller's transaction."""
-        signals = await load_signals(conn, account_ids, as_of, self.windows)
-        scores = [score_account(signals[a], as_of, self.config) for a in sorted(signals)]
-        await save_scores(conn, scores, trigger=trigger)
+        """Score and save ``account_ids`` at ``as_of`` inside the caller's transaction, skipping quarantined
+        accounts (unless ``include_quarantined``) and quarantining any that fails on its own."""
+        ids = list(account_ids)
+        if ids and not include_quarantined and (set_aside := await quarantined_among(conn, ids)):
+            ids = [a for a in ids if a not in set_aside]
+        return await self._isolating(conn, ids, as_of, trigger)
+
+    async def _isolating(
+        self, conn: asyncpg.Connection, account_ids: list[str], as_of: datetime, trigger: str
+    ) -> list[HealthScore]:
+        if not account_ids:
+            return []
+        try:
+            async with conn.transaction():  # a savepoint: a failure undoes this part only
+                return await self._evaluate(conn, account_ids, as_of, trigger)
+        except EvaluationFailed as failure:
+            if len(account_ids) > 1:
+                half = len(account_ids) // 2
+                return [
+                    *await self._isolating(conn, account_ids[:half], as_of, trigger),
+                    *await self._isolating(conn, account_ids[half:], as_of, trigger),
+                ]
+            cause = failure.__cause__ or failure
+            log.error(
+                "account set aside after %s failed (see `kamwatch quarantine list`): %s",
+                failure.stage,
+                type(cause).__name__,
+            )
+            await quarantine(conn, account_ids[0], stage=failure.stage, trigger=trigger, as_of=as_of, error=cause)
+            if self.metrics is not None:
+                self.metrics.quarantines_total.labels(stage=failure.stage).inc()
+            return []
+
+    async def _evaluate(
+        self, conn: asyncpg.Connection, account_ids: Sequence[str], as_of: datetime, trigger: str
+    ) -> list[HealthScore]:
+        try:
+            signals = await load_signals(conn, account_ids, as_of, self.windows)
+            scores = [score_account(signals[a], as_of, self.config) for a in sorted(signals)]
+            await save_scores(conn, scores, trigger=trigger)
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception as error:
+            raise EvaluationFailed("scoring") from error
         if self.on_scores is not None and scores:
-            await self.on_scores(conn, scores, as_of)
+            try:
+                await self.on_scores(conn, scores, as_of)
+            except TRANSIENT_ERRORS:
+                raise
+            except Exception as error:
+                raise EvaluationFailed("alerting") from error
         return scores
 
     async def queue_state(self) -> QueueState | None:
@@ -134,10 +212,30 @@ class HealthEngine:
         return [score_account(signals[a], as_of, self.config) for a in sorted(signals)]
 
     async def rescore(
-        self, account_ids: Sequence[str], as_of: datetime, *, trigger: str = "manual"
+        self, account_ids: Sequence[str], as_of: datetime, *, trigger: str = "manual", include_quarantined: bool = False
     ) -> list[HealthScore]:
         async with self.db.transaction() as conn:
-            return await self.score_chunk(conn, account_ids, as_of, trigger=trigger)
+            return await self.score_chunk(
+                conn, account_ids, as_of, trigger=trigger, include_quarantined=include_quarantined
+            )
+
+    async def retry_quarantined(self, account_ids: Sequence[str], as_of: datetime) -> tuple[list[str], list[str]]:
+        """Evaluate quarantined accounts again (all when none is named) at ``as_of``: those that now evaluate
+        are released, the others stay with the new error. Returns (released, still quarantined)."""
+        released: list[str] = []
+        still: list[str] = []
+        async with self.db.transaction() as conn:
+            failures = {q.account_id: q.failures for q in await list_quarantined(conn, account_ids)}
+        ids = sorted(failures)
+        for start in range(0, len(ids), self.chunk):
+            chunk = ids[start : start + self.chunk]
+            async with self.db.transaction() as conn:
+                await self.score_chunk(conn, chunk, as_of, trigger="manual", include_quarantined=True)
+                again = {q.account_id: q.failures for q in await list_quarantined(conn, chunk)}
+                failed = [a for a in chunk if again.get(a, failures[a]) != failures[a]]
+                released += await release(conn, [a for a in chunk if a not in failed])
+                still += failed
+        return released, still
 
     async def sweep(
         self, as_of: datetime, *, shards: int, tick: datetime | None = None, absorb_queue: bool = False

@@ -40,6 +40,7 @@ NOTIFICATION_CHANNELS = ("slack", "email", "team_channel")
 NOTIFICATION_RESULTS = ("sent", "retried", "failed", "undeliverable")
 UNSENT_STATUSES = ("failed", "undeliverable")
 RESCORE_TRIGGERS = ("event", "sweep")
+QUARANTINE_STAGES = ("scoring", "alerting")
 POOL_STATES = ("in_use", "idle")
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -149,6 +150,18 @@ METRIC_SPECS: tuple[MetricSpec, ...] = (
         "Annual recurring revenue of the accounts at high or critical risk, by tier.",
         ("tier",),
         multiprocess_mode="livemostrecent",
+    ),
+    MetricSpec(
+        "kamwatch_quarantined_accounts",
+        "gauge",
+        "Accounts set aside because evaluating them failed (`kamwatch quarantine list`); readiness says degraded.",
+        multiprocess_mode="livemostrecent",
+    ),
+    MetricSpec(
+        "kamwatch_quarantines_total",
+        "counter",
+        "Accounts set aside (or failing again) by stage (scoring, alerting).",
+        ("stage",),
     ),
     # alerting
     MetricSpec("kamwatch_alerts_opened_total", "counter", "Alerts opened, by rule and severity.", ("rule", "severity")),
@@ -283,6 +296,8 @@ class Metrics:
         self.sweep_last_success_timestamp_seconds = self._gauge("kamwatch_sweep_last_success_timestamp_seconds")
         self.accounts = self._gauge("kamwatch_accounts")
         self.arr_at_risk = self._gauge("kamwatch_arr_at_risk")
+        self.quarantined_accounts = self._gauge("kamwatch_quarantined_accounts")
+        self.quarantines_total = self._counter("kamwatch_quarantines_total")
         # alerting
         self.alerts_opened_total = self._counter("kamwatch_alerts_opened_total")
         self.alerts_escalated_total = self._counter("kamwatch_alerts_escalated_total")
@@ -370,6 +385,8 @@ class Metrics:
             self.dead_letters_total.labels(ingress=ingress)
         for trigger in RESCORE_TRIGGERS:
             self.rescored_accounts_total.labels(trigger=trigger)
+        for stage in QUARANTINE_STAGES:
+            self.quarantines_total.labels(stage=stage)
         for channel in NOTIFICATION_CHANNELS:
             for result in NOTIFICATION_RESULTS:
                 self.notifications_total.labels(channel=channel, result=result)
@@ -392,7 +409,8 @@ def docs_table() -> str:
 
 # --- standalone /metrics server (worker, alerter) ---------------------------------------------------------
 
-ReadinessCheck = Callable[[], Coroutine[Any, Any, bool]]
+ReadinessCheck = Callable[[], Coroutine[Any, Any, bool | str]]
+"""Whether the service is ready; a string means ready, with that said (e.g. ``degraded: 2 accounts quarantined``)."""
 _READINESS_TIMEOUT_S = 5.0
 
 
@@ -439,7 +457,7 @@ def _metrics_app(
         start_response(status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))])
         return [body]
 
-    def is_ready() -> bool:
+    def is_ready() -> bool | str:
         if ready is None:
             return True
         try:
@@ -455,7 +473,10 @@ def _metrics_app(
         if path == "/healthz":
             return answer(start_response, "200 OK", b"ok\n")
         if path == "/readyz":
-            if is_ready():
+            state = is_ready()
+            if isinstance(state, str):
+                return answer(start_response, "200 OK", state.encode() + b"\n")
+            if state:
                 return answer(start_response, "200 OK", b"ready\n")
             return answer(start_response, "503 Service Unavailable", b"not ready\n")
         return answer(start_response, "404 Not Found", b"not found: /metrics, /healthz, /readyz\n")

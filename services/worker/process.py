@@ -11,6 +11,7 @@ from functools import partial
 
 from faststream import FastStream
 
+from health_engine.quarantine import quarantined_count
 from services.flows.alerting import build_alerting
 from services.flows.evaluation import HealthEngine, RescorePacing, rescore_forever, sweep_forever
 from services.flows.ingest import Pipeline, time_window
@@ -35,6 +36,13 @@ def evaluation_tasks(
         ),
         asyncio.create_task(sample_forever(db, metrics, utc_now)),
     ]
+
+
+async def degraded(db: Database) -> bool | str:
+    """Ready; "degraded" with the count when accounts are quarantined (the others are evaluated)."""
+    async with db.transaction() as conn:
+        count = await quarantined_count(conn)
+    return f"degraded: {count} account(s) quarantined (kamwatch quarantine list)" if count else True
 
 
 @dataclass(frozen=True)
@@ -85,8 +93,10 @@ async def run_worker(settings: Settings, *, notify: NotifyMode = "send") -> None
         )  # the accounts a batch touched are rescored beside it
         broker = build_broker(settings, partial(pipeline.ingest, ingress="kafka"), live.metrics)
 
-        async def ready() -> bool:
-            return await live.db.ping() and await broker.ping(timeout=2.0)
+        async def ready() -> bool | str:
+            if not (await live.db.ping() and await broker.ping(timeout=2.0)):
+                return False
+            return await degraded(live.db)
 
         tasks = evaluation_tasks(live.engine, live.db, live.metrics, settings) if settings.worker_evaluates else []
         async with serving(live.metrics, settings, ready, tasks):
@@ -99,5 +109,9 @@ async def run_evaluator(settings: Settings, *, notify: NotifyMode = "send") -> N
     yield_cpu(settings.evaluator_nice)
     async with live_engine(settings, notify) as live:
         tasks = evaluation_tasks(live.engine, live.db, live.metrics, settings)
-        async with serving(live.metrics, settings, live.db.ping, tasks):
+
+        async def ready() -> bool | str:
+            return await live.db.ping() and await degraded(live.db)
+
+        async with serving(live.metrics, settings, ready, tasks):
             await asyncio.gather(*tasks)

@@ -504,7 +504,10 @@ def test_payloads_that_cannot_be_stored_are_rejected(payload: bytes, field: str 
 def test_storable_extremes_are_accepted() -> None:
     # The largest and smallest finite doubles, the extreme 64-bit integers, an escaped surrogate pair (an emoji)
     # and strings merely mentioning an exponent, NaN or a NUL escape.
-    extremes = b'"x":[1.7976931348623157e308,2.2250738585072014e-308,-9223372036854775808,9223372036854775807],"e":"\\ud83d\\ude00","n"'
+    extremes = (
+        b'"x":[1.7976931348623157e308,2.2250738585072014e-308,-9223372036854775808,9223372036854775807],'
+        b'"e":"\\ud83d\\ude00","n"'
+    )
     payload = orjson.dumps(envelope(id="1e99999", note="\\u0000 NaN")).replace(b'"note"', extremes)
     outcome = parse_record(InboundRecord(payload))
     assert isinstance(outcome, UsageEvent)

@@ -207,8 +207,8 @@ def build_app(
     app.state.metrics = metrics
     app.state.levels = load_scoring_config(settings.scoring_config).levels
     app.state.key_cache = KeyCache(key_cache_seconds)
-import json
-import logging
+    app.state.failed_auth_limit = FailedAuthLimit(settings.auth_failure_limit)
+    ingest_slots = asyncio.Semaphore(settings.http_ingest_concurrency)
     install_problem_handlers(app)
 
     @app.exception_handler(StarletteHTTPException)

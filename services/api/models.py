@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from schemas.events import EventTime
 from schemas.vocabulary import Level, Locale, Severity
 
 
@@ -259,7 +260,9 @@ class NoteIn(BaseModel):
 class SnoozeIn(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"minutes": 1440, "note": "call booked Monday"}]})
 
-    until: AwareDatetime | None = Field(default=None, description="Snooze until this time, or give `minutes`.")
+    until: EventTime | None = Field(
+        default=None, description="Snooze until this time (before 2200, UTC), or give `minutes`."
+    )
     minutes: int | None = Field(default=None, ge=1, le=90 * 24 * 60)
     note: Text | None = Field(default=None, max_length=2000)
 
@@ -282,7 +285,9 @@ class OverrideIn(BaseModel):
 
     level: Level
     reason: Text = Field(min_length=1, max_length=2000)
-    expires_at: AwareDatetime | None = Field(default=None, description="End of the pin, or give `hours`.")
+    expires_at: EventTime | None = Field(
+        default=None, description="End of the pin (before 2200, UTC), or give `hours`."
+    )
     hours: int | None = Field(default=None, ge=1, le=24 * 180)
 
 

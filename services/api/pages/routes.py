@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
 import jinja2
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from alerts.repository import lifecycle
@@ -28,15 +28,15 @@ from schemas.i18n import translate
 from schemas.vocabulary import LEVELS, Locale
 from schemas.wording import money, number
 from services.api import queries as q
-from services.api.auth import SESSION_COOKIE, FailedAuthLimit, client_address
+from services.api.auth import SESSION_COOKIE, FailedAuthLimit, client_address, well_formed_key
 from services.api.pages.charts import gauge_arc, line_chart
 from services.api.pages.texts import TEXTS
 from services.api.problems import Problem
-from services.api.v1 import widget_secret
+from services.api.v1 import AlertId, reject_nul, widget_secret
 from services.api.views import health_document, pick_locale, portfolio_document, timeline_item
 from services.platform.settings import Settings
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[Depends(reject_nul)])
 
 _env = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
@@ -153,7 +153,7 @@ async def _widget_action(
 async def widget_ack(
     request: Request,
     account_id: str,
-    alert_id: int,
+    alert_id: AlertId,
     token: Annotated[str, Form()] = "",
     locale: Annotated[str | None, Form()] = None,
 ) -> Response:
@@ -164,7 +164,7 @@ async def widget_ack(
 async def widget_snooze(
     request: Request,
     account_id: str,
-    alert_id: int,
+    alert_id: AlertId,
     token: Annotated[str, Form()] = "",
     locale: Annotated[str | None, Form()] = None,
     minutes: Annotated[int, Form(ge=1, le=90 * 24 * 60)] = 1440,
@@ -210,7 +210,7 @@ async def login(request: Request, key: Annotated[str, Form()] = "", locale: str 
     settings: Settings = request.app.state.settings
     async with q.request_db(request).unit_of_work() as conn:
         candidate = key.strip()
-        principal = await principal_for_key(conn, candidate, now=now) if "\x00" not in candidate else None
+        principal = await principal_for_key(conn, candidate, now=now) if well_formed_key(candidate) else None
         session = None
         if principal is not None and principal.can_read() and principal.key_id is not None:
             expires = now + timedelta(seconds=settings.session_ttl_s)

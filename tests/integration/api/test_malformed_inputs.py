@@ -121,7 +121,7 @@ def test_malformed_inputs_answer_4xx(base_url: str, world: World) -> None:
                 (response.status_code, method, url[:80] + (" cursor " + cursor_sent[:20] if cursor_sent else ""))
             )
         # a key no header could carry arrives as raw bytes
-        raw = http.get("/v1/accounts", headers={"X-API-Key": "kw_\xe9".encode("latin-1"), "Authorization": ""})
+        raw = http.get("/v1/accounts", headers={b"X-API-Key": "kw_\xe9".encode("latin-1"), b"Authorization": b""})
         answers.append((raw.status_code, "GET", "/v1/accounts with a Latin-1 key"))
     assert [a for a in answers if not 400 <= a[0] < 500] == []
     # the forged cursors say so, naming the field

@@ -36,8 +36,8 @@ def register(app: typer.Typer, *, clock: Callable[[], datetime] = utc_now) -> No
         """Serve the HTTP API (and pages, /metrics, /healthz, /readyz)."""
         import uvicorn
 
-        configure_logging()
         settings = Settings()
+        configure_logging(settings.log_level)
 
         async def migrate_first() -> None:
             async with opened(settings):
@@ -53,7 +53,7 @@ def register(app: typer.Typer, *, clock: Callable[[], datetime] = utc_now) -> No
             host=host or settings.api_host,
             port=port or settings.api_port,
             workers=workers,
-            log_level="info",
+            log_level=settings.log_level.lower(),
         )
 
     @app.command()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import psutil
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, make_url, text
@@ -37,13 +39,57 @@ def sqlalchemy_url(url: str) -> str:
 
 
 def start_embedded(pgdata: Path) -> tuple[str, Any]:
-    """Start (or join) the pgserver PostgreSQL on ``pgdata``; it stops when its last user process exits."""
+    """Start (or join) the pgserver PostgreSQL on ``pgdata``; it stops when its last user process exits.
+
+    pgserver counts its users in a pid list in ``pgdata`` and the last one to exit stops the server (an atexit
+    hook: every long-running command turns SIGTERM into a normal exit, see ``exit_on_sigterm``). A user killed
+    outright (SIGKILL) stays on that list; at start, users that are gone are struck off, so that a server they
+    left running is joined here, and stopped when this process, its last user, exits."""
     from pgserver import get_server  # type: ignore[attr-defined]  # only needed when embedded
 
     pgdata.mkdir(parents=True, exist_ok=True)
+    forget_dead_users(pgdata)
     server = get_server(pgdata, cleanup_mode="stop")
     uri: str = server.get_uri()
     return sqlalchemy_url(uri), server
+
+
+def forget_dead_users(pgdata: Path) -> list[int]:
+    """Strike off pgserver's user list the processes that are gone (or whose pid now names a process started
+    after the list was last written, a pid reused); returns them."""
+    from pgserver.postgres_server import PostgresServer
+    from pgserver.utils import DiskList
+
+    users = pgdata.resolve() / ".handle_pids.json"
+    if not users.exists():
+        return []
+    with PostgresServer._lock:
+        written = users.stat().st_mtime
+        listed = DiskList(users)
+        pids = listed.get()
+        dead = [pid for pid in pids if not _alive_since(pid, written)]
+        if dead:
+            listed.put([pid for pid in pids if pid not in dead])
+            log.warning("embedded PostgreSQL: users %s exited without leaving; the server is joined", dead)
+    return dead
+
+
+def _alive_since(pid: int, written: float) -> bool:
+    try:
+        return psutil.Process(pid).create_time() <= written + 1.0
+    except psutil.Error:
+        return False
+
+
+def exit_on_sigterm() -> None:
+    """SIGTERM ends the process like ``sys.exit``: clean-up (closing the pool, stopping the embedded
+    PostgreSQL when this is its last user) runs, as it does on Ctrl-C. Servers that handle SIGTERM themselves
+    (uvicorn, FastStream) do so while they run, then re-raise it: it lands here."""
+    signal.signal(signal.SIGTERM, _exit)
+
+
+def _exit(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 @dataclass

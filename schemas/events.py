@@ -66,9 +66,21 @@ def _storable_date(day: date) -> date:
     return day
 
 
-# Only an RFC 3339 string (strict: a number is not read as a Unix time).
-EventTime = Annotated[AwareDatetime, Strict(), AfterValidator(_storable_time)]
-EventDate = Annotated[date, Strict(), AfterValidator(_storable_date)]
+# Only an RFC 3339 string (strict: a number is not read as a Unix time); the range is declared in the JSON
+# Schema as a pattern on the year, so that producers (and generators of test data) see it.
+_IN_RANGE = r"^(19|20|21)[0-9]{2}-"
+EventTime = Annotated[
+    AwareDatetime,
+    Strict(),
+    AfterValidator(_storable_time),
+    Field(json_schema_extra={"pattern": _IN_RANGE, "description": "RFC 3339, 1900 to 2199 (UTC)."}),
+]
+EventDate = Annotated[
+    date,
+    Strict(),
+    AfterValidator(_storable_date),
+    Field(json_schema_extra={"pattern": _IN_RANGE, "description": "YYYY-MM-DD, 1900 to 2199."}),
+]
 
 
 @functools.lru_cache(maxsize=1024)
@@ -90,7 +102,10 @@ def _iana_zone(name: str) -> str:
 
 
 TimeZoneName = Annotated[
-    str, StringConstraints(min_length=1, max_length=64), AfterValidator(_iana_zone), Field(description="IANA zone.")
+    str,
+    StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)*$"),
+    AfterValidator(_iana_zone),
+    Field(description="An IANA time zone this system knows, e.g. Europe/Paris."),
 ]
 
 

@@ -361,10 +361,10 @@ INVALID: list[tuple[str, Any, str | None, str]] = [
         "between",
     ),
     # --- time zones: IANA names only, exactly ---
-    ("timezone with a space", envelope("kam", changed("kam", timezone="Europe/Paris ")), "data.timezone", "IANA"),
+    ("timezone with a space", envelope("kam", changed("kam", timezone="Europe/Paris ")), "data.timezone", "pattern"),
     ("timezone on Mars", envelope("kam", changed("kam", timezone="Mars/Olympus")), "data.timezone", "IANA"),
     ("timezone empty", envelope("kam", changed("kam", timezone="")), "data.timezone", "at least 1"),
-    ("timezone a path", envelope("kam", changed("kam", timezone="../../etc/passwd")), "data.timezone", "IANA"),
+    ("timezone a path", envelope("kam", changed("kam", timezone="../../etc/passwd")), "data.timezone", "pattern"),
     # --- one email address per field ---
     ("two emails", envelope("kam", changed("kam", email="a@example.com, b@example.com")), "data.email", "one email"),
     (

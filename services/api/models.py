@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from schemas.events import EventTime
+from schemas.events import KEY_MAX_BYTES, EventTime
 from schemas.vocabulary import Level, Locale, Severity
 
 
@@ -294,8 +294,10 @@ class OverrideIn(BaseModel):
 class WidgetTokenIn(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"account_id": "acme", "ttl_seconds": 900}]})
 
-    account_id: Text = Field(min_length=1, max_length=200)
-    kam_id: Text | None = Field(default=None, max_length=200, description="Who acts through the widget (audit).")
+    account_id: Text = Field(min_length=1, max_length=KEY_MAX_BYTES)
+    kam_id: Text | None = Field(
+        default=None, max_length=KEY_MAX_BYTES, description="Who acts through the widget (audit)."
+    )
     ttl_seconds: int = Field(
         default=900, ge=60, le=24 * 3600, description="Lifetime: mint one per page view (at most a day)."
     )

@@ -78,10 +78,12 @@ def register(app: typer.Typer, *, clock: Callable[[], datetime] = utc_now) -> No
 
                     if as_of_clock:
                         stats = await replay_as_lived(
-                            Pipeline(db, window=window), engine, file, batch_size=size, on_batch=advance
+                            Pipeline(db, clock=clock, window=window), engine, file, batch_size=size, on_batch=advance
                         )
                     else:
-                        stats = await replay_file(Pipeline(db, window=window), file, batch_size=size, on_batch=advance)
+                        stats = await replay_file(
+                            Pipeline(db, clock=clock, window=window), file, batch_size=size, on_batch=advance
+                        )
                         await engine.rescore_pending(clock())
             console.print(
                 f"{stats.lines:,} events: {stats.accepted:,} accepted, {stats.duplicates:,} duplicates, "
@@ -167,7 +169,7 @@ def register(app: typer.Typer, *, clock: Callable[[], datetime] = utc_now) -> No
                     letters = await unreplayed_dead_letters(conn, ids or ())
                 if not letters:
                     return 0, 0
-                pipeline = Pipeline(db, window=time_window(settings))
+                pipeline = Pipeline(db, clock=clock, window=time_window(settings))
                 result = await pipeline.store(
                     await pipeline.parse([InboundRecord(letter.raw) for letter in letters]),
                     ingress="replay",

@@ -118,7 +118,7 @@ async def publish_dead_letters(
     publisher: DefaultPublisher, records: tuple[ConsumerRecord[Any, Any], ...], result: BatchResult
 ) -> None:
     for record, outcome in zip(records, result.results, strict=True):
-        if outcome.status == "rejected":
+        if outcome.status in ("rejected", "conflict"):  # a conflict is recorded like a rejection
             await publisher.publish(
                 record.value or b"", key=record.key or None, headers=dead_letter_headers(record, outcome)
             )

@@ -210,9 +210,10 @@ def _instants() -> Iterator[Case]:
         ("six-digit year", "+12026-11-20T10:00:00Z"),
     ]:
         yield rejected(f"time: {case}", "time", usage(time=value))
-    for case, value in [("a number", 1763629200), ("null", None), ("a float", 1.5e9), ("an array", ["2026"])]:
+    odd: list[tuple[str, Any]] = [("a number", 1763629200), ("null", None), ("a float", 1.5e9), ("an array", ["2026"])]
+    for case, value in odd:
         yield rejected(f"time: {case}", "time", usage(time=value))
-    for case, data, field in [
+    payments: list[tuple[str, dict[str, Any], str]] = [
         ("paid_at after 9999 in UTC", {"paid_at": "9999-12-31T23:59:59-05:00"}, "data.paid_at"),
         ("paid_at a year ahead", {"status": "paid", "paid_at": "2027-12-01T00:00:00Z"}, "data.paid_at"),
         ("paid_at naive", {"paid_at": "2026-11-20T10:00:00"}, "data.paid_at"),
@@ -223,10 +224,17 @@ def _instants() -> Iterator[Case]:
         ("due_date 30 February", {"due_date": "2026-02-30"}, "data.due_date"),
         ("due_date with a time", {"due_date": "2026-11-01T00:00:00Z"}, "data.due_date"),
         ("due_date null", {"due_date": None}, "data.due_date"),
-    ]:
+    ]
+    for case, data, field in payments:
         yield rejected(f"payment: {case}", field, payment(**data))
-    for case, value in [("9999", "9999-12-31"), ("1899", "1899-12-31"), ("empty", ""), ("a number", 20270131)]:
-        yield rejected(f"renewal_date: {case}", "data.renewal_date", account("hostile-renewal", renewal_date=value))
+    renewals: list[tuple[str, Any]] = [
+        ("9999", "9999-12-31"),
+        ("1899", "1899-12-31"),
+        ("empty", ""),
+        ("a number", 20270131),
+    ]
+    for case, renewal in renewals:
+        yield rejected(f"renewal_date: {case}", "data.renewal_date", account("hostile-renewal", renewal_date=renewal))
 
 
 def _zones_and_emails() -> Iterator[Case]:
@@ -396,7 +404,7 @@ def _structure() -> Iterator[Case]:
         ("Latin-1 bytes", dump(usage(x="@@")).replace(b"@@", "café".encode("latin-1"))),
     ]:
         yield rejected(f"JSON: {case}", None, raw)
-    for case, overrides, field in [
+    shapes: list[tuple[str, dict[str, Any], str]] = [
         ("id a number", {"id": 42}, "id"),
         ("id null", {"id": None}, "id"),
         ("id an array", {"id": ["a"]}, "id"),
@@ -407,7 +415,8 @@ def _structure() -> Iterator[Case]:
         ("data a string", {"data": "quantity=3"}, "data"),
         ("data an array", {"data": [1]}, "data"),
         ("datacontenttype XML", {"datacontenttype": "text/xml"}, "datacontenttype"),
-    ]:
+    ]
+    for case, overrides, field in shapes:
         yield rejected(f"shape: {case}", field, usage(**overrides))
     yield rejected("shape: data null", "data", {**usage(), "data": None})
     yield rejected("payment without data", "data", envelope("payment"))

@@ -13,8 +13,11 @@ from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
+import hypothesis
+import hypothesis.strategies
 import pytest
 import typer
 from faststream.kafka import TestKafkaBroker
@@ -25,8 +28,9 @@ from typer.testing import CliRunner
 
 from alerts.outbox import render_payloads
 from health_engine.access import create_key
-from ingestion.parsing import InboundRecord
-from ingestion.pipeline import TimeWindow
+from ingestion.parsing import EventRejected, InboundRecord
+from ingestion.pipeline import TimeWindow, parse_record
+from schemas.events import EARLIEST_INSTANT, LATEST_INSTANT
 from services.api.app import build_app
 from services.cli import inputs
 from services.flows.alerting import build_alerting
@@ -37,6 +41,7 @@ from services.platform.settings import Settings
 from services.worker.consumer import build_broker
 from tests.events import encode, event
 from tests.hostile.corpus import NOW, Case, load
+from tests.hostile.generated import events
 
 CASES = load()
 BYSTANDERS = ("calm-1", "calm-2", "calm-3")
@@ -259,12 +264,12 @@ async def verify_rendering(http: httpx.AsyncClient, db: Database, settings: Sett
     # the session cookie as set (it is Secure: this client would not send it back over http by itself)
     session = {"cookie": login.headers["set-cookie"].split(";")[0]}
     for account in accounts:
-        quoted = httpx.URL(f"/v1/accounts/{account}").path  # escaped as a client would
+        quoted = "/v1/accounts/" + quote(account, safe="")
         for path in (f"{quoted}/health", f"{quoted}/timeline", f"{quoted}/history"):
             for locale in ("en", "fr"):
                 response = await http.get(path, params={"locale": locale})
                 assert response.status_code == 200, (account, path, response.text)
-        page = await http.get(f"/accounts/{account}", headers=session)
+        page = await http.get("/accounts/" + quote(account, safe=""), headers=session)
         assert page.status_code == 200, (account, page.text[:300])
         minted = await http.post("/v1/widget-tokens", json={"account_id": account})
         assert minted.status_code == 201, minted.text
@@ -279,3 +284,80 @@ async def verify_rendering(http: httpx.AsyncClient, db: Database, settings: Sett
         assert rendered.email is not None or rendered.slack is not None
         for other in ("email", "slack"):
             render_payloads([payload], other, base_url=settings.public_url)
+
+
+WIDE = TimeWindow(earliest=EARLIEST_INSTANT, max_future=LATEST_INSTANT - EARLIEST_INSTANT)
+PROPERTY_KAM = "kam-prop"
+PROPERTY_ACCOUNT = "prop-acme"
+
+
+def aimed(document: Any, at_ours: bool) -> Any:
+    """A generated document, its subject (and owner) turned to the seeded KAM and account half the time, so that
+    what is generated is also scored, alerted and sent to someone."""
+    if not at_ours or not isinstance(document, dict) or not isinstance(document.get("data"), dict):
+        return document
+    document = {**document, "time": "2026-11-20T10:00:00+05:45"}  # inside the window: scored at NOW
+    if document.get("type") == "kamwatch.kam.v1":
+        return {**document, "subject": PROPERTY_KAM}
+    data = dict(document["data"])
+    if document.get("type") == "kamwatch.account.v1":
+        data["owner_kam_id"] = PROPERTY_KAM
+    return {**document, "subject": PROPERTY_ACCOUNT, "data": data}
+
+
+@hypothesis.settings(max_examples=60, deadline=None, suppress_health_check=list(hypothesis.HealthCheck), database=None)
+@hypothesis.given(document=events(), at_ours=hypothesis.strategies.booleans())
+async def test_whatever_the_parser_accepts_is_stored_scored_alerted_and_rendered(
+    app_client: tuple[httpx.AsyncClient, Settings], db: Database, document: Any, at_ours: bool
+) -> None:
+    http, configured = app_client
+    seeded = [
+        event("kam", PROPERTY_KAM, NOW, {"name": "P", "email": "p@example.com", "timezone": "Asia/Kathmandu"}),
+        event(
+            "account",
+            PROPERTY_ACCOUNT,
+            NOW,
+            {"name": "P", "owner_kam_id": PROPERTY_KAM, "arr": "5", "currency": "EUR", "tier": "strategic"},
+        ),
+    ]
+    pipeline = Pipeline(db, clock=lambda: NOW, engine=property_engine(db, configured), window=WIDE)
+    await pipeline.ingest([encode_record(d) for d in seeded], ingress="http", as_of=NOW)
+    raw = json.dumps(aimed(document, at_ours), ensure_ascii=False).encode("utf-8", "surrogatepass")
+    parsed = parse_record(InboundRecord(raw), WIDE, NOW)
+    as_of = max(NOW, parsed.time) + timedelta(days=1) if not isinstance(parsed, EventRejected) else NOW
+
+    result = await pipeline.ingest([InboundRecord(raw)], ingress="http", as_of=as_of)
+
+    [outcome] = result.results
+    if isinstance(parsed, EventRejected):
+        assert (outcome.status, outcome.field) == ("rejected", parsed.field)
+        return
+    assert outcome.status in ("accepted", "duplicate", "conflict")
+    assert await fetch(db, "SELECT account_id, error FROM quarantined_accounts") == []
+    subject = "/v1/accounts/" + quote(parsed.subject, safe="")
+    profiled = bool(await fetch(db, f"SELECT 1 FROM accounts WHERE account_id = '{PROPERTY_ACCOUNT}'"))
+    for path in (f"{subject}/health", f"{subject}/timeline", f"/v1/accounts/{PROPERTY_ACCOUNT}/health"):
+        response = await http.get(path, params={"locale": "fr"})
+        assert response.status_code in (200, 404), (path, response.text)
+    assert profiled
+    page = await http.get(f"/v1/accounts/{PROPERTY_ACCOUNT}/timeline")
+    assert page.status_code == 200, page.text
+    for _, payload in await fetch(db, "SELECT channel, payload FROM notifications"):
+        for rendering in ("email", "slack"):
+            render_payloads([payload], rendering, base_url=configured.public_url)
+    assert channel_ok(await fetch(db, "SELECT DISTINCT channel FROM notifications"))
+
+
+_ENGINES: dict[int, HealthEngine] = {}
+
+
+def property_engine(db: Database, settings: Settings) -> HealthEngine:
+    """One engine per database for the examples of a run (its configuration is read once)."""
+    if id(db) not in _ENGINES:
+        _ENGINES.clear()
+        _ENGINES[id(db)] = HealthEngine.from_settings(db, settings, build_alerting(settings, notify="send"))
+    return _ENGINES[id(db)]
+
+
+def channel_ok(rows: list[tuple[Any, ...]]) -> bool:
+    return all(row[0] in ("slack", "email", "team_channel") for row in rows)

@@ -75,6 +75,8 @@ EventTime = Annotated[
     AfterValidator(_storable_time),
     Field(json_schema_extra={"pattern": _IN_RANGE, "description": "RFC 3339, 1900 to 2199 (UTC)."}),
 ]
+# The same range, for times given to the API (its bodies are validated from decoded JSON, not strictly).
+BoundedInstant = Annotated[AwareDatetime, AfterValidator(_storable_time)]
 EventDate = Annotated[
     date,
     Strict(),

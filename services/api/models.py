@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from schemas.events import KEY_MAX_BYTES, EventTime
+from schemas.events import KEY_MAX_BYTES, BoundedInstant
 from schemas.vocabulary import Level, Locale, Severity
 
 
@@ -260,7 +260,7 @@ class NoteIn(BaseModel):
 class SnoozeIn(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"minutes": 1440, "note": "call booked Monday"}]})
 
-    until: EventTime | None = Field(
+    until: BoundedInstant | None = Field(
         default=None, description="Snooze until this time (before 2200, UTC), or give `minutes`."
     )
     minutes: int | None = Field(default=None, ge=1, le=90 * 24 * 60)
@@ -285,7 +285,7 @@ class OverrideIn(BaseModel):
 
     level: Level
     reason: Text = Field(min_length=1, max_length=2000)
-    expires_at: EventTime | None = Field(
+    expires_at: BoundedInstant | None = Field(
         default=None, description="End of the pin (before 2200, UTC), or give `hours`."
     )
     hours: int | None = Field(default=None, ge=1, le=24 * 180)

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from schemas.events import EVENT_ADAPTER, EVENT_MODELS, Event
+from schemas.events import EVENT_ADAPTER, EVENT_MODELS, KEY_MAX_BYTES, Event, oversized_key
 
 _KNOWN_TYPES = ", ".join(EVENT_MODELS)
 
@@ -31,9 +31,18 @@ class InboundRecord(NamedTuple):
 def parse_event(payload: bytes | str) -> Event:
     """Validate one CloudEvents JSON document against the contract."""
     try:
-        return EVENT_ADAPTER.validate_json(payload)
+        event = EVENT_ADAPTER.validate_json(payload)
     except ValidationError as error:
         raise _rejection(error.errors(include_url=False)[0]) from None
+    # An ASCII document without escapes has as many bytes as characters in each key, which the models bound.
+    if not payload.isascii() or _ESCAPE[type(payload)] in payload:
+        field = oversized_key(event)
+        if field is not None:
+            raise EventRejected(f"must be at most {KEY_MAX_BYTES} bytes in UTF-8", field)
+    return event
+
+
+_ESCAPE: dict[type, Any] = {bytes: b"\\u", str: "\\u"}
 
 
 def _rejection(error: ErrorDetails) -> EventRejected:

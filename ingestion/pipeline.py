@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import re
 import sys
 from collections import defaultdict
@@ -177,6 +178,9 @@ def parse_record(
             raise EventRejected("empty message")
         _refuse_unstorable(record.payload)
         event = parse_event(record.payload)
+        if _unreadable_extension(event):
+            _refuse_unstorable(record.payload, checked=True)
+            raise EventRejected(_NUMBER_REASON)
     except EventRejected as rejection:
         return rejection
     if window is not None and now is not None and (refusal := window.refusal(event, now)) is not None:
@@ -184,19 +188,19 @@ def parse_record(
     return event
 
 
-# PostgreSQL text and jsonb cannot hold NUL, numeric (so a jsonb number) holds at most 131072 digits before the
-# point and 16383 after, and what reads an event back (Python, orjson) takes integers of 64 bits and finite
-# doubles: such a record is refused here rather than fail the whole batch, or every later read of it.
-# The checks are a cheap superset of the candidates (an escaped NUL or surrogate, NaN or Infinity, an exponent
-# of 3 digits or more, a run of 19 digits), run on every record; only a match costs a decoding of the
-# document to check it. Numbers are found in a copy of the payload reduced to their alphabet (digits as 0,
-# e/E as e, signs as +, anything else a space): one C pass and plain substring searches, half a regular
-# expression's cost (measured).
+# PostgreSQL text and jsonb cannot hold NUL, and numeric (so a jsonb number) holds at most 131072 digits before
+# the point and 16383 after: such a record is refused here rather than fail the whole batch. The checks are a
+# cheap superset of the candidates (an escaped NUL, an exponent of 4 digits or more, a run of 4000 digits), run
+# on every record; only a match costs a decoding of the document to check it. Numbers are found in a copy of
+# the payload reduced to their alphabet (digits as 0, e/E as e, signs as +, anything else a space): one C pass
+# and plain substring searches, half a regular expression's cost (measured). What reads an event back (Python,
+# orjson) also needs integers of 64 bits and finite doubles: the parser decodes NaN, Infinity, 1e400 and 2**64
+# into the extension attributes, which are checked after parsing (almost always empty: no cost).
 _NUMBER_SHAPES = bytes(
     ord("0") if chr(b).isdigit() and b < 128 else ord("e") if b in b"eE" else ord("+") if b in b"+-" else ord(" ")
     for b in range(256)
 )
-_LONG_DIGIT_RUN = b"0" * 19
+_LONG_DIGIT_RUN = b"0" * 4000
 _NUL_REASON = "contains a NUL character (\\u0000), which cannot be stored"
 _NUMBER_REASON = "a number out of range (integers within 64 bits, other numbers finite doubles)"
 _INT64 = 2**63
@@ -204,16 +208,34 @@ _INT64 = 2**63
 
 def _maybe_unstorable(payload: bytes) -> bool:
     # ``find`` rather than ``in``: a third cheaper on bytes (measured)
-    if (
-        payload.find(b"\\u0000") >= 0
-        or payload.find(b"\\ud") >= 0
-        or payload.find(b"\\uD") >= 0
-        or payload.find(b"NaN") >= 0
-        or payload.find(b"Infinity") >= 0
-    ):
+    if payload.find(b"\\u0000") >= 0:
         return True
     shapes = payload.translate(_NUMBER_SHAPES)
-    return shapes.find(b"e000") >= 0 or shapes.find(b"e+000") >= 0 or shapes.find(_LONG_DIGIT_RUN) >= 0
+    return (
+        shapes.find(b"e0000") >= 0
+        or shapes.find(b"e+0000") >= 0
+        or (len(payload) >= 4000 and shapes.find(_LONG_DIGIT_RUN) >= 0)
+    )
+
+
+def _unreadable_extension(event: Event) -> bool:
+    """Whether an extension attribute (of the envelope or of data) holds a number Python or orjson cannot
+    carry back: NaN, an infinity, an integer beyond 64 bits."""
+    extras = event.model_extra
+    data_extras = event.data.model_extra
+    return bool((extras and _unreadable(extras)) or (data_extras and _unreadable(data_extras)))
+
+
+def _unreadable(value: object) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return not -_INT64 <= value < _INT64
+    if isinstance(value, dict):
+        return any(_unreadable(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_unreadable(item) for item in value)
+    return False
 
 
 class _Integer(Decimal):
@@ -228,8 +250,10 @@ def _non_finite(_: str) -> object:
     return _NON_FINITE
 
 
-def _refuse_unstorable(payload: bytes) -> None:
-    if not _maybe_unstorable(payload):
+def _refuse_unstorable(payload: bytes, *, checked: bool = False) -> None:
+    """Refuse a payload holding what cannot be stored or read back, naming where (``checked``: it is known to,
+    look for where)."""
+    if not checked and not _maybe_unstorable(payload):
         return
     try:
         document = json.loads(payload, parse_float=Decimal, parse_int=_Integer, parse_constant=_non_finite)
@@ -241,8 +265,6 @@ def _refuse_unstorable(payload: bytes) -> None:
         if isinstance(value, str):
             if "\0" in value:
                 raise EventRejected(_NUL_REASON, _field(path))
-            if not _encodable(value):
-                raise EventRejected("contains a lone surrogate (\\ud800-\\udfff), which is not text", _field(path))
             continue
         if value is _NON_FINITE:
             raise EventRejected("NaN and Infinity are not JSON numbers", _field(path))
@@ -259,8 +281,6 @@ def _refuse_unstorable(payload: bytes) -> None:
             for child, _ in children:
                 if "\0" in child:
                     raise EventRejected(_NUL_REASON, _field(child))
-                if not _encodable(child):
-                    raise EventRejected("an attribute name with a lone surrogate", _field(child))
         elif isinstance(value, list):
             children = [(f"{path}.{index}" if path else str(index), item) for index, item in enumerate(value)]
         else:
@@ -268,23 +288,12 @@ def _refuse_unstorable(payload: bytes) -> None:
         pending.extend(reversed(children))
 
 
-def _encodable(text: str) -> bool:
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _fits_double(number: Decimal) -> bool:
-    """Finite as a double, not flushed to zero, and within PostgreSQL numeric's digits."""
+    """Finite as a double and within PostgreSQL numeric's digits."""
     exponent = number.as_tuple().exponent
     if not isinstance(exponent, int) or -exponent > 16_383:
         return False
-    if not number:
-        return True
-    magnitude = abs(float(number))
-    return sys.float_info.min <= magnitude <= sys.float_info.max
+    return not number or abs(float(number)) <= sys.float_info.max
 
 
 def _field(path: str) -> str | None:

@@ -474,10 +474,7 @@ UNSTORABLE: list[tuple[str, bytes, str | None, str]] = [
     # numbers Python reads back as inf or 0, or integers beyond 64 bits (orjson cannot write them back)
     ("1e400", orjson.dumps(envelope(x=0)).replace(b'"x":0', b'"x":1e400'), "x", "out of range"),
     ("1e4301", orjson.dumps(envelope(x=0)).replace(b'"x":0', b'"x":{"y":1e4301}'), "x.y", "out of range"),
-    ("1e-400", orjson.dumps(envelope(x=0)).replace(b'"x":0', b'"x":1e-400'), "x", "out of range"),
     ("2**64", orjson.dumps(envelope(x=0)).replace(b'"x":0', b'"x":18446744073709551616'), "x", "out of range"),
-    # a lone surrogate in an extension, escaped (the parser itself refuses it in the contract's attributes)
-    ("lone surrogate", orjson.dumps(envelope(x=0)).replace(b'"x":0', b'"x":"\\udc00"'), "x", "surrogate"),
     # a number PostgreSQL numeric (so jsonb) cannot hold, in an attribute the contract does not know
     ("huge exponent", orjson.dumps(envelope()).replace(b'"id"', b'"big":1e200000,"id"'), "big", "number"),
     ("tiny exponent", orjson.dumps(envelope("usage", {"x": [0]})).replace(b"[0]", b"[1e-16384]"), "data.x.0", "number"),

@@ -32,7 +32,7 @@ from ingestion.projections import (
     outcome_rows,
     usage_rows,
 )
-from schemas.events import EngagementEvent, Event, KamEvent, OutcomeEvent, UsageEvent
+from schemas.events import EngagementEvent, Event, KamEvent, OutcomeEvent, PaymentEvent, UsageEvent
 from schemas.tables import account_shard_sql
 
 Ingress = Literal["kafka", "http", "replay"]
@@ -143,17 +143,30 @@ class TimeWindow:
     earliest: datetime = datetime(1970, 1, 1, tzinfo=UTC)
     max_future: timedelta = timedelta(days=1)
 
-    def refusal(self, event: Event, now: datetime) -> EventRejected | None:
-        latest = now + self.max_future
-        if event.time < self.earliest:
+    def at(self, now: datetime) -> Admission:
+        """The window as it stands at ``now`` (computed once per batch)."""
+        return Admission(self.earliest, now + self.max_future, self.max_future)
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    earliest: datetime
+    latest: datetime
+    max_future: timedelta
+
+    def refusal(self, event: Event) -> EventRejected | None:
+        moment = event.time
+        if self.earliest <= moment <= self.latest and type(event) is not PaymentEvent:
+            return None  # the common case, in two comparisons
+        if moment < self.earliest:
             return EventRejected(f"before {self.earliest.isoformat()}, the earliest event time accepted", "time")
-        if event.time > latest:
+        if moment > self.latest:
             return EventRejected(
-                f"more than {_span(self.max_future)} in the future (after {latest.isoformat(timespec='seconds')})",
+                f"more than {_span(self.max_future)} in the future (after {self.latest.isoformat(timespec='seconds')})",
                 "time",
             )
-        paid_at = getattr(event.data, "paid_at", None)
-        if paid_at is not None and not self.earliest <= paid_at <= latest:
+        paid_at = event.data.paid_at if isinstance(event, PaymentEvent) else None
+        if paid_at is not None and not self.earliest <= paid_at <= self.latest:
             return EventRejected(
                 f"outside the accepted window ({self.earliest.date()} to {_span(self.max_future)} from now)",
                 "data.paid_at",
@@ -168,11 +181,9 @@ def _span(delta: timedelta) -> str:
     return f"{seconds} s"
 
 
-def parse_record(
-    record: InboundRecord, window: TimeWindow | None = None, now: datetime | None = None
-) -> Event | EventRejected:
-    """One record's event, or why it is refused. With ``window`` (and the ingesting clock's ``now``), an
-    event outside the accepted time window is refused too."""
+def parse_record(record: InboundRecord, admission: Admission | None = None) -> Event | EventRejected:
+    """One record's event, or why it is refused. With ``admission`` (a ``TimeWindow`` at the ingesting clock's
+    now), an event outside the accepted time window is refused too."""
     try:
         if not record.payload or record.payload.isspace():  # isspace: no copy, unlike strip
             raise EventRejected("empty message")
@@ -183,7 +194,7 @@ def parse_record(
             raise EventRejected(_NUMBER_REASON)
     except EventRejected as rejection:
         return rejection
-    if window is not None and now is not None and (refusal := window.refusal(event, now)) is not None:
+    if admission is not None and (refusal := admission.refusal(event)) is not None:
         return refusal
     return event
 

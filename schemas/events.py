@@ -59,6 +59,8 @@ def oversized_key(event: _Envelope) -> str | None:
         if isinstance(value, str) and len(value.encode("utf-8", "surrogatepass")) > KEY_MAX_BYTES:
             return f"data.{name}"
     return None
+
+
 NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=TEXT_MAX_CHARS)]
 Text = Annotated[str, StringConstraints(max_length=TEXT_MAX_CHARS)]
 CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]

@@ -83,9 +83,9 @@ class Pipeline:
         """The one parse loop of every ingress: each record's event or rejection (the time window is the
         clock's now), in slices, yielding in between so that a write already in flight keeps going."""
         outcomes: list[Event | EventRejected] = []
-        now = self.clock()
+        admission = self.window.at(self.clock())
         for start in range(0, len(records), _PARSE_SLICE):
-            outcomes.extend(parse_record(record, self.window, now) for record in records[start : start + _PARSE_SLICE])
+            outcomes.extend(parse_record(record, admission) for record in records[start : start + _PARSE_SLICE])
             await asyncio.sleep(0)
         return outcomes
 

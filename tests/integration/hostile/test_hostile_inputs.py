@@ -323,7 +323,7 @@ async def test_whatever_the_parser_accepts_is_stored_scored_alerted_and_rendered
     pipeline = Pipeline(db, clock=lambda: NOW, engine=property_engine(db, configured), window=WIDE)
     await pipeline.ingest([encode_record(d) for d in seeded], ingress="http", as_of=NOW)
     raw = json.dumps(aimed(document, at_ours), ensure_ascii=False).encode("utf-8", "surrogatepass")
-    parsed = parse_record(InboundRecord(raw), WIDE, NOW)
+    parsed = parse_record(InboundRecord(raw), WIDE.at(NOW))
     as_of = max(NOW, parsed.time) + timedelta(days=1) if not isinstance(parsed, EventRejected) else NOW
 
     result = await pipeline.ingest([InboundRecord(raw)], ingress="http", as_of=as_of)

@@ -21,7 +21,7 @@ def test_the_committed_corpus_is_the_generated_one() -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=[case.case for case in CASES])
 def test_the_parser_accepts_or_rejects_each_record_as_expected(case: Case) -> None:
-    outcome = parse_record(InboundRecord(case.raw), TimeWindow(), NOW)
+    outcome = parse_record(InboundRecord(case.raw), TimeWindow().at(NOW))
     if case.expect == "rejected":
         assert isinstance(outcome, EventRejected)
         assert outcome.field == case.field

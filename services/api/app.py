@@ -38,7 +38,7 @@ from services.flows.ingest import Pipeline, time_window
 from services.platform.clock import utc_now
 from services.platform.database import Database
 from services.platform.metrics import Metrics
-from services.platform.observability import redact_access_log, sample_forever
+from services.platform.observability import sample_forever
 from services.platform.runtime import tune_gc
 from services.platform.settings import Settings
 
@@ -364,7 +364,6 @@ def redact_access_log() -> None:
 def app_from_environment() -> FastAPI:
     """The app of one `kamwatch api` server process, configured from the environment."""
     tune_gc()
-    redact_access_log()
     return build_app(Settings())
 
 

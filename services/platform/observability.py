@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
@@ -102,22 +101,3 @@ async def sample_forever(
         except Exception:  # a failed reading must not stop the service; the next one retries
             log.exception("sampling database gauges failed")
         await asyncio.sleep(interval_s)
-
-
-_SECRET_QUERY = re.compile(r"(?i)([?&](?:token|key|api_key|apikey|password|secret)=)[^&#\s]*")
-
-
-class RedactSecrets(logging.Filter):
-    """Access logs keep the path, not the secrets some URLs carry (widget tokens in ``?token=``)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(_SECRET_QUERY.sub(r"\1[redacted]", a) if isinstance(a, str) else a for a in record.args)
-        return True
-
-
-def redact_access_log() -> None:
-    """Install ``RedactSecrets`` on uvicorn's access log (once)."""
-    access = logging.getLogger("uvicorn.access")
-    if not any(isinstance(f, RedactSecrets) for f in access.filters):
-        access.addFilter(RedactSecrets())

@@ -1,7 +1,7 @@
 """Accounts set aside when evaluating them fails, so that one account never stops the others
 
 Revision ID: 0030
-Revises: 0012
+Revises: 0071
 """
 
 from collections.abc import Sequence
@@ -11,7 +11,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
 revision: str = "0030"
-down_revision: str | None = "0012"
+down_revision: str | None = "0071"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import socket
 import time
@@ -183,40 +184,53 @@ class HealthEngine:
 
 @dataclass(frozen=True, slots=True)
 class RescorePacing:
-    """When the live rescorer drains the queue: once a burst of batches has settled (nothing new queued for
-    ``settle_s``), or when its oldest batch has waited ``max_delay_s``. An isolated event is rescored within
-    about ``settle_s``; a backfill of a million events is scored a few times, not once per batch."""
+    """When the live rescorer drains the queue: paced by load, not by a fixed delay. After each drain it rests
+    ``pace`` times as long as the drain took, at most ``max_delay_s``. Idle, drains are short, so is the rest, and
+    an event is scored as soon as it is seen; under a burst, each drain takes what queued during the previous
+    rest (an account touched by many batches is scored once per drain), drains and rests grow with the backlog,
+    and scoring takes at most 1/(1+pace) of the time."""
 
-    settle_s: float = 3.0
+    pace: float = 4.0
     max_delay_s: float = 30.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RescorePacing:
-        return cls(settings.rescore_settle_s, settings.rescore_max_delay_s)
+        return cls(settings.rescore_pace, settings.rescore_max_delay_s)
 
-    def due(self, state: QueueState) -> bool:
-        return state.newest_s >= self.settle_s or state.oldest_s >= self.max_delay_s
+    def rest_s(self, drain_s: float) -> float:
+        """How long to rest after a drain that took ``drain_s``."""
+        return min(self.max_delay_s, self.pace * drain_s)
+
+    def due(self, *, since_drain_s: float, drain_s: float) -> bool:
+        """Whether to drain now, ``since_drain_s`` after the end of the last drain, which took ``drain_s``."""
+        return since_drain_s >= self.rest_s(drain_s)
 
 
 async def rescore_forever(
     engine: HealthEngine,
     *,
     clock: Callable[[], datetime],
-    idle_s: float = 0.5,
+    idle_s: float = 0.2,
     pacing: RescorePacing = RescorePacing(),
     until: Callable[[], bool] | None = None,
 ) -> None:
     """The live event-driven rescoring, beside ingestion rather than inside it: drain the queue as ``pacing``
-    says, so that consuming never waits for scoring and an account touched by many batches is scored once per
-    drain; rescorers share the queue by shards of accounts. With ``until`` (benchmarks), return once it holds
-    and the queue is empty."""
+    says (looking every ``idle_s`` when it is empty), so that consuming never waits for scoring; rescorers share
+    the queue by shards of accounts. With ``until`` (benchmarks), return once it holds and the queue is empty."""
+    drained_at, drain_s = -math.inf, 0.0
     while True:
         stopping = until is not None and until()
+        if not stopping and not pacing.due(since_drain_s=time.monotonic() - drained_at, drain_s=drain_s):
+            await asyncio.sleep(idle_s)
+            continue
         try:
             state = await engine.queue_state()
             rescored = 0
-            if state is not None and pacing.due(state):
+            if state is not None:
+                started = time.monotonic()
                 rescored = await engine.rescore_pending(clock(), up_to_id=state.last_id)
+                drained_at = time.monotonic()
+                drain_s = drained_at - started
         except Exception:
             log.exception("rescoring failed; the queue keeps the accounts for the next round")
             await asyncio.sleep(idle_s)

@@ -79,12 +79,13 @@ class Settings(BaseSettings):
         le=19,
         description="CPU niceness of `kamwatch evaluator`: on a shared host, scoring yields the CPU to consuming.",
     )
-    rescore_settle_s: float = Field(
-        default=3.0, ge=0, description="Rescore once no batch has touched accounts for this long (a burst settled)."
+    rescore_pace: float = Field(
+        default=4.0,
+        ge=0,
+        description="After each drain of the rescore queue, the live rescorer rests this many times as long as the "
+        "drain took (idle, an event is scored at once; under load, scoring takes at most 1/(1+pace) of the time).",
     )
-    rescore_max_delay_s: float = Field(
-        default=30.0, gt=0, description="... or at the latest this long after the oldest waiting batch."
-    )
+    rescore_max_delay_s: float = Field(default=30.0, gt=0, description="The longest rest between two drains.")
     sweep_interval_s: PositiveInt = Field(default=900, description="Time-driven evaluation period (worker).")
     sweep_shards: PositiveInt = Field(default=16, description="Shards a sweep is split in, shared by workers.")
     alert_rules: Path | None = Field(default=None, description="Alert rules YAML. Unset: the shipped default.")
@@ -113,7 +114,11 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = None
     smtp_from: str = "kamwatch <kamwatch@localhost>"
     smtp_timeout_s: float = Field(default=30.0, gt=0)
-    alerter_poll_interval_s: float = Field(default=5.0, gt=0, description="Pause when the outbox has nothing due.")
+    alerter_poll_interval_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="Longest pause when the outbox has nothing due (a notification due at once wakes the alerter).",
+    )
     alerter_retry_window_s: float = Field(
         default=86400.0, gt=0, description="Outage window: a notification is retried this long before it is failed."
     )

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 
 from health_engine.config import load_scoring_config
-from health_engine.repository import QueueState, claim_shard, drain_rescore_queue
+from health_engine.repository import claim_shard, drain_rescore_queue
 from ingestion.parsing import parse_event
 from services.flows.evaluation import HealthEngine, RescorePacing, SweepReport, rescore_forever
 from services.flows.ingest import Pipeline
@@ -224,29 +224,49 @@ async def test_two_rescorers_at_once_score_every_queued_account_once(db: Databas
     assert await rows(db, "SELECT count(*) FROM rescore_queue") == [(0,)]
 
 
-def test_the_live_rescorer_waits_for_a_burst_to_settle_but_not_longer_than_the_maximum_delay() -> None:
-    pacing = RescorePacing(settle_s=1.0, max_delay_s=30.0)
-    assert not pacing.due(QueueState(last_id=9, oldest_s=12.0, newest_s=0.3))  # batches still arriving
-    assert pacing.due(QueueState(last_id=9, oldest_s=12.0, newest_s=1.0))  # settled
-    assert pacing.due(QueueState(last_id=9, oldest_s=30.0, newest_s=0.1))  # arriving, but waited long enough
+@pytest.mark.parametrize(
+    ("since_drain_s", "drain_s", "due"),
+    [
+        (60.0, 0.05, True),  # idle: the next event is scored as soon as it is seen
+        (0.1, 0.05, False),  # just drained a little: a short rest (0.2 s at pace 4)
+        (0.2, 0.05, True),
+        (2.0, 1.0, False),  # a burst: a one-second drain, then four seconds of rest while batches queue
+        (4.0, 1.0, True),
+        (29.0, 100.0, False),  # however long the drain, the rest is at most max_delay_s
+        (30.0, 100.0, True),
+    ],
+)
+def test_the_live_rescorer_is_paced_by_load(since_drain_s: float, drain_s: float, due: bool) -> None:
+    assert RescorePacing(pace=4.0, max_delay_s=30.0).due(since_drain_s=since_drain_s, drain_s=drain_s) is due
 
 
-async def test_the_live_rescorer_leaves_an_unsettled_burst_queued_then_drains_it(db: Database) -> None:
-    await Pipeline(db).ingest(records(account("acme", START)), ingress="http")
+async def test_an_idle_rescorer_scores_at_once_and_a_resting_one_leaves_the_queue_be(db: Database) -> None:
+    async def scored(account_id: str) -> bool:
+        return await rows(db, f"SELECT count(*) FROM account_health WHERE account_id = '{account_id}'") == [(1,)]
 
-    async def run_for(pacing: RescorePacing, seconds: float) -> None:
-        rescorer = asyncio.create_task(
-            rescore_forever(engine_of(db), clock=lambda: START + timedelta(days=1), idle_s=0.05, pacing=pacing)
+    rescorer = asyncio.create_task(
+        rescore_forever(
+            engine_of(db),
+            clock=lambda: START + timedelta(days=1),
+            idle_s=0.05,
+            pacing=RescorePacing(pace=1000.0, max_delay_s=60.0),  # any drain, then a minute of rest
         )
-        await asyncio.sleep(seconds)
-        rescorer.cancel()
+    )
+    try:
+        await Pipeline(db).ingest(records(account("acme", START)), ingress="http")
+        # idle: scored at once, well before the 3 s a settle delay would take
+        for _ in range(40):
+            if await scored("acme"):
+                break
+            await asyncio.sleep(0.05)
+        assert await scored("acme")
 
-    await run_for(RescorePacing(settle_s=60, max_delay_s=60), 0.5)
-    assert await rows(db, "SELECT count(*) FROM rescore_queue") == [(1,)]
-    assert await rows(db, "SELECT count(*) FROM account_health") == [(0,)]
-    await run_for(RescorePacing(settle_s=60, max_delay_s=0.1), 0.5)
-    assert await rows(db, "SELECT count(*) FROM rescore_queue") == [(0,)]
-    assert await rows(db, "SELECT account_id FROM account_health") == [("acme",)]
+        await Pipeline(db).ingest(records(account("globex", START)), ingress="http")
+        await asyncio.sleep(0.5)  # resting: the new batch waits in the queue
+        assert await rows(db, "SELECT DISTINCT unnest(account_ids) FROM rescore_queue") == [("globex",)]
+        assert not await scored("globex")
+    finally:
+        rescorer.cancel()
 
 
 async def test_a_drain_takes_what_was_queued_when_it_began_not_what_arrives_meanwhile(db: Database) -> None:

@@ -19,7 +19,8 @@ from typing import Any, Literal, NamedTuple, cast
 
 import asyncpg
 
-from ingestion.parsing import EventRejected, InboundRecord, parse_event
+from ingestion.dead_letters import headers_json
+from ingestion.parsing import EventRejected, InboundRecord, event_document, parse_event
 from ingestion.projections import (
     ENGAGEMENTS_SQL,
     ENTITY_PROJECTIONS,
@@ -123,10 +124,11 @@ class BatchResult:
 
 def parse_record(record: InboundRecord) -> Event | EventRejected:
     try:
-        if not record.payload or record.payload.isspace():  # isspace: no copy, unlike strip
+        document = event_document(record)
+        if not document or document.isspace():  # isspace: no copy, unlike strip
             raise EventRejected("empty message")
-        _refuse_unstorable(record.payload)
-        return parse_event(record.payload)
+        _refuse_unstorable(document)
+        return parse_event(document, binary_mode=document is not record.payload)
     except EventRejected as rejection:
         return rejection
 
@@ -222,7 +224,7 @@ def encode_writes(records: Sequence[InboundRecord], fresh: Sequence[tuple[int, E
     by_type: dict[type[Any], list[Any]] = defaultdict(list)
     for index, event in fresh:
         moment, source, event_id, subject, kind = event.time, event.source, event.id, event.subject, type(event)
-        raw.append((moment, source, event_id, event.type, subject, records[index].payload.decode()))
+        raw.append((moment, source, event_id, event.type, subject, event_document(records[index]).decode()))
         keys.append((source, event_id))
         months.add((moment.year, moment.month))
         by_type[kind].append(event)
@@ -269,8 +271,8 @@ WHERE NOT EXISTS (SELECT FROM inserted i WHERE i.source = b.source AND i.event_i
 """
 
 _DEAD_LETTERS_SQL = """
-INSERT INTO dead_letters (ingress, origin, reason, field, raw)
-SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::bytea[])
+INSERT INTO dead_letters (ingress, origin, reason, field, raw, headers, record_key)
+SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::bytea[], $6::jsonb[], $7::bytea[])
 ON CONFLICT (ingress, origin, md5(raw)) DO NOTHING
 """
 
@@ -319,6 +321,8 @@ async def write_batch(
             [r.reason for _, r in rejected_records],
             [r.field for _, r in rejected_records],
             [record.payload for record, _ in rejected_records],
+            [headers_json(record.headers) for record, _ in rejected_records],
+            [record.key for record, _ in rejected_records],
         )
 
     touched = writes.touched if fresh else {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +17,8 @@ from services.platform.clock import utc_now
 from services.platform.database import Database
 from services.platform.metrics import Metrics
 from services.platform.observability import record_batch
+
+log = logging.getLogger(__name__)
 
 _PARSE_SLICE = 50
 
@@ -60,7 +63,10 @@ class Pipeline:
             result = await write_batch(conn, batch, ingress=ingress, dead_letter=dead_letter)
         if self.metrics is not None:
             seconds = time.perf_counter() - started
-            record_batch(
-                self.metrics, batch.records, result, ingress=ingress, seconds=seconds, committed_at=self.clock()
-            )
+            try:  # the batch is stored: counting it must not fail it (a Kafka batch would be read again)
+                record_batch(
+                    self.metrics, batch.records, result, ingress=ingress, seconds=seconds, committed_at=self.clock()
+                )
+            except Exception:
+                log.exception("recording the metrics of a stored batch failed")
         return result

@@ -43,7 +43,28 @@ class Settings(BaseSettings):
     kafka_dlq_topic: str = "kamwatch.dlq"
     kafka_max_records: PositiveInt = 2000
     kafka_batch_timeout_ms: PositiveInt = 200
-    kafka_retry_backoff_s: float = 1.0
+    kafka_retry_backoff_s: float = Field(
+        default=1.0, ge=0, description="Pause before a batch that failed (and is rewound) is read again."
+    )
+    kafka_create_topics: bool = Field(
+        default=True,
+        description="At start, create missing topics (events and DLQ) with the cluster's default partitions and "
+        "replication; false: a missing topic stops the worker at start, named.",
+    )
+    kafka_dlq_max_bytes: PositiveInt = Field(
+        default=1_000_000,
+        description="Largest dead letter (value and headers) published whole to the DLQ topic; a larger one goes "
+        "out truncated, with a reference to its full bytes in the database.",
+    )
+    kafka_lag_interval_s: float = Field(
+        default=5.0, gt=0, description="How often consumer lag is measured from the brokers' end offsets."
+    )
+    kafka_stall_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="/readyz of a worker answers 503 once its partitions have had lag and no batch stored for "
+        "this long, or a fetch error and no batch since, within this long.",
+    )
 
     ingest_batch_size: PositiveInt = 5000
     raw_event_retention_months: PositiveInt = 24

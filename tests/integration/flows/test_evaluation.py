@@ -240,7 +240,9 @@ def test_the_live_rescorer_is_paced_by_load(since_drain_s: float, drain_s: float
     assert RescorePacing(pace=4.0, max_delay_s=30.0).due(since_drain_s=since_drain_s, drain_s=drain_s) is due
 
 
-async def test_an_idle_rescorer_scores_at_once_and_a_resting_one_leaves_the_queue_be(db: Database) -> None:
+async def test_an_idle_rescorer_scores_at_once_and_a_resting_one_leaves_the_queue_be(
+    db: Database, settings: Settings
+) -> None:
     async def scored(account_id: str) -> bool:
         return await rows(db, f"SELECT count(*) FROM account_health WHERE account_id = '{account_id}'") == [(1,)]
 
@@ -249,7 +251,10 @@ async def test_an_idle_rescorer_scores_at_once_and_a_resting_one_leaves_the_queu
             engine_of(db),
             clock=lambda: START + timedelta(days=1),
             idle_s=0.05,
-            pacing=RescorePacing(pace=1000.0, max_delay_s=60.0),  # any drain, then a minute of rest
+            # any drain, then a minute of rest
+            pacing=RescorePacing.from_settings(
+                settings.model_copy(update={"rescore_pace": 1000.0, "rescore_max_delay_s": 60.0})
+            ),
         )
     )
     try:

@@ -83,15 +83,15 @@ async def test_the_dlq_topic_gone_stops_neither_ingestion_nor_sigterm(
         # a poison record, then good ones: the poison is recorded, the good ones stored behind it
         await produce(bootstrap, topic, [Record(b"{not json", b"acc-1"), *(usage(n) for n in range(1, 50))])
         await until(lambda: count(db, stored), lambda n: n == 50, timeout_s=30, what="the events behind the poison")
-        assert await count(db, "SELECT count(*) FROM dead_letters WHERE published_at IS NULL") == 1
 
-        # SIGTERM while the relay waits for a topic that is gone: the worker stops within its grace period
+        # SIGTERM while the dead letter waits for a topic that is gone: the worker stops within its grace period
         await asyncio.sleep(1.0)  # the relay is sending by now (it was woken by the batch)
         worker.process.send_signal(signal.SIGTERM)
         started = time.monotonic()
-        await asyncio.wait_for(worker.process.wait(), timeout=30)
+        await asyncio.wait_for(worker.process.wait(), timeout=60)
         stopped_in = time.monotonic() - started
-    assert stopped_in < 15, f"stopped {stopped_in:.1f} s after SIGTERM"
+    assert stopped_in < 10, f"stopped {stopped_in:.1f} s after SIGTERM"
+    assert await count(db, "SELECT count(*) FROM dead_letters WHERE published_at IS NULL") == 1
     assert await group_lag(bootstrap, kafka_settings.kafka_group_id, [topic]) == 0
 
     # a worker started again creates the topic and publishes the dead letter: once
@@ -132,7 +132,8 @@ async def test_a_fetch_error_makes_the_worker_unready(kafka_settings: Settings, 
     (hidden / "cramjam.py").write_text("raise ImportError('hidden for this test')\n")
     settings = kafka_settings.model_copy(update={"kafka_stall_s": 30.0})
     await produce(settings.kafka_bootstrap_servers, settings.kafka_topics["usage"], [usage(0)], compression="zstd")
-    env: dict[str, Any] = {**ONLY_INGEST, "PYTHONPATH": str(hidden)}
+    path = os.pathsep.join(filter(None, [str(hidden), os.environ.get("PYTHONPATH")]))
+    env: dict[str, Any] = {**ONLY_INGEST, "PYTHONPATH": path}
     async with kamwatch_service(settings, "worker", env=env, stderr=tmp_path / "worker.log") as worker:
         await worker.wait_until_serving()
         await until(worker.readiness, lambda status: status == 503, timeout_s=60, what="/readyz")

@@ -56,6 +56,12 @@ class Settings(BaseSettings):
         description="Largest dead letter (value and headers) published whole to the DLQ topic; a larger one goes "
         "out truncated, with a reference to its full bytes in the database.",
     )
+    kafka_dlq_lease_s: float = Field(
+        default=120.0,
+        ge=4,
+        description="How long a worker holds the dead letters it is publishing: a killed worker's are published by "
+        "another after this (checked against the DLQ topic first).",
+    )
     kafka_lag_interval_s: float = Field(
         default=5.0, gt=0, description="How often consumer lag is measured from the brokers' end offsets."
     )

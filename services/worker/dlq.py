@@ -39,10 +39,6 @@ from services.platform.settings import Settings
 
 log = logging.getLogger(__name__)
 
-LEASE_S = 120.0
-"""How long a relay holds the letters it claimed: longer than any send of them may take (a relay that died lets
-them go then)."""
-SEND_TIMEOUT_S = 60.0
 CLAIM_LIMIT = 200
 POLL_S = 5.0
 """Besides being woken by the consumer, look this often (other workers' leftovers, expired claims)."""
@@ -103,7 +99,6 @@ class DeadLetterRelay:
     db: Database
     settings: Settings
     metrics: Metrics | None = None
-    lease_s: float = LEASE_S
     _producer: AIOKafkaProducer | None = field(default=None, repr=False)
     _wakeup: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     _in_flight: set[int] = field(default_factory=set, repr=False)
@@ -112,6 +107,11 @@ class DeadLetterRelay:
     @property
     def topic(self) -> str:
         return self.settings.kafka_dlq_topic
+
+    @property
+    def send_timeout_s(self) -> float:
+        """Half the lease: what the producer was handed is written or given up well before the lease ends."""
+        return self.settings.kafka_dlq_lease_s / 2
 
     def wake(self) -> None:
         """New dead letters were committed: publish them without waiting for the next look."""
@@ -122,7 +122,7 @@ class DeadLetterRelay:
             bootstrap_servers=self.settings.kafka_bootstrap_servers,
             enable_idempotence=True,  # a retried send is not written twice
             max_request_size=self.settings.kafka_dlq_max_bytes + _HEADROOM,
-            request_timeout_ms=int(SEND_TIMEOUT_S * 1000 / 2),
+            request_timeout_ms=int(self.send_timeout_s * 1000 / 2),
         )
         await self._producer.start()
 
@@ -152,7 +152,7 @@ class DeadLetterRelay:
                 kind = type(error).__name__
                 log.warning("publishing dead letters to %s failed (%s: %s); retrying", self.topic, kind, error)
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, POLL_S * 6)
+                backoff = min(backoff * 2, POLL_S * 2)
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), POLL_S)
@@ -161,7 +161,7 @@ class DeadLetterRelay:
         """One round: claim, look on the topic for those maybe there already, send the others, say which are
         published, which were not sent and which may be; returns how many were claimed."""
         async with self.db.transaction() as conn:
-            claimed = await claim_unpublished(conn, limit=CLAIM_LIMIT, lease_s=self.lease_s)
+            claimed = await claim_unpublished(conn, limit=CLAIM_LIMIT, lease_s=self.settings.kafka_dlq_lease_s)
         if not claimed:
             await self._count_unpublished()
             return 0
@@ -175,7 +175,7 @@ class DeadLetterRelay:
             if attempt.published:
                 log.info("%d dead letters were on %s already", len(attempt.published), self.topic)
             unsent = [c.letter for c in claimed if c.letter.id not in attempt.published]
-            await asyncio.wait_for(self._send(unsent, attempt), SEND_TIMEOUT_S)
+            await asyncio.wait_for(self._send(unsent, attempt), self.send_timeout_s)
         finally:
             await self._settle(attempt)
         return len(claimed)
@@ -234,7 +234,7 @@ class DeadLetterRelay:
             return set()
         since = min(moment for moment in maybe.values() if moment is not None) - CLOCK_MARGIN
         wanted = {str(letter_id).encode(): letter_id for letter_id in maybe}
-        return await asyncio.wait_for(self._read_back(since, wanted), SEND_TIMEOUT_S)
+        return await asyncio.wait_for(self._read_back(since, wanted), self.send_timeout_s)
 
     async def _read_back(self, since: datetime, wanted: dict[bytes, int]) -> set[int]:
         if self._producer is None:

@@ -44,6 +44,7 @@ async def kafka_settings(settings: Settings, kafka_broker: RealBroker) -> Settin
             "kafka_group_id": f"{prefix}-workers",
             "kafka_retry_backoff_s": 0.5,
             "kafka_lag_interval_s": 0.5,
+            "kafka_dlq_lease_s": 6.0,  # a killed worker's dead letters published by another after this
             "kafka_batch_timeout_ms": 100,
             "sweep_interval_s": 3600,
         }

@@ -1,7 +1,7 @@
 """Dead letters keep a Kafka record's headers and key, and are published to the DLQ topic from the table
 
 Revision ID: 0020
-Revises: 0012
+Revises: 0071
 
 A rejected Kafka record was published to the DLQ topic from the consuming handler, after the batch's commit: a
 failed publish (a record over the producer's size limit, a missing topic) failed and rewound the batch, and a
@@ -20,7 +20,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
 revision: str = "0020"
-down_revision: str | None = "0012"
+down_revision: str | None = "0071"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -190,7 +190,7 @@ class RescorePacing:
     rest (an account touched by many batches is scored once per drain), drains and rests grow with the backlog,
     and scoring takes at most 1/(1+pace) of the time."""
 
-    pace: float = 4.0
+    pace: float = 9.0
     max_delay_s: float = 30.0
 
     @classmethod

@@ -107,7 +107,7 @@ class Settings(BaseSettings):
         description="CPU niceness of `kamwatch evaluator`: on a shared host, scoring yields the CPU to consuming.",
     )
     rescore_pace: float = Field(
-        default=4.0,
+        default=9.0,
         ge=0,
         description="After each drain of the rescore queue, the live rescorer rests this many times as long as the "
         "drain took (idle, an event is scored at once; under load, scoring takes at most 1/(1+pace) of the time).",

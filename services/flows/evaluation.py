@@ -184,26 +184,31 @@ class HealthEngine:
 
 @dataclass(frozen=True, slots=True)
 class RescorePacing:
-    """When the live rescorer drains the queue: paced by load, not by a fixed delay. After each drain it rests
-    ``pace`` times as long as the drain took, at most ``max_delay_s``. Idle, drains are short, so is the rest, and
-    an event is scored as soon as it is seen; under a burst, each drain takes what queued during the previous
-    rest (an account touched by many batches is scored once per drain), drains and rests grow with the backlog,
-    and scoring takes at most 1/(1+pace) of the time."""
+    """When the live rescorer drains the queue: paced by load, not by a fixed delay.
 
-    pace: float = 9.0
+    Idle (its last look found the queue empty), work is drained as soon as it is seen: an isolated event is
+    scored at once. Under load (work was waiting at its last look too), it waits for the burst to settle (nothing
+    new queued for ``settle_s``) or for the oldest waiting batch to have waited ``max_delay_s``, as a backfill
+    should: each account is scored once per drain, whatever number of batches touched it. And after any drain it
+    rests ``pace`` times as long as that drain took, so that scoring never takes more than 1/(1+pace) of the
+    time, whatever the pattern of arrivals."""
+
+    settle_s: float = 3.0
     max_delay_s: float = 30.0
+    pace: float = 9.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RescorePacing:
-        return cls(settings.rescore_pace, settings.rescore_max_delay_s)
+        return cls(settings.rescore_settle_s, settings.rescore_max_delay_s, settings.rescore_pace)
 
-    def rest_s(self, drain_s: float) -> float:
-        """How long to rest after a drain that took ``drain_s``."""
-        return min(self.max_delay_s, self.pace * drain_s)
-
-    def due(self, *, since_drain_s: float, drain_s: float) -> bool:
-        """Whether to drain now, ``since_drain_s`` after the end of the last drain, which took ``drain_s``."""
-        return since_drain_s >= self.rest_s(drain_s)
+    def due(self, state: QueueState, *, idle: bool, since_drain_s: float, drain_s: float) -> bool:
+        """Whether to drain ``state`` now; ``idle``: the previous look found nothing queued; ``since_drain_s``
+        after the end of the last drain, which took ``drain_s``."""
+        if state.oldest_s >= self.max_delay_s:
+            return True
+        if since_drain_s < min(self.max_delay_s, self.pace * drain_s):
+            return False
+        return idle or state.newest_s >= self.settle_s
 
 
 async def rescore_forever(
@@ -214,23 +219,23 @@ async def rescore_forever(
     pacing: RescorePacing = RescorePacing(),
     until: Callable[[], bool] | None = None,
 ) -> None:
-    """The live event-driven rescoring, beside ingestion rather than inside it: drain the queue as ``pacing``
-    says (looking every ``idle_s`` when it is empty), so that consuming never waits for scoring; rescorers share
-    the queue by shards of accounts. With ``until`` (benchmarks), return once it holds and the queue is empty."""
-    drained_at, drain_s = -math.inf, 0.0
+    """The live event-driven rescoring, beside ingestion rather than inside it: look at the queue every
+    ``idle_s`` and drain it as ``pacing`` says, so that consuming never waits for scoring; rescorers share the
+    queue by shards of accounts. With ``until`` (benchmarks), return once it holds and the queue is empty."""
+    drained_at, drain_s, idle = -math.inf, 0.0, True
     while True:
         stopping = until is not None and until()
-        if not stopping and not pacing.due(since_drain_s=time.monotonic() - drained_at, drain_s=drain_s):
-            await asyncio.sleep(idle_s)
-            continue
         try:
             state = await engine.queue_state()
             rescored = 0
-            if state is not None:
+            if state is not None and (
+                stopping or pacing.due(state, idle=idle, since_drain_s=time.monotonic() - drained_at, drain_s=drain_s)
+            ):
                 started = time.monotonic()
                 rescored = await engine.rescore_pending(clock(), up_to_id=state.last_id)
                 drained_at = time.monotonic()
                 drain_s = drained_at - started
+            idle = state is None
         except Exception:
             log.exception("rescoring failed; the queue keeps the accounts for the next round")
             await asyncio.sleep(idle_s)

@@ -106,13 +106,21 @@ class Settings(BaseSettings):
         le=19,
         description="CPU niceness of `kamwatch evaluator`: on a shared host, scoring yields the CPU to consuming.",
     )
+    rescore_settle_s: float = Field(
+        default=3.0,
+        ge=0,
+        description="Under load, the live rescorer drains once no batch has touched accounts for this long (a "
+        "burst settled); idle, it drains at once.",
+    )
+    rescore_max_delay_s: float = Field(
+        default=30.0, gt=0, description="... or at the latest this long after the oldest waiting batch."
+    )
     rescore_pace: float = Field(
         default=9.0,
         ge=0,
-        description="After each drain of the rescore queue, the live rescorer rests this many times as long as the "
-        "drain took (idle, an event is scored at once; under load, scoring takes at most 1/(1+pace) of the time).",
+        description="After each drain the live rescorer rests this many times as long as the drain took (scoring "
+        "takes at most 1/(1+pace) of the time).",
     )
-    rescore_max_delay_s: float = Field(default=30.0, gt=0, description="The longest rest between two drains.")
     sweep_interval_s: PositiveInt = Field(default=900, description="Time-driven evaluation period (worker).")
     sweep_shards: PositiveInt = Field(default=16, description="Shards a sweep is split in, shared by workers.")
     alert_rules: Path | None = Field(default=None, description="Alert rules YAML. Unset: the shipped default.")

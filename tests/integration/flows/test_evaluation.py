@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 
 from health_engine.config import load_scoring_config
-from health_engine.repository import claim_shard, drain_rescore_queue
+from health_engine.repository import QueueState, claim_shard, drain_rescore_queue
 from ingestion.parsing import parse_event
 from services.flows.evaluation import HealthEngine, RescorePacing, SweepReport, rescore_forever
 from services.flows.ingest import Pipeline
@@ -225,19 +225,24 @@ async def test_two_rescorers_at_once_score_every_queued_account_once(db: Databas
 
 
 @pytest.mark.parametrize(
-    ("since_drain_s", "drain_s", "due"),
+    ("idle", "oldest_s", "newest_s", "since_drain_s", "drain_s", "due"),
     [
-        (60.0, 0.05, True),  # idle: the next event is scored as soon as it is seen
-        (0.1, 0.05, False),  # just drained a little: a short rest (0.2 s at pace 4)
-        (0.2, 0.05, True),
-        (2.0, 1.0, False),  # a burst: a one-second drain, then four seconds of rest while batches queue
-        (4.0, 1.0, True),
-        (29.0, 100.0, False),  # however long the drain, the rest is at most max_delay_s
-        (30.0, 100.0, True),
+        (True, 0.0, 0.0, 60.0, 0.05, True),  # idle: an isolated event is scored as soon as it is seen
+        (False, 2.0, 0.1, 60.0, 0.05, False),  # under load: batches still coming, the burst is left to settle
+        (False, 5.0, 3.0, 60.0, 0.05, True),  # settled
+        (False, 30.0, 0.1, 60.0, 0.05, True),  # still coming, but the oldest has waited long enough
+        (True, 0.0, 0.0, 0.2, 0.05, False),  # resting after a drain: nine times its 50 ms
+        (True, 0.0, 0.0, 0.5, 0.05, True),
+        (False, 9.0, 4.0, 10.0, 2.0, False),  # settled, but a 2 s drain asks 18 s of rest
+        (False, 30.0, 4.0, 10.0, 2.0, True),  # never longer than max_delay_s
     ],
 )
-def test_the_live_rescorer_is_paced_by_load(since_drain_s: float, drain_s: float, due: bool) -> None:
-    assert RescorePacing(pace=4.0, max_delay_s=30.0).due(since_drain_s=since_drain_s, drain_s=drain_s) is due
+def test_the_live_rescorer_is_paced_by_load(
+    idle: bool, oldest_s: float, newest_s: float, since_drain_s: float, drain_s: float, due: bool
+) -> None:
+    state = QueueState(last_id=9, oldest_s=oldest_s, newest_s=newest_s)
+    pacing = RescorePacing(settle_s=3.0, max_delay_s=30.0, pace=9.0)
+    assert pacing.due(state, idle=idle, since_drain_s=since_drain_s, drain_s=drain_s) is due
 
 
 async def test_an_idle_rescorer_scores_at_once_and_a_resting_one_leaves_the_queue_be(

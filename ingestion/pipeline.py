@@ -21,7 +21,8 @@ from typing import Any, Literal, NamedTuple, cast
 
 import asyncpg
 
-from ingestion.parsing import EventRejected, InboundRecord, parse_event
+from ingestion.dead_letters import headers_json
+from ingestion.parsing import EventRejected, InboundRecord, event_document, parse_event
 from ingestion.projections import (
     ENGAGEMENTS_SQL,
     ENTITY_PROJECTIONS,
@@ -185,12 +186,13 @@ def parse_record(record: InboundRecord, admission: Admission | None = None) -> E
     """One record's event, or why it is refused. With ``admission`` (a ``TimeWindow`` at the ingesting clock's
     now), an event outside the accepted time window is refused too."""
     try:
-        if not record.payload or record.payload.isspace():  # isspace: no copy, unlike strip
+        document = event_document(record)
+        if not document or document.isspace():  # isspace: no copy, unlike strip
             raise EventRejected("empty message")
-        _refuse_unstorable(record.payload)
-        event = parse_event(record.payload)
+        _refuse_unstorable(document)
+        event = parse_event(document, binary_mode=document is not record.payload)
         if _unreadable_extension(event):
-            _refuse_unstorable(record.payload, checked=True)
+            _refuse_unstorable(document, checked=True)
             raise EventRejected(_NUMBER_REASON)
     except EventRejected as rejection:
         return rejection
@@ -341,7 +343,7 @@ def encode_writes(records: Sequence[InboundRecord], fresh: Sequence[tuple[int, E
     by_type: dict[type[Any], list[Any]] = defaultdict(list)
     for index, event in fresh:
         moment, source, event_id, subject, kind = event.time, event.source, event.id, event.subject, type(event)
-        raw.append((moment, source, event_id, event.type, subject, records[index].payload.decode()))
+        raw.append((moment, source, event_id, event.type, subject, event_document(records[index]).decode()))
         keys.append((source, event_id))
         months.add((moment.year, moment.month))
         by_type[kind].append(event)
@@ -388,8 +390,8 @@ WHERE NOT EXISTS (SELECT FROM inserted i WHERE i.source = b.source AND i.event_i
 """
 
 _DEAD_LETTERS_SQL = """
-INSERT INTO dead_letters (ingress, origin, reason, field, raw)
-SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::bytea[])
+INSERT INTO dead_letters (ingress, origin, reason, field, raw, headers, record_key)
+SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::bytea[], $6::jsonb[], $7::bytea[])
 ON CONFLICT (ingress, origin, md5(raw)) DO NOTHING
 """
 
@@ -443,6 +445,8 @@ async def write_batch(
             [reason for _, reason, _ in letters],
             [field for _, _, field in letters],
             [record.payload for record, _, _ in letters],
+            [headers_json(record.headers) for record, _, _ in letters],
+            [record.key for record, _, _ in letters],
         )
 
     touched = writes.touched if fresh else {}
@@ -473,7 +477,7 @@ JOIN raw_events r USING (subject, event_time, source, event_id)
 async def _conflicting(conn: asyncpg.Connection, batch: ParsedBatch, already_stored: set[tuple[str, str]]) -> list[int]:
     """The records carrying another version of a known key (the stored one, or the batch's first, is kept).
     Only on the path of known keys (redeliveries): the common batch of new events pays nothing. Same content
-    means the same JSON value, however it is spelled."""
+    means the same JSON value, however it is spelled (a binary-mode record's is the document it stands for)."""
     first: dict[tuple[str, str], int] = {(e.source, e.id): i for i, e in batch.events}
     stored: dict[tuple[str, str], Any] = {}
     if already_stored:
@@ -490,10 +494,10 @@ async def _conflicting(conn: asyncpg.Connection, batch: ParsedBatch, already_sto
     for index, event in (*batch.events, *batch.in_batch_duplicates):
         key = (event.source, event.id)
         if key in already_stored:
-            differs = key not in stored or stored[key] != _document(batch.records[index].payload)
+            differs = key not in stored or stored[key] != _document(event_document(batch.records[index]))
         else:
-            differs = index != first[key] and _document(batch.records[index].payload) != _document(
-                batch.records[first[key]].payload
+            differs = index != first[key] and _document(event_document(batch.records[index])) != _document(
+                event_document(batch.records[first[key]])
             )
         if differs:
             conflicting.append(index)

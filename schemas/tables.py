@@ -82,9 +82,16 @@ dead_letters = Table(
     Column("field", Text),
     Column("raw", LargeBinary, nullable=False),
     Column("replayed_at", TZ),
+    Column("headers", JSONB, comment="a Kafka record's headers, as received: [[name, value], ...]"),
+    Column("record_key", LargeBinary, comment="a Kafka record's key"),
+    # Kafka dead letters are published to the DLQ topic by a relay, from here (see migration 0020).
+    Column("claimed_until", TZ, comment="held by a relay for the DLQ topic until"),
+    Column("publishing_since", TZ, comment="may be on the DLQ topic since"),
+    Column("published_at", TZ, comment="published to the DLQ topic (Kafka only)"),
     # A redelivered Kafka record or a replayed file line is dead-lettered once (the digest keeps two
     # different records apart should an origin ever repeat, as in-memory test brokers do).
     Index("uq_dead_letters_origin", "ingress", "origin", text("md5(raw)"), unique=True),
+    Index("ix_dead_letters_unpublished", "id", postgresql_where=text("ingress = 'kafka' AND published_at IS NULL")),
 )
 
 accounts = Table(

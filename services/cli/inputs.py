@@ -171,7 +171,7 @@ def register(app: typer.Typer, *, clock: Callable[[], datetime] = utc_now) -> No
                     return 0, 0
                 pipeline = Pipeline(db, clock=clock, window=time_window(settings))
                 result = await pipeline.store(
-                    await pipeline.parse([InboundRecord(letter.raw) for letter in letters]),
+                    await pipeline.parse([InboundRecord(x.raw, None, x.headers, x.record_key) for x in letters]),
                     ingress="replay",
                     dead_letter=False,  # a still-invalid letter stays where it is, not recorded twice
                 )

@@ -61,8 +61,13 @@ def register(app: typer.Typer, *, clock: Callable[[], datetime] = utc_now) -> No
         """Consume the Kafka topics (KAMWATCH_KAFKA_BOOTSTRAP_SERVERS) into the pipeline until stopped: rescore,
         sweep on schedule, open and resolve alerts (queued for `kamwatch alerter`)."""
         from services.worker.process import run_worker
+        from services.worker.topics import KafkaSetupError
 
-        run(run_worker)
+        try:
+            run(run_worker)
+        except KafkaSetupError as error:
+            typer.echo(f"kamwatch worker: {error}", err=True)
+            raise typer.Exit(2) from None
 
     @app.command()
     def evaluator() -> None:

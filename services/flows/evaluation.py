@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import socket
 import time
@@ -281,40 +282,58 @@ class HealthEngine:
 
 @dataclass(frozen=True, slots=True)
 class RescorePacing:
-    """When the live rescorer drains the queue: once a burst of batches has settled (nothing new queued for
-    ``settle_s``), or when its oldest batch has waited ``max_delay_s``. An isolated event is rescored within
-    about ``settle_s``; a backfill of a million events is scored a few times, not once per batch."""
+    """When the live rescorer drains the queue: paced by load, not by a fixed delay.
+
+    Idle (its last look found the queue empty), work is drained as soon as it is seen: an isolated event is
+    scored at once. Under load (work was waiting at its last look too), it waits for the burst to settle (nothing
+    new queued for ``settle_s``) or for the oldest waiting batch to have waited ``max_delay_s``, as a backfill
+    should: each account is scored once per drain, whatever number of batches touched it. And after any drain it
+    rests ``pace`` times as long as that drain took, so that scoring never takes more than 1/(1+pace) of the
+    time, whatever the pattern of arrivals."""
 
     settle_s: float = 3.0
     max_delay_s: float = 30.0
+    pace: float = 9.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RescorePacing:
-        return cls(settings.rescore_settle_s, settings.rescore_max_delay_s)
+        return cls(settings.rescore_settle_s, settings.rescore_max_delay_s, settings.rescore_pace)
 
-    def due(self, state: QueueState) -> bool:
-        return state.newest_s >= self.settle_s or state.oldest_s >= self.max_delay_s
+    def due(self, state: QueueState, *, idle: bool, since_drain_s: float, drain_s: float) -> bool:
+        """Whether to drain ``state`` now; ``idle``: the previous look found nothing queued; ``since_drain_s``
+        after the end of the last drain, which took ``drain_s``."""
+        if state.oldest_s >= self.max_delay_s:
+            return True
+        if since_drain_s < min(self.max_delay_s, self.pace * drain_s):
+            return False
+        return idle or state.newest_s >= self.settle_s
 
 
 async def rescore_forever(
     engine: HealthEngine,
     *,
     clock: Callable[[], datetime],
-    idle_s: float = 0.5,
+    idle_s: float = 0.2,
     pacing: RescorePacing = RescorePacing(),
     until: Callable[[], bool] | None = None,
 ) -> None:
-    """The live event-driven rescoring, beside ingestion rather than inside it: drain the queue as ``pacing``
-    says, so that consuming never waits for scoring and an account touched by many batches is scored once per
-    drain; rescorers share the queue by shards of accounts. With ``until`` (benchmarks), return once it holds
-    and the queue is empty."""
+    """The live event-driven rescoring, beside ingestion rather than inside it: look at the queue every
+    ``idle_s`` and drain it as ``pacing`` says, so that consuming never waits for scoring; rescorers share the
+    queue by shards of accounts. With ``until`` (benchmarks), return once it holds and the queue is empty."""
+    drained_at, drain_s, idle = -math.inf, 0.0, True
     while True:
         stopping = until is not None and until()
         try:
             state = await engine.queue_state()
             rescored = 0
-            if state is not None and pacing.due(state):
+            if state is not None and (
+                stopping or pacing.due(state, idle=idle, since_drain_s=time.monotonic() - drained_at, drain_s=drain_s)
+            ):
+                started = time.monotonic()
                 rescored = await engine.rescore_pending(clock(), up_to_id=state.last_id)
+                drained_at = time.monotonic()
+                drain_s = drained_at - started
+            idle = state is None
         except Exception:
             log.exception("rescoring failed; the queue keeps the accounts for the next round")
             await asyncio.sleep(idle_s)

@@ -104,9 +104,12 @@ class Pipeline:
                 result = await write_batch(conn, batch, ingress=ingress, dead_letter=dead_letter)
         if self.metrics is not None:
             seconds = time.perf_counter() - started
-            record_batch(
-                self.metrics, batch.records, result, ingress=ingress, seconds=seconds, committed_at=self.clock()
-            )
+            try:  # the batch is stored: counting it must not fail it (a Kafka batch would be read again)
+                record_batch(
+                    self.metrics, batch.records, result, ingress=ingress, seconds=seconds, committed_at=self.clock()
+                )
+            except Exception:
+                log.exception("recording the metrics of a stored batch failed")
         return result
 
     async def _without_refused(self, batch: ParsedBatch) -> ParsedBatch:

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -93,6 +93,22 @@ def _exit(signum: int, frame: object) -> None:
 
 
 @dataclass
+class Wakeup:
+    """Set by a notification; ``lost`` once the listening connection is gone (listen again)."""
+
+    event: asyncio.Event = field(default_factory=asyncio.Event)
+    lost: bool = False
+
+    async def wait(self, timeout_s: float) -> None:
+        """Until a notification came (since the last ``clear``) or ``timeout_s`` passed."""
+        with suppress(TimeoutError):
+            await asyncio.wait_for(self.event.wait(), timeout_s)
+
+    def clear(self) -> None:
+        self.event.clear()
+
+
+@dataclass
 class Database:
     """The engine for one process, plus the embedded server handle when there is one."""
 
@@ -135,6 +151,28 @@ class Database:
             raw = await conn.get_raw_connection()
             driver: asyncpg.Connection = raw.driver_connection
             yield driver
+
+    @asynccontextmanager
+    async def listening(self, channel: str) -> AsyncIterator[Wakeup]:
+        """A connection held for the block, LISTENing on ``channel``: the wakeup is set by every NOTIFY on it."""
+        wakeup = Wakeup()
+
+        def notified(*_: object) -> None:
+            wakeup.event.set()
+
+        def lost(*_: object) -> None:
+            wakeup.lost = True
+            wakeup.event.set()
+
+        async with self.autocommit() as conn:
+            await conn.add_listener(channel, notified)
+            conn.add_termination_listener(lost)
+            try:
+                yield wakeup
+            finally:
+                conn.remove_termination_listener(lost)
+                if not conn.is_closed():
+                    await conn.remove_listener(channel, notified)
 
     async def ping(self) -> bool:
         """Whether the database answers (readiness)."""

@@ -94,8 +94,15 @@ METRIC_SPECS: tuple[MetricSpec, ...] = (
     MetricSpec(
         "kamwatch_consumer_lag",
         "gauge",
-        "Kafka records not yet consumed (high watermark minus position), by topic and partition.",
+        "Kafka records not yet stored, by topic and partition: the end offset minus the next offset to store, "
+        "measured every KAMWATCH_KAFKA_LAG_INTERVAL_S.",
         ("topic", "partition"),
+        multiprocess_mode="livemax",
+    ),
+    MetricSpec(
+        "kamwatch_dead_letters_unpublished",
+        "gauge",
+        "Kafka dead letters recorded but not yet published to the DLQ topic.",
         multiprocess_mode="livemax",
     ),
     MetricSpec(
@@ -286,6 +293,7 @@ class Metrics:
         self.ingest_batch_size = self._histogram("kamwatch_ingest_batch_size")
         self.ingest_batch_seconds = self._histogram("kamwatch_ingest_batch_seconds")
         self.consumer_lag = self._gauge("kamwatch_consumer_lag")
+        self.dead_letters_unpublished = self._gauge("kamwatch_dead_letters_unpublished")
         self.event_freshness_seconds = self._histogram("kamwatch_event_freshness_seconds")
         self.last_event_timestamp_seconds = self._gauge("kamwatch_last_event_timestamp_seconds")
         # health engine

@@ -82,9 +82,16 @@ dead_letters = Table(
     Column("field", Text),
     Column("raw", LargeBinary, nullable=False),
     Column("replayed_at", TZ),
+    Column("headers", JSONB, comment="a Kafka record's headers, as received: [[name, value], ...]"),
+    Column("record_key", LargeBinary, comment="a Kafka record's key"),
+    # Kafka dead letters are published to the DLQ topic by a relay, from here (see migration 0020).
+    Column("claimed_until", TZ, comment="held by a relay for the DLQ topic until"),
+    Column("publishing_since", TZ, comment="may be on the DLQ topic since"),
+    Column("published_at", TZ, comment="published to the DLQ topic (Kafka only)"),
     # A redelivered Kafka record or a replayed file line is dead-lettered once (the digest keeps two
     # different records apart should an origin ever repeat, as in-memory test brokers do).
     Index("uq_dead_letters_origin", "ingress", "origin", text("md5(raw)"), unique=True),
+    Index("ix_dead_letters_unpublished", "id", postgresql_where=text("ingress = 'kafka' AND published_at IS NULL")),
 )
 
 accounts = Table(
@@ -418,6 +425,22 @@ notification_attempts = Table(
     Index("ix_notification_attempts_notification_id", "notification_id"),
 )
 
+
+# Accounts set aside because loading, scoring, alerting on or rendering them failed (an unforeseen bug or a
+# state no event should have made): the others go on; `kamwatch quarantine retry` takes them back.
+quarantined_accounts = Table(
+    "quarantined_accounts",
+    metadata,
+    Column("account_id", Id, primary_key=True),
+    Column("stage", Text, nullable=False, comment="scoring or alerting"),
+    Column("trigger", Text, nullable=False, comment="event, sweep or manual"),
+    Column("as_of", TZ, nullable=False, comment="the evaluation time that failed"),
+    Column("error", Text, nullable=False),
+    Column("failures", Integer, nullable=False, server_default=text("1")),
+    Column("first_failed_at", TZ, nullable=False, server_default=RECEIVED_NOW),
+    Column("last_failed_at", TZ, nullable=False, server_default=RECEIVED_NOW),
+    Column("events", JSONB, nullable=False, server_default=text("'[]'::jsonb"), comment="the newest events"),
+)
 
 # Views, derived from the tables when read (created by the migrations; not in ``metadata``, which holds tables).
 views = MetaData()

@@ -3,20 +3,40 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
+from pydantic import SecretStr
 
 from services.platform.settings import Settings
 
 KAMWATCH = Path(sys.executable).with_name("kamwatch")
+T = TypeVar("T")
+
+
+async def until(
+    probe: Callable[[], Awaitable[T]], done: Callable[[T], bool], *, timeout_s: float, what: str, every_s: float = 0.1
+) -> T:
+    """Poll ``probe`` until ``done`` holds of its value (returned); fail after ``timeout_s`` with the last value."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = await probe()
+        if done(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: still {value!r} after {timeout_s:.0f} s")
+        await asyncio.sleep(every_s)
 
 
 def free_port() -> int:
@@ -42,24 +62,48 @@ class Service:
                 await asyncio.sleep(0.1)
         raise AssertionError("the service never answered")
 
+    async def readiness(self) -> int:
+        """The status of /readyz (0: no answer); a probe may take seconds (the service asks its dependencies)."""
+        try:
+            return (await self.client.get("/readyz", timeout=10)).status_code
+        except httpx.TransportError:
+            return 0
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The ``KAMWATCH_*`` variables of every setting given explicitly (dicts and lists as JSON)."""
+    env = {"KAMWATCH_DATA_DIR": str(settings.data_dir)}
+    for name in settings.model_fields_set:
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        env[f"KAMWATCH_{name.upper()}"] = json.dumps(value) if isinstance(value, dict | list) else str(value)
+    return env
+
 
 @asynccontextmanager
-async def kamwatch_service(settings: Settings, command: str) -> AsyncIterator[Service]:
-    """``kamwatch COMMAND`` on the test's database, with /metrics on a free port of 127.0.0.1."""
+async def kamwatch_service(
+    settings: Settings, command: str, *, env: Mapping[str, str] | None = None, stderr: Path | None = None
+) -> AsyncIterator[Service]:
+    """``kamwatch COMMAND`` with ``settings`` (those given explicitly) and ``env``, /metrics on a free port of
+    127.0.0.1; its standard error goes to ``stderr`` when given (otherwise to a pipe nobody reads)."""
     port = free_port()
-    env = {
+    environment = {
         **os.environ,
-        "KAMWATCH_DATABASE_URL": settings.database_url or "",
-        "KAMWATCH_DATA_DIR": str(settings.data_dir),
+        **settings_env(settings),
         "KAMWATCH_METRICS_HOST": "127.0.0.1",
         "KAMWATCH_METRICS_PORT": str(port),
+        **(env or {}),
     }
-    process = await asyncio.create_subprocess_exec(
-        str(KAMWATCH), command, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
-    )
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=2) as client:
-            yield Service(process, client)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(process.wait(), timeout=20)
+    with contextlib.ExitStack() as files:
+        errors: Any = files.enter_context(stderr.open("ab")) if stderr is not None else asyncio.subprocess.PIPE
+        process = await asyncio.create_subprocess_exec(
+            str(KAMWATCH), command, env=environment, stdout=asyncio.subprocess.DEVNULL, stderr=errors
+        )
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=2) as client:
+                yield Service(process, client)
+        finally:
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(process.wait(), timeout=20)

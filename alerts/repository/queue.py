@@ -51,9 +51,17 @@ class UnsentNotification:
 # --- the outbox ----------------------------------------------------------------------------------------------
 
 
+# Alerters LISTEN on this channel: the transaction that queues a notification due at once wakes them when it
+# commits (NOTIFY is delivered at commit, and not at all on rollback), so they need not poll for it.
+OUTBOX_CHANNEL = "kamwatch_outbox"
+
+
 async def enqueue(conn: asyncpg.Connection, rows: Sequence[OutboxRow], at: datetime) -> list[int]:
+    """Queue notifications in the caller's transaction; those due by ``at`` wake the alerters when it commits."""
     if not rows:
         return []
+    if any(r.send_after <= at for r in rows):
+        await conn.execute("SELECT pg_notify($1, '')", OUTBOX_CHANNEL)
     records = [
         {
             "kind": r.kind,

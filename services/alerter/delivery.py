@@ -224,22 +224,27 @@ class Alerter:
                 self.metrics.alert_feedback_precision.labels(rule=rule.rule).set(rule.precision)
 
     async def run_forever(self, *, poll_interval_s: float, escalation_interval_s: float) -> None:
-        """Deliver, check escalations every ``escalation_interval_s``; a database hiccup is logged and retried."""
+        """Deliver, check escalations every ``escalation_interval_s``; a database hiccup is logged and retried.
+
+        Idle, the alerter waits for the outbox's notification (a notification due at once was queued) or, at
+        the latest, ``poll_interval_s`` (retries and digests come due without anyone queuing them)."""
         next_check = self.clock()
         while True:
             try:
-                if self.clock() >= next_check:
-                    escalated = await self.check_escalations()
-                    if escalated:
-                        log.info("escalated %d alerts", escalated)
-                    await self.sample()
-                    next_check = self.clock() + timedelta(seconds=escalation_interval_s)
-                done = await self.run_until_idle()
+                async with self.db.listening(queue.OUTBOX_CHANNEL) as wakeup:
+                    while not wakeup.lost:
+                        wakeup.clear()  # before looking: what is queued meanwhile wakes the next wait
+                        if self.clock() >= next_check:
+                            escalated = await self.check_escalations()
+                            if escalated:
+                                log.info("escalated %d alerts", escalated)
+                            await self.sample()
+                            next_check = self.clock() + timedelta(seconds=escalation_interval_s)
+                        if not await self.run_until_idle():
+                            await wakeup.wait(poll_interval_s)
             except Exception:
                 log.exception("alerter round failed; retrying")
-                done = 0
-            if not done:
-                await asyncio.sleep(poll_interval_s)
+                await asyncio.sleep(min(poll_interval_s, 5.0))
 
 
 async def run_alerter(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import time
@@ -13,14 +14,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import fastapi_offline
-import orjson
 from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -28,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from alerts.playbook import load_playbook
 from health_engine.access import Principal
 from health_engine.config import load_scoring_config
+from health_engine.quarantine import quarantined_count
 from ingestion.parsing import InboundRecord
 from ingestion.pipeline import BatchResult
 from services.api import v1 as api_v1
@@ -40,7 +40,7 @@ from services.api.queries import open_read_pool
 from services.api.slack_actions import slack_router
 from services.flows.alerting import build_alerting
 from services.flows.evaluation import HealthEngine
-from services.flows.ingest import Pipeline
+from services.flows.ingest import Pipeline, time_window
 from services.flows.notifying import alerts_config
 from services.platform.clock import utc_now
 from services.platform.currency import exchange_rates
@@ -55,7 +55,10 @@ NDJSON_TYPES = ("application/x-ndjson", "application/jsonl", "application/json-s
 
 class EventResultOut(BaseModel):
     index: int = Field(description="Position of the event in the request body.")
-    status: Literal["accepted", "duplicate", "rejected"]
+    status: Literal["accepted", "duplicate", "conflict", "rejected"] = Field(
+        description="`conflict`: an event with this source and id was stored before with other content; the "
+        "first version is kept and this one recorded as a dead letter."
+    )
     source: str | None = None
     id: str | None = None
     reason: str | None = Field(default=None, description="Why the event was rejected.")
@@ -88,6 +91,7 @@ class IngestResponse(BaseModel):
 
     accepted: int
     duplicates: int
+    conflicts: int
     rejected: int
     results: list[EventResultOut]
 
@@ -118,17 +122,71 @@ _REQUEST_BODY: dict[str, Any] = {
 
 
 def split_body(body: bytes, content_type: str) -> list[InboundRecord]:
-    """One event, a JSON array of events, or NDJSON, as raw records for the pipeline."""
+    """One event, a JSON array of events, or NDJSON, as raw records for the pipeline: each item's bytes as
+    received, so that one bad item is rejected alone and the others are stored as they were sent."""
     if content_type.split(";")[0].strip().lower() in NDJSON_TYPES:
         return [InboundRecord(line.strip()) for line in body.splitlines() if line.strip()]
     stripped = body.lstrip()
     if stripped.startswith(b"["):
         try:
-            items = orjson.loads(stripped)
-        except orjson.JSONDecodeError as error:
-            raise Problem(422, "Unprocessable Content", f"invalid JSON: {error}") from None
-        return [InboundRecord(orjson.dumps(item)) for item in items]
+            text = stripped.decode()
+        except UnicodeDecodeError as error:
+            raise Problem(400, "Bad Request", f"the body is not UTF-8 (byte {error.start})") from None
+        return [InboundRecord(item.encode()) for item in array_items(text)]
     return [InboundRecord(body)]
+
+
+_ITEMS = json.JSONDecoder(parse_int=len, parse_float=len, parse_constant=len)
+_SPACE = re.compile(r"[ \t\n\r]*")
+# A token of a JSON text for finding where a value ends without decoding it: a string, a bracket, or a run of
+# anything else.
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]|[^"\[\]{},]+|,')
+
+
+def array_items(text: str) -> list[str]:
+    """The text of each item of a JSON array, as written. An item that is not valid JSON (or nests too deep
+    for the decoder) is delimited by its brackets alone, and left for the parser to reject with the reason."""
+    items: list[str] = []
+    position = _SPACE.match(text, 1).end()  # type: ignore[union-attr]  # the pattern matches the empty string
+    if text.startswith("]", position):
+        return _end_of_array(text, position + 1, items)
+    while True:
+        try:
+            _, end = _ITEMS.raw_decode(text, position)
+        except (ValueError, RecursionError):
+            end = _value_end(text, position)
+        items.append(text[position:end])
+        position = _SPACE.match(text, end).end()  # type: ignore[union-attr]
+        if text.startswith("]", position):
+            return _end_of_array(text, position + 1, items)
+        if not text.startswith(",", position):
+            raise Problem(422, "Unprocessable Content", f"invalid JSON array: expected , or ] at character {position}")
+        position = _SPACE.match(text, position + 1).end()  # type: ignore[union-attr]
+
+
+def _end_of_array(text: str, position: int, items: list[str]) -> list[str]:
+    if text[position:].strip(" \t\n\r"):
+        raise Problem(422, "Unprocessable Content", f"invalid JSON array: extra data at character {position}")
+    return items
+
+
+def _value_end(text: str, position: int) -> int:
+    """Where the value starting at ``position`` ends: its brackets balanced, strings skipped; or at the next
+    comma or closing bracket of the array for a scalar."""
+    depth = 0
+    for token in _TOKEN.finditer(text, position):
+        first = token.group()[0]
+        if first in "[{":
+            depth += 1
+        elif first in "]}":
+            if depth == 0:
+                return token.start()
+            depth -= 1
+        elif first == "," and depth == 0:
+            return token.start()
+        if depth == 0 and first in "]}":
+            return token.end()
+    raise Problem(422, "Unprocessable Content", "invalid JSON array: an item is not closed")
 
 
 def build_app(
@@ -156,7 +214,9 @@ def build_app(
         app.state.db = database
         alerting = build_alerting(settings, notify="send", metrics=metrics)
         engine = HealthEngine.from_settings(database, settings, alerting, metrics=metrics)
-        app.state.pipeline = Pipeline(database, clock=clock, engine=engine, metrics=metrics)
+        app.state.pipeline = Pipeline(
+            database, clock=clock, engine=engine, metrics=metrics, window=time_window(settings)
+        )
         app.state.read_pool = await open_read_pool(database, settings.db_pool_size)
         sampler = asyncio.create_task(sample_forever(database, metrics, clock, app.state.rates))
         try:
@@ -188,6 +248,7 @@ def build_app(
     app.state.playbook = load_playbook(settings.playbook)
     app.state.key_cache = KeyCache(key_cache_seconds)
     app.state.failed_auth_limit = FailedAuthLimit(settings.auth_failure_limit)
+    ingest_slots = asyncio.Semaphore(settings.http_ingest_concurrency)
     install_problem_handlers(app)
 
     @app.exception_handler(StarletteHTTPException)
@@ -223,7 +284,11 @@ def build_app(
         summary="Ingest events (one CloudEvent, a JSON array, or NDJSON)",
         responses={
             **api_v1.AUTH_ERRORS,
-            413: api_v1.problem_doc("The body is larger than KAMWATCH_HTTP_MAX_BODY_BYTES"),
+            400: api_v1.problem_doc("The body is not UTF-8, or its Content-Length is not a number"),
+            409: api_v1.problem_doc("A single event whose source and id were stored before with other content"),
+            413: api_v1.problem_doc(
+                "The body is larger than KAMWATCH_HTTP_MAX_BODY_BYTES, or holds more than KAMWATCH_HTTP_MAX_EVENTS"
+            ),
             422: api_v1.problem_doc("A single event, or the body, is invalid (problem+json, names the field)"),
         },
         openapi_extra={"requestBody": _REQUEST_BODY},
@@ -232,19 +297,30 @@ def build_app(
         """One CloudEvent, a JSON array of them, or NDJSON. Each event is validated, claimed by its (source, id) (a
         duplicate is acknowledged as such), stored and its account rescored before the answer; a single invalid
         event answers 422 naming the field, a batch answers a result per event."""
-        body = await request.body()
-        if len(body) > settings.http_max_body_bytes:
-            raise Problem(413, "Content Too Large", f"body exceeds {settings.http_max_body_bytes} bytes")
-        records = split_body(body, request.headers.get("content-type", "application/json"))
-        if not records:
-            raise Problem(422, "Unprocessable Content", "no event in the request body")
-        pipeline: Pipeline = request.app.state.pipeline
-        result = await pipeline.ingest(records, ingress="http")
-        single = len(records) == 1 and not body.lstrip().startswith(b"[")
-        if single and result.results[0].status == "rejected":
-            rejected = result.results[0]
-            raise Problem(422, "Invalid event", rejected.reason, field=rejected.field)
-        return _response(result)
+        # A few requests at a time: the others wait with their bodies still in the network buffers.
+        async with ingest_slots:
+            body = await read_body(request, settings.http_max_body_bytes)
+            content_type = request.headers.get("content-type", "application/json")
+            records = split_body(body, content_type)
+            is_array = body.lstrip().startswith(b"[")
+            del body
+            if not records:
+                raise Problem(422, "Unprocessable Content", "no event in the request body")
+            if len(records) > settings.http_max_events:
+                raise Problem(
+                    413,
+                    "Content Too Large",
+                    f"{len(records)} events in one request; at most {settings.http_max_events} (send several requests)",
+                )
+            pipeline: Pipeline = request.app.state.pipeline
+            result = await pipeline.ingest(records, ingress="http")
+            single = len(records) == 1 and not is_array
+            first = result.results[0]
+            if single and first.status == "rejected":
+                raise Problem(422, "Invalid event", first.reason, field=first.field)
+            if single and first.status == "conflict":
+                raise Problem(409, "Conflict", first.reason, field=first.field)
+            return _response(result)
 
     app.add_middleware(RequestMetrics, metrics=metrics)
 
@@ -273,9 +349,18 @@ def build_app(
     @app.get(
         "/readyz",
         tags=["operations"],
-        summary="Readiness: the database answers",
+        summary="Readiness: the database answers; degraded when accounts are quarantined",
         responses={
-            200: {"content": {"application/json": {"example": {"status": "ok", "database": "ok"}}}},
+            200: {
+                "content": {
+                    "application/json": {
+                        "examples": {
+                            "ok": {"value": {"status": "ok", "database": "ok"}},
+                            "degraded": {"value": {"status": "degraded", "database": "ok", "quarantined_accounts": 2}},
+                        }
+                    }
+                }
+            },
             503: {
                 "description": "The database does not answer",
                 "content": {"application/json": {"example": {"status": "unavailable", "database": "timeout"}}},
@@ -283,13 +368,15 @@ def build_app(
         },
     )
     async def readyz(request: Request) -> JSONResponse:
-        """The database answers: 200, else 503 with the error."""
+        """The database answers: 200 (status degraded while accounts are quarantined), else 503 with the error."""
         db: Database = request.app.state.db
         try:
-            async with db.unit_of_work() as conn:
-                await conn.execute(text("SELECT 1"))
+            async with db.transaction() as conn:
+                quarantined = await quarantined_count(conn)
         except Exception as error:  # any failure means not ready; say which
             return JSONResponse({"status": "unavailable", "database": str(error)}, status_code=503)
+        if quarantined:
+            return JSONResponse({"status": "degraded", "database": "ok", "quarantined_accounts": quarantined})
         return JSONResponse({"status": "ok", "database": "ok"})
 
     return app
@@ -413,10 +500,30 @@ def allowed_methods(request: Request) -> str:
     return ", ".join(sorted(methods))
 
 
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with a 413 as soon as it is known to exceed ``limit``: from Content-Length before
+    reading anything, else while it streams in (chunked), never after buffering all of it."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise Problem(400, "Bad Request", "Content-Length is not a number")
+        if int(declared) > limit:
+            raise Problem(413, "Content Too Large", f"body of {declared} bytes exceeds {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise Problem(413, "Content Too Large", f"body exceeds {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _response(result: BatchResult) -> IngestResponse:
     return IngestResponse(
         accepted=result.count("accepted"),
         duplicates=result.count("duplicate"),
+        conflicts=result.count("conflict"),
         rejected=result.count("rejected"),
         results=[
             EventResultOut(index=i, status=r.status, source=r.source, id=r.id, reason=r.reason, field=r.field)

@@ -81,6 +81,12 @@ class KeyCache:
         self._entries.clear()
 
 
+def well_formed_key(key: str) -> bool:
+    """Keys are printable ASCII: anything else (a NUL, a control character) is no key of ours, refused before
+    it reaches the database or a header."""
+    return key.isascii() and key.isprintable() and len(key) <= 256
+
+
 async def authenticate(request: Request, key: str | None, *, count_failure: bool = True) -> Principal:
     """The caller behind ``key``; 401 (a failure counted against the client's address unless ``count_failure`` is
     false: the caller hands the request on to be authenticated again) or 429."""
@@ -89,6 +95,10 @@ async def authenticate(request: Request, key: str | None, *, count_failure: bool
     limit: FailedAuthLimit = request.app.state.failed_auth_limit
     client = client_address(request)
     limit.check(client)
+    if not well_formed_key(key):
+        if count_failure:
+            limit.failed(client)
+        raise Problem(401, "Unauthorized", "unknown, revoked or expired API key")
     cache: KeyCache = request.app.state.key_cache
     principal = cache.get(key)
     if principal is None:

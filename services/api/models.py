@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from schemas.events import KEY_MAX_BYTES, BoundedInstant
 from schemas.vocabulary import COMPONENTS, DRIVER_CODES, Level, Locale, Severity
 
 
@@ -483,7 +484,9 @@ class NoteIn(BaseModel):
 class SnoozeIn(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"minutes": 1440, "note": "call booked Monday"}]})
 
-    until: AwareDatetime | None = Field(default=None, description="Snooze until this time, or give `minutes`.")
+    until: BoundedInstant | None = Field(
+        default=None, description="Snooze until this time (before 2200, UTC), or give `minutes`."
+    )
     minutes: int | None = Field(default=None, ge=1, le=90 * 24 * 60)
     note: Text | None = Field(default=None, max_length=2000)
 
@@ -542,15 +545,19 @@ class OverrideIn(BaseModel):
 
     level: Level
     reason: Text = Field(min_length=1, max_length=2000)
-    expires_at: AwareDatetime | None = Field(default=None, description="End of the pin, or give `hours`.")
+    expires_at: BoundedInstant | None = Field(
+        default=None, description="End of the pin (before 2200, UTC), or give `hours`."
+    )
     hours: int | None = Field(default=None, ge=1, le=24 * 180)
 
 
 class WidgetTokenIn(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"account_id": "acme", "ttl_seconds": 900}]})
 
-    account_id: Text = Field(min_length=1, max_length=200)
-    kam_id: Text | None = Field(default=None, max_length=200, description="Who acts through the widget (audit).")
+    account_id: Text = Field(min_length=1, max_length=KEY_MAX_BYTES)
+    kam_id: Text | None = Field(
+        default=None, max_length=KEY_MAX_BYTES, description="Who acts through the widget (audit)."
+    )
     ttl_seconds: int = Field(
         default=900, ge=60, le=24 * 3600, description="Lifetime: mint one per page view (at most a day)."
     )

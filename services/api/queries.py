@@ -100,21 +100,63 @@ def encode_cursor(*values: Any) -> str:
     return base64.urlsafe_b64encode(orjson.dumps(list(values))).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, arity: int) -> list[Any]:
+def bad_cursor() -> Problem:
+    return Problem(422, "Unprocessable Content", "cursor: not a cursor from this API", field="cursor")
+
+
+def decode_cursor(cursor: str, arity: int) -> list[str]:
+    """The values of a cursor this API made; anything forged is a 422 (never a value the database refuses)."""
+    if len(cursor) > _CURSOR_MAX_CHARS:
+        raise bad_cursor()
     try:
         values = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (ValueError, TypeError):
-        raise Problem(422, "Unprocessable Content", "cursor: not a cursor from this API", field="cursor") from None
-    if not isinstance(values, list) or len(values) != arity or not all(isinstance(v, str) for v in values):
-        raise Problem(422, "Unprocessable Content", "cursor: not a cursor from this API", field="cursor")
+        raise bad_cursor() from None
+    if (
+        not isinstance(values, list)
+        or len(values) != arity
+        or not all(isinstance(v, str) and "\0" not in v and _encodable(v) for v in values)
+    ):
+        raise bad_cursor()
     return values
 
 
-def _decimal(value: str) -> Decimal:
+_CURSOR_MAX_CHARS = 2048
+
+
+def _encodable(text: str) -> bool:
     try:
-        return Decimal(value)
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _decimal(value: str) -> Decimal:
+    """A sort key: finite, and of a size sort keys have (risks, amounts), so that numeric takes it."""
+    try:
+        number = Decimal(value)
     except InvalidOperation:
-        raise Problem(422, "Unprocessable Content", "cursor: not a cursor from this API", field="cursor") from None
+        raise bad_cursor() from None
+    if not number.is_finite() or (number and not -30 < number.adjusted() < 30):
+        raise bad_cursor()
+    return number
+
+
+def cursor_time(value: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise bad_cursor() from None
+    if moment.tzinfo is None or not 1900 <= moment.year < 2200:
+        raise bad_cursor()
+    return moment
+
+
+def cursor_id(value: str) -> int:
+    if not (value.isascii() and value.isdigit() and len(value) <= 19 and int(value) < 2**63):
+        raise bad_cursor()
+    return int(value)
 
 
 async def open_read_pool(db: Database, size: int) -> asyncpg.Pool:
@@ -300,10 +342,7 @@ async def timeline(
     before_id: str | None = None
     if cursor:
         at_text, before_id = decode_cursor(cursor, 2)
-        try:
-            before_at = datetime.fromisoformat(at_text)
-        except ValueError:
-            raise Problem(422, "Unprocessable Content", "cursor: not a cursor from this API", field="cursor") from None
+        before_at = cursor_time(at_text)
     params = {"account_id": account_id, "before_at": before_at, "before_id": before_id, "limit": limit + 1}
     rows = list((await conn.execute(TIMELINE_SQL, params)).mappings())
     next_cursor = None
@@ -389,9 +428,7 @@ async def list_alerts(
         conditions.append(accounts.c.owner_kam_id == owner)
     if cursor:
         (before,) = decode_cursor(cursor, 1)
-        if not before.isdigit():
-            raise Problem(422, "Unprocessable Content", "cursor: not a cursor from this API", field="cursor")
-        conditions.append(alerts.c.id < int(before))
+        conditions.append(alerts.c.id < cursor_id(before))
     join = alerts.outerjoin(accounts, accounts.c.account_id == alerts.c.account_id)
     query = select(alerts).select_from(join).where(*conditions).order_by(alerts.c.id.desc()).limit(limit + 1)
     rows = list((await conn.execute(query)).mappings())

@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 
 from services.platform.clock import utc_now
-from services.platform.database import Database
+from services.platform.database import Database, exit_on_sigterm
 from services.platform.runtime import tune_gc
 from services.platform.settings import Settings
 
@@ -25,16 +25,19 @@ console = Console()
 T = TypeVar("T")
 
 
-def configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    for chatty in ("pgserver", "alembic.runtime.migration", "mail.log"):
-        logging.getLogger(chatty).setLevel(logging.WARNING)
+def configure_logging(level: str = "INFO") -> None:
+    """Logs at ``level`` (KAMWATCH_LOG_LEVEL); SIGTERM exits cleanly from here on (see ``exit_on_sigterm``)."""
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # Third parties that would log personal data (mail envelopes) or chatter at INFO speak from WARNING.
+    for chatty in ("pgserver", "alembic.runtime.migration", "mail.log", "aiosmtplib", "faststream.access"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    exit_on_sigterm()
 
 
 def run(main: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:
     """Run ``main`` with the settings of the environment, logging configured."""
-    configure_logging()
     settings = Settings()
+    configure_logging(settings.log_level)
     tune_gc()
     return asyncio.run(main(settings))
 

@@ -20,7 +20,7 @@ from schemas.events import event_json_schemas
 from services.cli.common import console, iso, opened, run
 from services.flows.alerting import build_alerting
 from services.flows.evaluation import HealthEngine
-from services.flows.ingest import Pipeline
+from services.flows.ingest import Pipeline, time_window
 from services.flows.notifying import NotifyMode
 from services.flows.replay import replay_as_lived, replay_file
 from services.platform.clock import utc_now
@@ -63,6 +63,7 @@ def register(app: typer.Typer, *, clock: Callable[[], datetime] = utc_now) -> No
                 alerting = build_alerting(settings, notify=notify, file=notify_file)
                 engine = HealthEngine.from_settings(db, settings, alerting)
                 size = batch_size or settings.ingest_batch_size
+                window = time_window(settings)
                 with Progress(
                     TextColumn("[bold]replay"),
                     BarColumn(),
@@ -76,9 +77,13 @@ def register(app: typer.Typer, *, clock: Callable[[], datetime] = utc_now) -> No
                         progress.advance(task, result.record_count)
 
                     if as_of_clock:
-                        stats = await replay_as_lived(Pipeline(db), engine, file, batch_size=size, on_batch=advance)
+                        stats = await replay_as_lived(
+                            Pipeline(db, clock=clock, window=window), engine, file, batch_size=size, on_batch=advance
+                        )
                     else:
-                        stats = await replay_file(Pipeline(db), file, batch_size=size, on_batch=advance)
+                        stats = await replay_file(
+                            Pipeline(db, clock=clock, window=window), file, batch_size=size, on_batch=advance
+                        )
                         await engine.rescore_pending(clock())
             console.print(
                 f"{stats.lines:,} events: {stats.accepted:,} accepted, {stats.duplicates:,} duplicates, "
@@ -164,9 +169,9 @@ def register(app: typer.Typer, *, clock: Callable[[], datetime] = utc_now) -> No
                     letters = await unreplayed_dead_letters(conn, ids or ())
                 if not letters:
                     return 0, 0
-                pipeline = Pipeline(db)
+                pipeline = Pipeline(db, clock=clock, window=time_window(settings))
                 result = await pipeline.store(
-                    await pipeline.parse([InboundRecord(letter.raw) for letter in letters]),
+                    await pipeline.parse([InboundRecord(x.raw, None, x.headers, x.record_key) for x in letters]),
                     ingress="replay",
                     dead_letter=False,  # a still-invalid letter stays where it is, not recorded twice
                 )

@@ -36,8 +36,8 @@ def register(app: typer.Typer, *, clock: Callable[[], datetime] = utc_now) -> No
         """Serve the HTTP API (and pages, /metrics, /healthz, /readyz)."""
         import uvicorn
 
-        configure_logging()
         settings = Settings()
+        configure_logging(settings.log_level)
 
         async def migrate_first() -> None:
             async with opened(settings):
@@ -53,7 +53,7 @@ def register(app: typer.Typer, *, clock: Callable[[], datetime] = utc_now) -> No
             host=host or settings.api_host,
             port=port or settings.api_port,
             workers=workers,
-            log_level="info",
+            log_level=settings.log_level.lower(),
         )
 
     @app.command()
@@ -61,8 +61,13 @@ def register(app: typer.Typer, *, clock: Callable[[], datetime] = utc_now) -> No
         """Consume the Kafka topics (KAMWATCH_KAFKA_BOOTSTRAP_SERVERS) into the pipeline until stopped: rescore,
         sweep on schedule, open and resolve alerts (queued for `kamwatch alerter`)."""
         from services.worker.process import run_worker
+        from services.worker.topics import KafkaSetupError
 
-        run(run_worker)
+        try:
+            run(run_worker)
+        except KafkaSetupError as error:
+            typer.echo(f"kamwatch worker: {error}", err=True)
+            raise typer.Exit(2) from None
 
     @app.command()
     def evaluator() -> None:

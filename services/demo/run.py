@@ -33,7 +33,7 @@ from services.demo.inbox import Inbox, inbox_router, start_smtp_catcher
 from services.demo.live import TICK_SECONDS, LiveStream, say, today
 from services.flows.alerting import build_alerting
 from services.flows.evaluation import HealthEngine
-from services.flows.ingest import Pipeline
+from services.flows.ingest import Pipeline, time_window
 from services.flows.replay import replay_as_lived
 from services.platform.database import Database
 from services.platform.metrics import Metrics
@@ -136,7 +136,11 @@ async def _load_history(
     engine = HealthEngine.from_settings(db, settings, build_alerting(settings, notify="none"))
     replay = asyncio.create_task(
         replay_as_lived(
-            Pipeline(db), engine, summary.events_path, batch_size=settings.ingest_batch_size, on_batch=progress
+            Pipeline(db, window=time_window(settings)),
+            engine,
+            summary.events_path,
+            batch_size=settings.ingest_batch_size,
+            on_batch=progress,
         )
     )
     interrupted = asyncio.create_task(stop.wait())

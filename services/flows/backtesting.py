@@ -32,7 +32,8 @@ from health_engine.model import AccountProfile, HealthScore
 from health_engine.repository import load_signals
 from health_engine.scoring import score_account
 from ingestion.parsing import parse_event
-from schemas.events import OutcomeEvent
+from ingestion.pipeline import TimeWindow
+from schemas.events import EARLIEST_INSTANT, LATEST_INSTANT, OutcomeEvent
 from services.flows.evaluation import HealthEngine
 from services.flows.ingest import Pipeline
 from services.flows.replay import ReplayStats, replay_as_lived
@@ -40,6 +41,9 @@ from services.platform.database import Database, start_embedded
 from services.platform.settings import Settings
 from services.tuning.history import ProfileAt
 from services.tuning.lived import AccountAlerting, alert_messages
+
+# A simulated history may lie anywhere in the contract's range (a backtest replays it into a scratch database).
+SIMULATION_WINDOW = TimeWindow(earliest=EARLIEST_INSTANT, max_future=LATEST_INSTANT - EARLIEST_INSTANT)
 
 
 @dataclass
@@ -196,7 +200,9 @@ async def run_backtest(
 
     async with scratch_database(settings) as db:
         engine = HealthEngine(db, config, on_scores=record)
-        stats = await replay_as_lived(Pipeline(db), engine, events, batch_size=settings.ingest_batch_size)
+        stats = await replay_as_lived(
+            Pipeline(db, window=SIMULATION_WINDOW), engine, events, batch_size=settings.ingest_batch_size
+        )
         async with db.transaction() as conn:
             labels = read_outcomes(outcomes) if outcomes else await stored_outcomes(conn)
             start, end = await conn.fetchrow("SELECT min(event_time), max(event_time) FROM raw_events")

@@ -3,12 +3,18 @@
 Every evaluation takes an explicit ``as_of``; only the callers (live services, replay) decide what time it
 is. Each unit of work loads the inputs of a chunk of accounts, scores them with the pure core and saves
 the scores and history in one transaction; ``on_scores`` (the alerting) runs inside that transaction too.
+
+One account never stops the others: a chunk runs under a savepoint; when it fails, its halves are tried in
+turn down to the account that fails alone, which is quarantined (``health_engine.quarantine``) and skipped by
+later evaluations until released. Only errors of the data path do that: a lost connection or a deadlock fails
+the whole unit of work, which is retried as before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import socket
 import time
@@ -21,6 +27,7 @@ import asyncpg
 
 from health_engine.config import ScoringConfig, Windows, load_scoring_config
 from health_engine.model import HealthScore
+from health_engine.quarantine import Stage, list_quarantined, quarantine, quarantined_among, release
 from health_engine.repository import (
     QueueState,
     claim_shard,
@@ -52,6 +59,27 @@ class ClosingHook(Protocol):
 
 
 CHUNK = 1000
+
+# Failures of the infrastructure, not of an account's data: never a reason to set an account aside.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.TransactionRollbackError,  # deadlock, serialization failure
+    asyncpg.InsufficientResourcesError,
+    asyncpg.OperatorInterventionError,  # shutdown, query cancelled
+    asyncpg.CannotConnectNowError,
+    ConnectionError,
+    OSError,
+    TimeoutError,
+)
+
+
+class EvaluationFailed(Exception):
+    """An evaluation step failed on the accounts' data; ``stage`` says which (the cause is chained)."""
+
+    def __init__(self, stage: Stage) -> None:
+        super().__init__(stage)
+        self.stage: Stage = stage
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,20 +120,71 @@ class HealthEngine:
         return Windows.of(self.config)
 
     async def score_chunk(
-        self, conn: asyncpg.Connection, account_ids: Sequence[str], as_of: datetime, *, trigger: str
+        self,
+        conn: asyncpg.Connection,
+        account_ids: Sequence[str],
+        as_of: datetime,
+        *,
+        trigger: str,
+        include_quarantined: bool = False,
     ) -> list[HealthScore]:
-        """Score and save ``account_ids`` at ``as_of`` inside the caller's transaction; an account closed by
-        then (lost) is not scored: it goes to ``on_closed`` instead."""
-        closed = await closed_accounts(conn, account_ids, as_of)
-        if closed:
-            account_ids = [a for a in account_ids if a not in closed]
-        signals = await load_signals(conn, account_ids, as_of, self.windows)
-        scores = [score_account(signals[a], as_of, self.config) for a in sorted(signals)]
-        await save_scores(conn, scores, trigger=trigger)
-        if self.on_scores is not None and scores:
-            await self.on_scores(conn, scores, as_of)
-        if self.on_closed is not None and closed:
-            await self.on_closed(conn, closed, as_of)
+        """Score and save ``account_ids`` at ``as_of`` inside the caller's transaction, skipping quarantined
+        accounts (unless ``include_quarantined``) and quarantining any that fails on its own. An account closed
+        by then (lost) is not scored: it goes to ``on_closed`` instead."""
+        ids = list(account_ids)
+        if ids and not include_quarantined and (set_aside := await quarantined_among(conn, ids)):
+            ids = [a for a in ids if a not in set_aside]
+        return await self._isolating(conn, ids, as_of, trigger)
+
+    async def _isolating(
+        self, conn: asyncpg.Connection, account_ids: list[str], as_of: datetime, trigger: str
+    ) -> list[HealthScore]:
+        if not account_ids:
+            return []
+        try:
+            async with conn.transaction():  # a savepoint: a failure undoes this part only
+                return await self._evaluate(conn, account_ids, as_of, trigger)
+        except EvaluationFailed as failure:
+            if len(account_ids) > 1:
+                half = len(account_ids) // 2
+                return [
+                    *await self._isolating(conn, account_ids[:half], as_of, trigger),
+                    *await self._isolating(conn, account_ids[half:], as_of, trigger),
+                ]
+            cause = failure.__cause__ or failure
+            log.error(
+                "account set aside after %s failed (see `kamwatch quarantine list`): %s",
+                failure.stage,
+                type(cause).__name__,
+            )
+            await quarantine(conn, account_ids[0], stage=failure.stage, trigger=trigger, as_of=as_of, error=cause)
+            if self.metrics is not None:
+                self.metrics.quarantines_total.labels(stage=failure.stage).inc()
+            return []
+
+    async def _evaluate(
+        self, conn: asyncpg.Connection, account_ids: Sequence[str], as_of: datetime, trigger: str
+    ) -> list[HealthScore]:
+        try:
+            closed = await closed_accounts(conn, account_ids, as_of)
+            if closed:
+                account_ids = [a for a in account_ids if a not in closed]
+            signals = await load_signals(conn, account_ids, as_of, self.windows)
+            scores = [score_account(signals[a], as_of, self.config) for a in sorted(signals)]
+            await save_scores(conn, scores, trigger=trigger)
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception as error:
+            raise EvaluationFailed("scoring") from error
+        try:
+            if self.on_scores is not None and scores:
+                await self.on_scores(conn, scores, as_of)
+            if self.on_closed is not None and closed:
+                await self.on_closed(conn, closed, as_of)
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception as error:
+            raise EvaluationFailed("alerting") from error
         return scores
 
     async def queue_state(self) -> QueueState | None:
@@ -157,10 +236,30 @@ class HealthEngine:
         return [score_account(signals[a], as_of, self.config) for a in sorted(signals)]
 
     async def rescore(
-        self, account_ids: Sequence[str], as_of: datetime, *, trigger: str = "manual"
+        self, account_ids: Sequence[str], as_of: datetime, *, trigger: str = "manual", include_quarantined: bool = False
     ) -> list[HealthScore]:
         async with self.db.transaction() as conn:
-            return await self.score_chunk(conn, account_ids, as_of, trigger=trigger)
+            return await self.score_chunk(
+                conn, account_ids, as_of, trigger=trigger, include_quarantined=include_quarantined
+            )
+
+    async def retry_quarantined(self, account_ids: Sequence[str], as_of: datetime) -> tuple[list[str], list[str]]:
+        """Evaluate quarantined accounts again (all when none is named) at ``as_of``: those that now evaluate
+        are released, the others stay with the new error. Returns (released, still quarantined)."""
+        released: list[str] = []
+        still: list[str] = []
+        async with self.db.transaction() as conn:
+            failures = {q.account_id: q.failures for q in await list_quarantined(conn, account_ids)}
+        ids = sorted(failures)
+        for start in range(0, len(ids), self.chunk):
+            chunk = ids[start : start + self.chunk]
+            async with self.db.transaction() as conn:
+                await self.score_chunk(conn, chunk, as_of, trigger="manual", include_quarantined=True)
+                again = {q.account_id: q.failures for q in await list_quarantined(conn, chunk)}
+                failed = [a for a in chunk if again.get(a, failures[a]) != failures[a]]
+                released += await release(conn, [a for a in chunk if a not in failed])
+                still += failed
+        return released, still
 
     async def sweep(
         self, as_of: datetime, *, shards: int, tick: datetime | None = None, absorb_queue: bool = False
@@ -206,40 +305,58 @@ class HealthEngine:
 
 @dataclass(frozen=True, slots=True)
 class RescorePacing:
-    """When the live rescorer drains the queue: once a burst of batches has settled (nothing new queued for
-    ``settle_s``), or when its oldest batch has waited ``max_delay_s``. An isolated event is rescored within
-    about ``settle_s``; a backfill of a million events is scored a few times, not once per batch."""
+    """When the live rescorer drains the queue: paced by load, not by a fixed delay.
+
+    Idle (its last look found the queue empty), work is drained as soon as it is seen: an isolated event is
+    scored at once. Under load (work was waiting at its last look too), it waits for the burst to settle (nothing
+    new queued for ``settle_s``) or for the oldest waiting batch to have waited ``max_delay_s``, as a backfill
+    should: each account is scored once per drain, whatever number of batches touched it. And after any drain it
+    rests ``pace`` times as long as that drain took, so that scoring never takes more than 1/(1+pace) of the
+    time, whatever the pattern of arrivals."""
 
     settle_s: float = 3.0
     max_delay_s: float = 30.0
+    pace: float = 9.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RescorePacing:
-        return cls(settings.rescore_settle_s, settings.rescore_max_delay_s)
+        return cls(settings.rescore_settle_s, settings.rescore_max_delay_s, settings.rescore_pace)
 
-    def due(self, state: QueueState) -> bool:
-        return state.newest_s >= self.settle_s or state.oldest_s >= self.max_delay_s
+    def due(self, state: QueueState, *, idle: bool, since_drain_s: float, drain_s: float) -> bool:
+        """Whether to drain ``state`` now; ``idle``: the previous look found nothing queued; ``since_drain_s``
+        after the end of the last drain, which took ``drain_s``."""
+        if state.oldest_s >= self.max_delay_s:
+            return True
+        if since_drain_s < min(self.max_delay_s, self.pace * drain_s):
+            return False
+        return idle or state.newest_s >= self.settle_s
 
 
 async def rescore_forever(
     engine: HealthEngine,
     *,
     clock: Callable[[], datetime],
-    idle_s: float = 0.5,
+    idle_s: float = 0.2,
     pacing: RescorePacing = RescorePacing(),
     until: Callable[[], bool] | None = None,
 ) -> None:
-    """The live event-driven rescoring, beside ingestion rather than inside it: drain the queue as ``pacing``
-    says, so that consuming never waits for scoring and an account touched by many batches is scored once per
-    drain; rescorers share the queue by shards of accounts. With ``until`` (benchmarks), return once it holds
-    and the queue is empty."""
+    """The live event-driven rescoring, beside ingestion rather than inside it: look at the queue every
+    ``idle_s`` and drain it as ``pacing`` says, so that consuming never waits for scoring; rescorers share the
+    queue by shards of accounts. With ``until`` (benchmarks), return once it holds and the queue is empty."""
+    drained_at, drain_s, idle = -math.inf, 0.0, True
     while True:
         stopping = until is not None and until()
         try:
             state = await engine.queue_state()
             rescored = 0
-            if state is not None and pacing.due(state):
+            if state is not None and (
+                stopping or pacing.due(state, idle=idle, since_drain_s=time.monotonic() - drained_at, drain_s=drain_s)
+            ):
+                started = time.monotonic()
                 rescored = await engine.rescore_pending(clock(), up_to_id=state.last_id)
+                drained_at = time.monotonic()
+                drain_s = drained_at - started
+            idle = state is None
         except Exception:
             log.exception("rescoring failed; the queue keeps the accounts for the next round")
             await asyncio.sleep(idle_s)

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
+import threading
 from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+import psutil
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, make_url, text
@@ -37,13 +40,76 @@ def sqlalchemy_url(url: str) -> str:
 
 
 def start_embedded(pgdata: Path) -> tuple[str, Any]:
-    """Start (or join) the pgserver PostgreSQL on ``pgdata``; it stops when its last user process exits."""
+    """Start (or join) the pgserver PostgreSQL on ``pgdata``; it stops when its last user process exits.
+
+    pgserver counts its users in a pid list in ``pgdata`` and the last one to exit stops the server (an atexit
+    hook: every long-running command turns SIGTERM into a normal exit, see ``exit_on_sigterm``). A user killed
+    outright (SIGKILL) stays on that list; at start, users that are gone are struck off, so that a server they
+    left running is joined here, and stopped when this process, its last user, exits."""
     from pgserver import get_server  # type: ignore[attr-defined]  # only needed when embedded
 
     pgdata.mkdir(parents=True, exist_ok=True)
+    forget_dead_users(pgdata)
     server = get_server(pgdata, cleanup_mode="stop")
     uri: str = server.get_uri()
     return sqlalchemy_url(uri), server
+
+
+def forget_dead_users(pgdata: Path) -> list[int]:
+    """Strike off pgserver's user list the processes that are gone (or whose pid now names a process started
+    after the list was last written, a pid reused); returns them."""
+    from pgserver.postgres_server import PostgresServer
+    from pgserver.utils import DiskList
+
+    users = pgdata.resolve() / ".handle_pids.json"
+    if not users.exists():
+        return []
+    with PostgresServer._lock:
+        written = users.stat().st_mtime
+        listed = DiskList(users)
+        pids = listed.get()
+        dead = [pid for pid in pids if not _alive_since(pid, written)]
+        if dead:
+            listed.put([pid for pid in pids if pid not in dead])
+            log.warning("embedded PostgreSQL: users %s exited without leaving; the server is joined", dead)
+    return dead
+
+
+def _alive_since(pid: int, written: float) -> bool:
+    try:
+        return psutil.Process(pid).create_time() <= written + 1.0
+    except psutil.Error:
+        return False
+
+
+def exit_on_sigterm() -> None:
+    """SIGTERM ends the process like ``sys.exit``: clean-up (closing the pool, stopping the embedded
+    PostgreSQL when this is its last user) runs, as it does on Ctrl-C. Servers that handle SIGTERM themselves
+    (uvicorn, FastStream) do so while they run, then re-raise it: it lands here."""
+    # Python lets only the main thread install handlers; a command run from another thread (a test, a notebook)
+    # keeps the process's own.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _exit)
+
+
+def _exit(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+@dataclass
+class Wakeup:
+    """Set by a notification; ``lost`` once the listening connection is gone (listen again)."""
+
+    event: asyncio.Event = field(default_factory=asyncio.Event)
+    lost: bool = False
+
+    async def wait(self, timeout_s: float) -> None:
+        """Until a notification came (since the last ``clear``) or ``timeout_s`` passed."""
+        with suppress(TimeoutError):
+            await asyncio.wait_for(self.event.wait(), timeout_s)
+
+    def clear(self) -> None:
+        self.event.clear()
 
 
 @dataclass
@@ -89,6 +155,28 @@ class Database:
             raw = await conn.get_raw_connection()
             driver: asyncpg.Connection = raw.driver_connection
             yield driver
+
+    @asynccontextmanager
+    async def listening(self, channel: str) -> AsyncIterator[Wakeup]:
+        """A connection held for the block, LISTENing on ``channel``: the wakeup is set by every NOTIFY on it."""
+        wakeup = Wakeup()
+
+        def notified(*_: object) -> None:
+            wakeup.event.set()
+
+        def lost(*_: object) -> None:
+            wakeup.lost = True
+            wakeup.event.set()
+
+        async with self.autocommit() as conn:
+            await conn.add_listener(channel, notified)
+            conn.add_termination_listener(lost)
+            try:
+                yield wakeup
+            finally:
+                conn.remove_termination_listener(lost)
+                if not conn.is_closed():
+                    await conn.remove_listener(channel, notified)
 
     async def ping(self) -> bool:
         """Whether the database answers (readiness)."""

@@ -40,6 +40,7 @@ NOTIFICATION_CHANNELS = ("slack", "email", "team_channel")
 NOTIFICATION_RESULTS = ("sent", "retried", "failed", "undeliverable")
 UNSENT_STATUSES = ("failed", "undeliverable")
 RESCORE_TRIGGERS = ("event", "sweep")
+QUARANTINE_STAGES = ("scoring", "alerting")
 POOL_STATES = ("in_use", "idle")
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -93,8 +94,15 @@ METRIC_SPECS: tuple[MetricSpec, ...] = (
     MetricSpec(
         "kamwatch_consumer_lag",
         "gauge",
-        "Kafka records not yet consumed (high watermark minus position), by topic and partition.",
+        "Kafka records not yet stored, by topic and partition: the end offset minus the next offset to store, "
+        "measured every KAMWATCH_KAFKA_LAG_INTERVAL_S.",
         ("topic", "partition"),
+        multiprocess_mode="livemax",
+    ),
+    MetricSpec(
+        "kamwatch_dead_letters_unpublished",
+        "gauge",
+        "Kafka dead letters recorded but not yet published to the DLQ topic.",
         multiprocess_mode="livemax",
     ),
     MetricSpec(
@@ -151,6 +159,18 @@ METRIC_SPECS: tuple[MetricSpec, ...] = (
         "added.",
         ("tier", "currency"),
         multiprocess_mode="livemostrecent",
+    ),
+    MetricSpec(
+        "kamwatch_quarantined_accounts",
+        "gauge",
+        "Accounts set aside because evaluating them failed (`kamwatch quarantine list`); readiness says degraded.",
+        multiprocess_mode="livemostrecent",
+    ),
+    MetricSpec(
+        "kamwatch_quarantines_total",
+        "counter",
+        "Accounts set aside (or failing again) by stage (scoring, alerting).",
+        ("stage",),
     ),
     # alerting
     MetricSpec("kamwatch_alerts_opened_total", "counter", "Alerts opened, by rule and severity.", ("rule", "severity")),
@@ -275,6 +295,7 @@ class Metrics:
         self.ingest_batch_size = self._histogram("kamwatch_ingest_batch_size")
         self.ingest_batch_seconds = self._histogram("kamwatch_ingest_batch_seconds")
         self.consumer_lag = self._gauge("kamwatch_consumer_lag")
+        self.dead_letters_unpublished = self._gauge("kamwatch_dead_letters_unpublished")
         self.event_freshness_seconds = self._histogram("kamwatch_event_freshness_seconds")
         self.last_event_timestamp_seconds = self._gauge("kamwatch_last_event_timestamp_seconds")
         # health engine
@@ -286,6 +307,8 @@ class Metrics:
         self.accounts = self._gauge("kamwatch_accounts")
         self.arr_at_risk = self._gauge("kamwatch_arr_at_risk")
         self._arr_series: set[tuple[str, str]] = set()
+        self.quarantined_accounts = self._gauge("kamwatch_quarantined_accounts")
+        self.quarantines_total = self._counter("kamwatch_quarantines_total")
         # alerting
         self.alerts_opened_total = self._counter("kamwatch_alerts_opened_total")
         self.alerts_escalated_total = self._counter("kamwatch_alerts_escalated_total")
@@ -384,6 +407,8 @@ class Metrics:
             self.dead_letters_total.labels(ingress=ingress)
         for trigger in RESCORE_TRIGGERS:
             self.rescored_accounts_total.labels(trigger=trigger)
+        for stage in QUARANTINE_STAGES:
+            self.quarantines_total.labels(stage=stage)
         for channel in NOTIFICATION_CHANNELS:
             for result in NOTIFICATION_RESULTS:
                 self.notifications_total.labels(channel=channel, result=result)
@@ -406,7 +431,8 @@ def docs_table() -> str:
 
 # --- standalone /metrics server (worker, alerter) ---------------------------------------------------------
 
-ReadinessCheck = Callable[[], Coroutine[Any, Any, bool]]
+ReadinessCheck = Callable[[], Coroutine[Any, Any, bool | str]]
+"""Whether the service is ready; a string means ready, with that said (e.g. ``degraded: 2 accounts quarantined``)."""
 _READINESS_TIMEOUT_S = 5.0
 
 
@@ -453,7 +479,7 @@ def _metrics_app(
         start_response(status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))])
         return [body]
 
-    def is_ready() -> bool:
+    def is_ready() -> bool | str:
         if ready is None:
             return True
         try:
@@ -469,7 +495,10 @@ def _metrics_app(
         if path == "/healthz":
             return answer(start_response, "200 OK", b"ok\n")
         if path == "/readyz":
-            if is_ready():
+            state = is_ready()
+            if isinstance(state, str):
+                return answer(start_response, "200 OK", state.encode() + b"\n")
+            if state:
                 return answer(start_response, "200 OK", b"ready\n")
             return answer(start_response, "503 Service Unavailable", b"not ready\n")
         return answer(start_response, "404 Not Found", b"not found: /metrics, /healthz, /readyz\n")

@@ -70,6 +70,7 @@ _OUTBOX_SQL = "SELECT count(*), min(created_at) FROM notifications WHERE status 
 _UNSENT_SQL = (
     "SELECT status, count(*) AS n FROM notifications WHERE status IN ('failed', 'undeliverable') GROUP BY status"
 )
+_QUARANTINED_SQL = "SELECT count(*) FROM quarantined_accounts"
 
 
 def arr_at_risk_by_tier(rows: Iterable[Any], rates: ExchangeRates) -> dict[tuple[str, str], float]:
@@ -99,11 +100,13 @@ async def sample(db: Database, metrics: Metrics, now: datetime, rates: ExchangeR
         rows = (await conn.execute(text(_PORTFOLIO_SQL))).all()
         pending, oldest = (await conn.execute(text(_OUTBOX_SQL))).one()
         unsent = {row.status: int(row.n) for row in (await conn.execute(text(_UNSENT_SQL))).all()}
+        quarantined = (await conn.execute(text(_QUARANTINED_SQL))).scalar_one()
     accounts: dict[tuple[str, str], int] = defaultdict(int)
     for row in rows:
         accounts[(row.level, row.tier)] += int(row.accounts)
     metrics.set_portfolio(accounts, arr_at_risk_by_tier(rows, rates), rates.reporting)
     metrics.outbox_pending.set(int(pending))
+    metrics.quarantined_accounts.set(int(quarantined))
     metrics.outbox_oldest_pending_age_seconds.set(max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)
     for status in UNSENT_STATUSES:
         metrics.outbox_unsent.labels(status=status).set(unsent.get(status, 0))

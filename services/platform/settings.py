@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
@@ -44,14 +45,55 @@ class Settings(BaseSettings):
     kafka_dlq_topic: str = "kamwatch.dlq"
     kafka_max_records: PositiveInt = 2000
     kafka_batch_timeout_ms: PositiveInt = 200
-    kafka_retry_backoff_s: float = 1.0
+    kafka_retry_backoff_s: float = Field(
+        default=1.0, ge=0, description="Pause before a batch that failed (and is rewound) is read again."
+    )
+    kafka_create_topics: bool = Field(
+        default=True,
+        description="At start, create missing topics (events and DLQ) with the cluster's default partitions and "
+        "replication; false: a missing topic stops the worker at start, named.",
+    )
+    kafka_dlq_max_bytes: PositiveInt = Field(
+        default=1_000_000,
+        description="Largest dead letter (value and headers) published whole to the DLQ topic; a larger one goes "
+        "out truncated, with a reference to its full bytes in the database.",
+    )
+    kafka_dlq_lease_s: float = Field(
+        default=120.0,
+        ge=4,
+        description="How long a worker holds the dead letters it is publishing: a killed worker's are published by "
+        "another after this (checked against the DLQ topic first).",
+    )
+    kafka_lag_interval_s: float = Field(
+        default=5.0, gt=0, description="How often consumer lag is measured from the brokers' end offsets."
+    )
+    kafka_stall_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="/readyz of a worker answers 503 once its partitions have had lag and no batch stored for "
+        "this long, or a fetch error and no batch since, within this long.",
+    )
 
     ingest_batch_size: PositiveInt = 5000
+    event_time_earliest: date = Field(
+        default=date(1970, 1, 1), description="Events dated before this day (UTC) are rejected (field `time`)."
+    )
+    event_time_max_future_s: float = Field(
+        default=86400.0,
+        ge=0,
+        description="Events dated more than this many seconds after the ingesting clock are rejected (`time`).",
+    )
     raw_event_retention_months: PositiveInt = 24
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     http_max_body_bytes: PositiveInt = 16 * 1024 * 1024
+    http_max_events: PositiveInt = Field(
+        default=5000, description="Most events in one POST /v1/events (413 beyond): bounds a request's memory."
+    )
+    http_ingest_concurrency: PositiveInt = Field(
+        default=2, description="POST /v1/events handled at once per API process; others wait before their body is read."
+    )
     public_url: str = Field(
         default="http://127.0.0.1:8000", description="Base URL of the API as KAMs reach it (links in alerts)."
     )
@@ -81,10 +123,19 @@ class Settings(BaseSettings):
         description="CPU niceness of `kamwatch evaluator`: on a shared host, scoring yields the CPU to consuming.",
     )
     rescore_settle_s: float = Field(
-        default=3.0, ge=0, description="Rescore once no batch has touched accounts for this long (a burst settled)."
+        default=3.0,
+        ge=0,
+        description="Under load, the live rescorer drains once no batch has touched accounts for this long (a "
+        "burst settled); idle, it drains at once.",
     )
     rescore_max_delay_s: float = Field(
         default=30.0, gt=0, description="... or at the latest this long after the oldest waiting batch."
+    )
+    rescore_pace: float = Field(
+        default=9.0,
+        ge=0,
+        description="After each drain the live rescorer rests this many times as long as the drain took (scoring "
+        "takes at most 1/(1+pace) of the time).",
     )
     sweep_interval_s: PositiveInt = Field(default=900, description="Time-driven evaluation period (worker).")
     sweep_shards: PositiveInt = Field(default=16, description="Shards a sweep is split in, shared by workers.")
@@ -126,7 +177,11 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = None
     smtp_from: str = "kamwatch <kamwatch@localhost>"
     smtp_timeout_s: float = Field(default=30.0, gt=0)
-    alerter_poll_interval_s: float = Field(default=5.0, gt=0, description="Pause when the outbox has nothing due.")
+    alerter_poll_interval_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="Longest pause when the outbox has nothing due (a notification due at once wakes the alerter).",
+    )
     alerter_retry_window_s: float = Field(
         default=86400.0, gt=0, description="Outage window: a notification is retried this long before it is failed."
     )
@@ -143,6 +198,9 @@ class Settings(BaseSettings):
         default=None,
         description="YAML `rates: {USD: 0.92}`: one unit of each currency in the reporting currency. Unset: "
         "amounts in other currencies are shown apart, never added.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Least severe log records written (INFO and above carry no personal data)."
     )
     metrics_host: str = "0.0.0.0"
     metrics_port: int = Field(default=9108, description="Port of /metrics for the worker and the alerter.")

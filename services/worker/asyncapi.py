@@ -49,6 +49,8 @@ DLQ_HEADER_DOCS: dict[str, str] = {
     "kamwatch-source-topic": "The topic the record was read from.",
     "kamwatch-source-partition": "Its partition.",
     "kamwatch-source-offset": "Its offset.",
+    "kamwatch-dead-letter-id": "The row in `dead_letters` (`kamwatch dlq show ID` has the whole record).",
+    "kamwatch-dlq-truncated-from": "Size in bytes of a value too large for the topic, sent truncated.",
 }
 
 
@@ -66,6 +68,7 @@ def _describe_dead_letters(document: dict[str, Any], topic: str) -> None:
             "kamwatch-source-topic",
             "kamwatch-source-partition",
             "kamwatch-source-offset",
+            "kamwatch-dead-letter-id",
         ],
     }
     for channel in document["channels"].values():

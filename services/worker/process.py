@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -11,9 +12,10 @@ from functools import partial
 
 from faststream import FastStream
 
+from health_engine.quarantine import quarantined_count
 from services.flows.alerting import build_alerting
 from services.flows.evaluation import HealthEngine, RescorePacing, rescore_forever, sweep_forever
-from services.flows.ingest import Pipeline
+from services.flows.ingest import Pipeline, time_window
 from services.flows.notifying import NotifyMode
 from services.platform.clock import utc_now
 from services.platform.currency import exchange_rates
@@ -22,7 +24,12 @@ from services.platform.metrics import Metrics, ReadinessCheck, serve_metrics
 from services.platform.observability import sample_forever
 from services.platform.runtime import yield_cpu
 from services.platform.settings import Settings
-from services.worker.consumer import build_broker
+from services.worker.consumer import Consumer
+from services.worker.dlq import DeadLetterRelay
+from services.worker.progress import ConsumerProgress
+from services.worker.topics import ensure_topics
+
+log = logging.getLogger(__name__)
 
 
 def evaluation_tasks(
@@ -36,6 +43,13 @@ def evaluation_tasks(
         ),
         asyncio.create_task(sample_forever(db, metrics, utc_now, exchange_rates(settings))),
     ]
+
+
+async def degraded(db: Database) -> bool | str:
+    """Ready; "degraded" with the count when accounts are quarantined (the others are evaluated)."""
+    async with db.transaction() as conn:
+        count = await quarantined_count(conn)
+    return f"degraded: {count} account(s) quarantined (kamwatch quarantine list)" if count else True
 
 
 @dataclass(frozen=True)
@@ -74,22 +88,52 @@ async def serving(
     finally:
         for task in tasks:
             task.cancel()
+        # let them finish their cleanup (rollbacks, released claims) before the database closes
+        if tasks:
+            await asyncio.wait(tasks, timeout=5.0)
 
 
 async def run_worker(settings: Settings, *, notify: NotifyMode = "send") -> None:
     """Consume until stopped (SIGINT/SIGTERM), with /metrics, /healthz and /readyz on KAMWATCH_METRICS_PORT;
-    unless KAMWATCH_WORKER_EVALUATES is false, also rescore the touched accounts beside ingestion and sweep on
-    schedule."""
+    publish dead letters to the DLQ topic and measure lag beside consuming; unless KAMWATCH_WORKER_EVALUATES is
+    false, also rescore the touched accounts beside ingestion and sweep on schedule. The topics are checked (or
+    created) first: ``KafkaSetupError`` says what is missing."""
+    await ensure_topics(settings)
     async with live_engine(settings, notify) as live:
-        pipeline = Pipeline(live.db, metrics=live.metrics)  # the accounts a batch touched are rescored beside it
-        broker = build_broker(settings, partial(pipeline.ingest, ingress="kafka"), live.metrics)
+        # the accounts a batch touched are rescored beside it
+        pipeline = Pipeline(live.db, metrics=live.metrics, window=time_window(settings))
+        progress = ConsumerProgress(live.metrics, stall_s=settings.kafka_stall_s)
+        relay = DeadLetterRelay(live.db, settings, live.metrics)
+        consumer = Consumer(
+            settings,
+            partial(pipeline.ingest, ingress="kafka"),
+            live.metrics,
+            progress=progress,
+            on_rejected=relay.wake,
+        )
 
-        async def ready() -> bool:
-            return await live.db.ping() and await broker.ping(timeout=2.0)
+        async def ready() -> bool | str:
+            if (reason := progress.not_ready_because()) is not None:
+                log.warning("not ready: %s", reason)
+                return False
+            if not (await live.db.ping() and await consumer.broker.ping(timeout=1.0)):
+                return False
+            return await degraded(live.db)
 
-        tasks = evaluation_tasks(live.engine, live.db, live.metrics, settings) if settings.worker_evaluates else []
-        async with serving(live.metrics, settings, ready, tasks):
-            await FastStream(broker).run()
+        await relay.start()
+        try:
+            tasks = [
+                asyncio.create_task(relay.run_forever()),
+                asyncio.create_task(
+                    progress.measure_forever(lambda: consumer.kafka_consumer, settings.kafka_lag_interval_s)
+                ),
+            ]
+            if settings.worker_evaluates:
+                tasks += evaluation_tasks(live.engine, live.db, live.metrics, settings)
+            async with serving(live.metrics, settings, ready, tasks):
+                await FastStream(consumer.broker).run()
+        finally:
+            await relay.stop()
 
 
 async def run_evaluator(settings: Settings, *, notify: NotifyMode = "send") -> None:
@@ -98,5 +142,9 @@ async def run_evaluator(settings: Settings, *, notify: NotifyMode = "send") -> N
     yield_cpu(settings.evaluator_nice)
     async with live_engine(settings, notify) as live:
         tasks = evaluation_tasks(live.engine, live.db, live.metrics, settings)
-        async with serving(live.metrics, settings, live.db.ping, tasks):
+
+        async def ready() -> bool | str:
+            return await live.db.ping() and await degraded(live.db)
+
+        async with serving(live.metrics, settings, ready, tasks):
             await asyncio.gather(*tasks)

@@ -6,6 +6,7 @@ import asyncio
 import email
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.policy import default
@@ -65,6 +66,8 @@ class SlackRequest:
     path: str
     headers: dict[str, str]
     body: dict[str, Any]
+    received_at: float = field(default_factory=time.monotonic)
+    """When it came (``time.monotonic``): benchmarks time notifications by it."""
 
 
 class SlackStandIn:

@@ -25,7 +25,7 @@ from services.api.pages import words
 from services.api.pages.charts import TimeChart, risk_chart, usage_chart
 from services.api.pages.render import message, render
 from services.api.problems import Problem
-from services.api.v1 import act_on_alert, rate_alert
+from services.api.v1 import AlertId, act_on_alert, rate_alert
 from services.api.views import health_document, pick_locale
 from services.platform.currency import ExchangeRates
 
@@ -335,7 +335,7 @@ def component_trend(rows: Sequence[Mapping[Any, Any]]) -> list[dict[str, Any]]:
 async def _act(
     request: Request,
     account_id: str,
-    alert_id: int,
+    alert_id: AlertId,
     locale: str | None,
     minutes: int | None,
     verdict: lifecycle.Verdict | None,
@@ -365,7 +365,7 @@ async def _act(
 
 @router.post("/accounts/{account_id}/alerts/{alert_id}/ack")
 async def page_ack(
-    request: Request, account_id: str, alert_id: int, locale: Annotated[str | None, Form()] = None
+    request: Request, account_id: str, alert_id: AlertId, locale: Annotated[str | None, Form()] = None
 ) -> Response:
     return await _act(request, account_id, alert_id, locale, None, None)
 
@@ -374,7 +374,7 @@ async def page_ack(
 async def page_snooze(
     request: Request,
     account_id: str,
-    alert_id: int,
+    alert_id: AlertId,
     locale: Annotated[str | None, Form()] = None,
     minutes: Annotated[int, Form(ge=1, le=90 * 24 * 60)] = 10080,
 ) -> Response:
@@ -385,7 +385,7 @@ async def page_snooze(
 async def page_feedback(
     request: Request,
     account_id: str,
-    alert_id: int,
+    alert_id: AlertId,
     verdict: Annotated[lifecycle.Verdict, Form()],
     locale: Annotated[str | None, Form()] = None,
 ) -> Response:

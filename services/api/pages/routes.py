@@ -6,21 +6,22 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from health_engine.access import end_session, open_session, principal_for_key
 from schemas.i18n import translate
 from services.api import queries as q
-from services.api.auth import SESSION_COOKIE, FailedAuthLimit, client_address
+from services.api.auth import SESSION_COOKIE, FailedAuthLimit, client_address, well_formed_key
 from services.api.pages import losses, portfolio, review
 from services.api.pages.render import render
 from services.api.pages.review import to_login
 from services.api.problems import Problem
+from services.api.v1 import reject_nul
 from services.api.views import pick_locale
 from services.platform.settings import Settings
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[Depends(reject_nul)])
 router.include_router(portfolio.router)
 router.include_router(review.router)
 router.include_router(losses.router)
@@ -60,7 +61,7 @@ async def login(
     settings: Settings = request.app.state.settings
     async with q.request_db(request).unit_of_work() as conn:
         candidate = key.strip()
-        principal = await principal_for_key(conn, candidate, now=now) if "\x00" not in candidate else None
+        principal = await principal_for_key(conn, candidate, now=now) if well_formed_key(candidate) else None
         session = None
         if principal is not None and principal.can_read() and principal.key_id is not None:
             expires = now + timedelta(seconds=settings.session_ttl_s)

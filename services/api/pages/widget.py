@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from alerts.phrasing import (
@@ -42,11 +42,11 @@ from services.api.pages.charts import gauge_arc, line_chart
 from services.api.pages.render import render
 from services.api.pages.review import page_principal
 from services.api.problems import Problem
-from services.api.v1 import widget_secret
+from services.api.v1 import AlertId, reject_nul, widget_secret
 from services.api.views import pick_locale
 from services.flows.links import widget_path
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[Depends(reject_nul)])
 
 Verdict = Literal["useful", "false_alarm"]
 
@@ -242,7 +242,7 @@ async def widget_page(
 async def _act(
     request: Request,
     account_id: str,
-    alert_id: int,
+    alert_id: AlertId,
     token: str,
     locale: str | None,
     act: Callable[[Any, str, datetime], Any],
@@ -282,7 +282,7 @@ async def _act(
 async def widget_ack(
     request: Request,
     account_id: str,
-    alert_id: int,
+    alert_id: AlertId,
     token: Annotated[str, Form()] = "",
     locale: Annotated[str | None, Form()] = None,
 ) -> Response:
@@ -296,7 +296,7 @@ async def widget_ack(
 async def widget_snooze(
     request: Request,
     account_id: str,
-    alert_id: int,
+    alert_id: AlertId,
     token: Annotated[str, Form()] = "",
     locale: Annotated[str | None, Form()] = None,
     minutes: Annotated[int, Form(ge=1, le=90 * 24 * 60)] = 1440,
@@ -314,7 +314,7 @@ async def widget_snooze(
 async def widget_feedback(
     request: Request,
     account_id: str,
-    alert_id: int,
+    alert_id: AlertId,
     verdict: Annotated[Verdict, Form()],
     token: Annotated[str, Form()] = "",
     locale: Annotated[str | None, Form()] = None,
@@ -330,7 +330,7 @@ async def widget_feedback(
 async def confirm_feedback(
     request: Request,
     account_id: str,
-    alert_id: int,
+    alert_id: AlertId,
     verdict: Verdict,
     token: str = "",
     locale: Annotated[str | None, Query()] = None,

@@ -6,9 +6,11 @@ schemathesis checks there is no 5xx and that status, headers and bodies match th
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
+import hypothesis
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -16,6 +18,7 @@ from pydantic import SecretStr
 from schemathesis import checks
 
 from services.api.app import build_app
+from services.platform.database import Database
 from services.platform.settings import Settings
 from tests.integration.api.conftest import World
 from tests.integration.api.seed import NOW
@@ -62,3 +65,87 @@ def test_api_conforms_to_its_schema(case: schemathesis.Case[Any], base_url: str,
         # lines get per-event results, so there is no schema-violating request to reject.
         excluded.append(checks.negative_data_rejection)
     case.call_and_validate(base_url=base_url, headers=world.auth("admin"), excluded_checks=excluded)
+
+
+_SNAPSHOT_SCHEMA = "fuzz_snapshot"
+
+
+async def _snapshot(settings: Settings) -> None:
+    """A copy of every table (and where each identity stands), so each scenario starts from the same world."""
+    db = await Database.open(settings)
+    try:
+        async with db.transaction() as conn:
+            await conn.execute(f"CREATE SCHEMA {_SNAPSHOT_SCHEMA}")
+            for table in await _tables(conn):
+                await conn.execute(f"CREATE TABLE {_SNAPSHOT_SCHEMA}.{table} AS SELECT * FROM public.{table}")
+    finally:
+        await db.close()
+
+
+async def _restore(settings: Settings) -> None:
+    db = await Database.open(settings)
+    try:
+        async with db.transaction() as conn:
+            tables = await _tables(conn)
+            await conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+            for table in tables:
+                stored = await conn.fetch(
+                    "SELECT quote_ident(attname) AS name FROM pg_attribute WHERE attrelid = $1::regclass "
+                    "AND attnum > 0 AND NOT attisdropped AND attgenerated = '' ORDER BY attnum",
+                    table,
+                )
+                columns = ", ".join(row["name"] for row in stored)
+                await conn.execute(
+                    f"INSERT INTO public.{table} ({columns}) OVERRIDING SYSTEM VALUE "
+                    f"SELECT {columns} FROM {_SNAPSHOT_SCHEMA}.{table}"
+                )
+                for (column,) in await conn.fetch(
+                    "SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attidentity <> ''", table
+                ):
+                    await conn.execute(
+                        f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), "
+                        f"coalesce((SELECT max({column}) FROM {table}), 0) + 1, false)"
+                    )
+    finally:
+        await db.close()
+
+
+async def _tables(conn: Any) -> list[str]:
+    rows = await conn.fetch(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition "
+        "AND c.relname <> 'alembic_version' ORDER BY 1"
+    )
+    return [row["relname"] for row in rows]
+
+
+def test_api_holds_over_sequences_of_calls(base_url: str, world: World, settings: Settings) -> None:
+    """Stateful phase: sequences of calls linked through the responses (ids and cursors of one answer used by
+    the next call), every check on each response, as `schemathesis run --phases stateful --checks all`. Each
+    scenario starts from the seeded world (what one changes must not change what the next one draws)."""
+    machine = schema.as_state_machine()
+    headers = world.auth("admin")
+    asyncio.run(_snapshot(settings))
+
+    class Sequences(machine):  # type: ignore[misc,valid-type]
+        def setup(self) -> None:
+            asyncio.run(_restore(settings))
+
+        def get_call_kwargs(self, case: schemathesis.Case[Any]) -> dict[str, Any]:
+            return {"base_url": base_url, "headers": headers}
+
+        def validate_response(self, response: Any, case: schemathesis.Case[Any], **kwargs: Any) -> None:
+            case.validate_response(
+                response, excluded_checks=[checks.positive_data_acceptance], headers=headers, transport_kwargs=kwargs
+            )
+
+    Sequences.run(
+        settings=hypothesis.settings(
+            max_examples=40,
+            stateful_step_count=6,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+    )

@@ -122,3 +122,37 @@ async def test_openapi_documents_the_ingest_endpoint(client: httpx.AsyncClient) 
     operation = spec["paths"]["/v1/events"]["post"]
     assert set(operation["requestBody"]["content"]) == {"application/json", "application/x-ndjson"}
     assert "422" in operation["responses"]
+
+
+async def test_ingestion_answers_for_what_it_committed_when_an_account_fails_to_score(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    invoice = {"invoice_id": "I-1", "status": "paid", "amount": "10", "currency": "EUR", "due_date": "2026-03-20"}
+    profile = {"name": "Beta", "owner_kam_id": "kam-1", "arr": "1000", "currency": "EUR", "tier": "key"}
+    setup = [event("account", s, at(1), {**profile, "name": s}) for s in ("acme", "beta")]
+    setup.append(event("payment", "beta", at(2), invoice))
+    body = b"\n".join(encode(e) for e in setup)
+    first = await client.post("/v1/events", content=body, headers={"content-type": "application/x-ndjson"})
+    assert first.status_code == 200, first.text
+    assert (await client.get("/readyz")).json() == {"status": "ok", "database": "ok"}
+    # An unforeseen bug leaves beta's invoice with a time beyond year 9999 in UTC: loading beta now fails.
+    async with db.transaction() as conn:
+        await conn.execute("UPDATE invoices SET paid_at = '9999-12-31 23:59:59-05' WHERE account_id = 'beta'")
+
+    later = [usage("beta"), usage("acme")]
+    answer = await client.post("/v1/events", content=orjson.dumps(later))
+
+    assert answer.status_code == 200, answer.text
+    assert [r["status"] for r in answer.json()["results"]] == ["accepted", "accepted"]
+    assert await count(db, "raw_events") == 5
+    async with db.unit_of_work() as conn:
+        quarantined = (await conn.execute(text("SELECT account_id, stage FROM quarantined_accounts"))).all()
+        health = (await conn.execute(text("SELECT account_id FROM account_health ORDER BY 1"))).scalars().all()
+    assert [tuple(q) for q in quarantined] == [("beta", "scoring")]
+    assert health == ["acme", "beta"]  # beta's score from before the bug stays; acme is rescored
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "degraded", "database": "ok", "quarantined_accounts": 1}
+    # and the next ingests for it answer as well (it is skipped, not failing again)
+    again = await client.post("/v1/events", content=orjson.dumps(usage("beta")))
+    assert again.status_code == 200, again.text

@@ -225,29 +225,59 @@ async def test_two_rescorers_at_once_score_every_queued_account_once(db: Databas
     assert await rows(db, "SELECT count(*) FROM rescore_queue") == [(0,)]
 
 
-def test_the_live_rescorer_waits_for_a_burst_to_settle_but_not_longer_than_the_maximum_delay() -> None:
-    pacing = RescorePacing(settle_s=1.0, max_delay_s=30.0)
-    assert not pacing.due(QueueState(last_id=9, oldest_s=12.0, newest_s=0.3))  # batches still arriving
-    assert pacing.due(QueueState(last_id=9, oldest_s=12.0, newest_s=1.0))  # settled
-    assert pacing.due(QueueState(last_id=9, oldest_s=30.0, newest_s=0.1))  # arriving, but waited long enough
+@pytest.mark.parametrize(
+    ("idle", "oldest_s", "newest_s", "since_drain_s", "drain_s", "due"),
+    [
+        (True, 0.0, 0.0, 60.0, 0.05, True),  # idle: an isolated event is scored as soon as it is seen
+        (False, 2.0, 0.1, 60.0, 0.05, False),  # under load: batches still coming, the burst is left to settle
+        (False, 5.0, 3.0, 60.0, 0.05, True),  # settled
+        (False, 30.0, 0.1, 60.0, 0.05, True),  # still coming, but the oldest has waited long enough
+        (True, 0.0, 0.0, 0.2, 0.05, False),  # resting after a drain: nine times its 50 ms
+        (True, 0.0, 0.0, 0.5, 0.05, True),
+        (False, 9.0, 4.0, 10.0, 2.0, False),  # settled, but a 2 s drain asks 18 s of rest
+        (False, 30.0, 4.0, 10.0, 2.0, True),  # never longer than max_delay_s
+    ],
+)
+def test_the_live_rescorer_is_paced_by_load(
+    idle: bool, oldest_s: float, newest_s: float, since_drain_s: float, drain_s: float, due: bool
+) -> None:
+    state = QueueState(last_id=9, oldest_s=oldest_s, newest_s=newest_s)
+    pacing = RescorePacing(settle_s=3.0, max_delay_s=30.0, pace=9.0)
+    assert pacing.due(state, idle=idle, since_drain_s=since_drain_s, drain_s=drain_s) is due
 
 
-async def test_the_live_rescorer_leaves_an_unsettled_burst_queued_then_drains_it(db: Database) -> None:
-    await Pipeline(db).ingest(records(account("acme", START)), ingress="http")
+async def test_an_idle_rescorer_scores_at_once_and_a_resting_one_leaves_the_queue_be(
+    db: Database, settings: Settings
+) -> None:
+    async def scored(account_id: str) -> bool:
+        return await rows(db, f"SELECT count(*) FROM account_health WHERE account_id = '{account_id}'") == [(1,)]
 
-    async def run_for(pacing: RescorePacing, seconds: float) -> None:
-        rescorer = asyncio.create_task(
-            rescore_forever(engine_of(db), clock=lambda: START + timedelta(days=1), idle_s=0.05, pacing=pacing)
+    rescorer = asyncio.create_task(
+        rescore_forever(
+            engine_of(db),
+            clock=lambda: START + timedelta(days=1),
+            idle_s=0.05,
+            # any drain, then a minute of rest
+            pacing=RescorePacing.from_settings(
+                settings.model_copy(update={"rescore_pace": 1000.0, "rescore_max_delay_s": 60.0})
+            ),
         )
-        await asyncio.sleep(seconds)
-        rescorer.cancel()
+    )
+    try:
+        await Pipeline(db).ingest(records(account("acme", START)), ingress="http")
+        # idle: scored at once, well before the 3 s a settle delay would take
+        for _ in range(40):
+            if await scored("acme"):
+                break
+            await asyncio.sleep(0.05)
+        assert await scored("acme")
 
-    await run_for(RescorePacing(settle_s=60, max_delay_s=60), 0.5)
-    assert await rows(db, "SELECT count(*) FROM rescore_queue") == [(1,)]
-    assert await rows(db, "SELECT count(*) FROM account_health") == [(0,)]
-    await run_for(RescorePacing(settle_s=60, max_delay_s=0.1), 0.5)
-    assert await rows(db, "SELECT count(*) FROM rescore_queue") == [(0,)]
-    assert await rows(db, "SELECT account_id FROM account_health") == [("acme",)]
+        await Pipeline(db).ingest(records(account("globex", START)), ingress="http")
+        await asyncio.sleep(0.5)  # resting: the new batch waits in the queue
+        assert await rows(db, "SELECT DISTINCT unnest(account_ids) FROM rescore_queue") == [("globex",)]
+        assert not await scored("globex")
+    finally:
+        rescorer.cancel()
 
 
 async def test_a_drain_takes_what_was_queued_when_it_began_not_what_arrives_meanwhile(db: Database) -> None:

@@ -105,11 +105,16 @@ async def test_duplicates_within_and_across_batches_are_acknowledged_and_ignored
 
     first = await pipeline.ingest(records(usage, escalated, failed, escalated, usage, failed), ingress="kafka")
     again = await pipeline.ingest(records(failed, usage, escalated), ingress="kafka")
-    # the same (source, id) with another body (a producer bug) is still the same event: the first one stays
+    # the same (source, id) with another body (a producer bug) is a conflict: the first one stays, the other is
+    # reported and recorded as a dead letter
     altered = await pipeline.ingest(records({**usage, "data": {"quantity": 100, "user_id": "u9"}}), ingress="http")
 
     assert [r.status for r in first.results] == ["accepted"] * 3 + ["duplicate"] * 3
-    assert [r.status for r in again.results + altered.results] == ["duplicate"] * 4
+    assert [r.status for r in again.results] == ["duplicate"] * 3
+    assert [(r.status, r.field) for r in altered.results] == [("conflict", "id")]
+    assert await fetch(db, "SELECT ingress, field, reason LIKE 'conflict:%' FROM dead_letters") == [
+        ("http", "id", True)
+    ]
     assert again.touched_accounts == altered.touched_accounts == frozenset()
     assert again.fresh_events == altered.fresh_events == ()
     assert await fetch(db, "SELECT quantity::text, events, users FROM usage_daily") == [("2.5", 1, ["u1"])]
@@ -122,6 +127,39 @@ async def test_duplicates_within_and_across_batches_are_acknowledged_and_ignored
     ]
     assert await fetch(db, "SELECT count(*) FROM event_keys") == [(3,)]
     assert await fetch(db, "SELECT count(*) FROM rescore_queue") == [(1,)]
+
+
+async def test_a_same_id_with_other_content_is_a_conflict_however_the_same_content_is_spelled(db: Database) -> None:
+    pipeline = pipeline_at_now(db)
+    usage = event("usage", "acme", at(2), {"quantity": 2, "user_id": "u1"}, id="u-1")
+    spelled = orjson.dumps(usage)
+    # the same JSON value spelled otherwise: keys in another order, spaces, 2.0 for 2
+    respelled = (
+        b"{ " + b" , ".join(orjson.dumps(k) + b" : " + orjson.dumps(v) for k, v in reversed(usage.items())) + b" }"
+    )
+    respelled = respelled.replace(b'"quantity":2', b'"quantity":2.0')
+    assert respelled != spelled
+    assert b"2.0" in respelled
+    other = orjson.dumps({**usage, "data": {"quantity": 3, "user_id": "u1"}})
+    moved = orjson.dumps({**usage, "time": at(3).isoformat()})
+
+    first = await pipeline.ingest([InboundRecord(spelled)], ingress="http")
+    # in one batch: the same again, respelled, another content, another time, and the other content twice
+    later = await pipeline.ingest(
+        [InboundRecord(p) for p in (spelled, respelled, other, moved, other)], ingress="kafka"
+    )
+    # new key, two versions in one batch: the first is stored, the second is the conflict
+    fresh = orjson.dumps({**usage, "id": "u-2"})
+    fresh_other = orjson.dumps({**usage, "id": "u-2", "data": {"quantity": 9}})
+    within = await pipeline.ingest([InboundRecord(fresh), InboundRecord(fresh_other)], ingress="kafka")
+
+    assert [r.status for r in first.results] == ["accepted"]
+    assert [r.status for r in later.results] == ["duplicate", "duplicate", "conflict", "conflict", "conflict"]
+    assert [r.status for r in within.results] == ["accepted", "conflict"]
+    assert later.count("conflict") == 3
+    assert later.count("duplicate") == 2
+    assert await fetch(db, "SELECT quantity::text FROM usage_daily") == [("4",)]
+    assert await fetch(db, "SELECT count(*), count(DISTINCT md5(raw)) FROM dead_letters WHERE field = 'id'") == [(4, 3)]
 
 
 async def test_a_batch_mixing_stored_and_new_events_stores_exactly_the_new_ones(db: Database) -> None:

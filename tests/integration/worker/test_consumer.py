@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from aiokafka import TopicPartition
 from faststream.kafka import KafkaBroker, TestKafkaBroker
-from faststream.kafka.annotations import KafkaMessage
 from sqlalchemy import text
 
 from services.flows.ingest import Pipeline
 from services.platform.database import Database
+from services.platform.metrics import Metrics
 from services.platform.settings import Settings
 from services.worker.consumer import build_broker
 from tests.dbutil import cloned_database, snapshot
@@ -48,7 +48,8 @@ TOPIC_EXAMPLES: dict[str, dict[str, Any]] = {
 
 @dataclass
 class RecordingConsumer:
-    """Stands in for aiokafka's consumer: records commits (with what the database held then) and seeks."""
+    """Stands in for aiokafka's consumer: records commits (with what the database held then) and seeks. Like
+    aiokafka's after a rebalance, it asserts on ``highwater`` of a partition it no longer holds (all of them)."""
 
     db: Database
     commits: list[int] = field(default_factory=list)
@@ -61,30 +62,28 @@ class RecordingConsumer:
     def seek(self, partition: TopicPartition, offset: int) -> None:
         self.seeks.append((partition, offset))
 
+    def highwater(self, partition: TopicPartition) -> int:
+        raise AssertionError("Partition is not assigned")
+
 
 @dataclass
 class Harness:
     broker: KafkaBroker
     consumer: RecordingConsumer
-    dead_letters: list[tuple[bytes, dict[str, str]]]
 
 
 @pytest.fixture
 async def worker(settings: Settings, db: Database) -> AsyncIterator[Harness]:
     broker = build_broker(
-        settings.model_copy(update={"kafka_retry_backoff_s": 0.0}), partial(Pipeline(db).ingest, ingress="kafka")
+        settings.model_copy(update={"kafka_retry_backoff_s": 0.0}),
+        partial(Pipeline(db).ingest, ingress="kafka"),
+        Metrics.create(),
     )
-    received: list[tuple[bytes, dict[str, str]]] = []
-
-    @broker.subscriber("kamwatch.dlq")
-    async def dlq(body: bytes, message: KafkaMessage) -> None:
-        received.append((body, message.headers))
-
     consumer = RecordingConsumer(db)
     async with TestKafkaBroker(broker):
         for subscriber in broker.subscribers:
             subscriber.parser._setup(consumer)  # type: ignore[attr-defined]
-        yield Harness(broker, consumer, received)
+        yield Harness(broker, consumer)
 
 
 async def execute(db: Database, statement: str) -> None:
@@ -126,24 +125,56 @@ async def test_offsets_are_committed_only_after_the_batch_is_stored(worker: Harn
     assert await rows(db, "SELECT sum(events) FROM usage_daily") == [(5,)]
 
 
-async def test_rejected_records_go_to_the_dead_letter_topic_and_table(worker: Harness, db: Database) -> None:
+async def test_rejected_records_become_dead_letters_in_the_batch_and_await_the_dlq_relay(
+    worker: Harness, db: Database
+) -> None:
     good = encode(event("usage", "acme", at(3)))
     missing_field = encode(event("support_ticket", "acme", at(3), {"status": "opened", "priority": "low"}))
     unknown_type = encode(event("weather", "acme", at(3), {}))
     await worker.broker.publish_batch(good, b"{not json", missing_field, unknown_type, b"", topic="kamwatch.usage")
 
-    reasons = dict(worker.dead_letters)
+    stored = await rows(db, "SELECT raw, reason, field, origin, published_at FROM dead_letters ORDER BY id")
+    reasons = {bytes(raw): (reason, field) for raw, reason, field, _, _ in stored}
     assert set(reasons) == {b"{not json", missing_field, unknown_type, b""}
-    assert reasons[b"{not json"]["kamwatch-dlq-reason"].startswith("invalid JSON")
-    assert reasons[missing_field]["kamwatch-dlq-field"] == "data.ticket_id"
-    assert reasons[unknown_type]["kamwatch-dlq-field"] == "type"
-    assert reasons[b""]["kamwatch-dlq-reason"] == "empty message"
-    assert all(h["kamwatch-source-topic"] == "kamwatch.usage" for h in reasons.values())
-
-    stored = await rows(db, "SELECT raw, field, origin FROM dead_letters ORDER BY id")
-    assert {bytes(raw) for raw, _, _ in stored} == set(reasons)
-    assert all(origin.startswith("kafka:kamwatch.usage/") for _, _, origin in stored)
+    assert reasons[b"{not json"][0].startswith("invalid JSON")
+    assert reasons[missing_field][1] == "data.ticket_id"
+    assert reasons[unknown_type][1] == "type"
+    assert reasons[b""][0] == "empty message"
+    assert all(origin.startswith("kafka:kamwatch.usage/") for _, _, _, origin, _ in stored)
+    assert all(published_at is None for *_, published_at in stored)  # the relay's, after the commit
     assert await rows(db, "SELECT count(*) FROM raw_events") == [(1,)]  # the poison did not block the good one
+    assert worker.consumer.commits == [1]
+
+
+async def test_a_binary_mode_event_is_stored_and_a_bad_one_keeps_its_headers_and_key(
+    worker: Harness, db: Database
+) -> None:
+    attributes = {
+        "ce_specversion": "1.0",
+        "ce_id": "bin-1",
+        "ce_source": "crm",
+        "ce_type": "kamwatch.support_ticket.v1",
+        "ce_subject": "acme",
+        "ce_time": "2026-03-03T12:00:00Z",
+        "content-type": "application/json; charset=utf-8",
+    }
+    data = b'{"ticket_id": "T1", "status": "opened", "priority": "urgent"}'
+    await worker.broker.publish(data, "kamwatch.support_tickets", key=b"acme", headers=attributes)
+    bad = {**attributes, "ce_id": "bin-2"}
+    await worker.broker.publish(b'{"status": "opened"}', "kamwatch.support_tickets", key=b"acme", headers=bad)
+
+    assert await rows(db, "SELECT event_id, payload::jsonb -> 'data' ->> 'priority' FROM raw_events") == [
+        ("bin-1", "urgent")
+    ]
+    ((raw, field, headers, key),) = await rows(db, "SELECT raw, field, headers, record_key FROM dead_letters")
+    assert (bytes(raw), field, bytes(key)) == (b'{"status": "opened"}', "data.ticket_id", b"acme")
+    assert dict(headers).items() >= bad.items()  # every attribute kept
+
+
+async def test_metrics_cannot_fail_a_stored_batch(worker: Harness, db: Database) -> None:
+    # After a rebalance, asking aiokafka about a partition just revoked asserts: a stored batch must not fail
+    # (and be read again) for what is only its metrics.
+    await worker.broker.publish_batch(encode(event("usage", "acme", at(3))), topic="kamwatch.usage", partition=0)
     assert worker.consumer.commits == [1]
 
 

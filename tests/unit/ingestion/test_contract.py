@@ -219,10 +219,10 @@ def test_unknown_attributes_are_kept(type_: str) -> None:
     assert event.data.model_extra == {"feature": "export", "nested": {"a": [1, 2]}}
 
 
-def test_a_time_at_the_edge_of_the_supported_range_is_accepted() -> None:
-    # Midnight of 1 January of year 1 in UTC still exists; an hour earlier (see INVALID) does not.
-    event = parse(envelope(time="0001-01-01T00:00:00+00:00"))
-    assert event.time == datetime(1, 1, 1, tzinfo=UTC)
+def test_times_at_the_edges_of_the_supported_range_are_accepted() -> None:
+    # The contract's range is 1900-01-01 to 2199-12-31 (UTC), whatever the offset the time is written with.
+    assert parse(envelope(time="1900-01-01T01:00:00+01:00")).time == datetime(1900, 1, 1, tzinfo=UTC)
+    assert parse(envelope(time="2199-12-31T18:59:59-05:00")).time == datetime(2199, 12, 31, 23, 59, 59, tzinfo=UTC)
 
 
 # (case, document, field expected, words the reason must contain)
@@ -328,15 +328,69 @@ INVALID: list[tuple[str, Any, str | None, str]] = [
     # no offset: ambiguous
     ("naive time", envelope(time="2026-03-02T10:00:00"), "time", "timezone"),
     # a date alone
-    ("date only", envelope(time="2026-03-02"), "time", "timezone"),
+    ("date only", envelope(time="2026-03-02"), "time", "datetime"),
     # not a time at all
     ("time 'yesterday'", envelope(time="yesterday"), "time", "datetime"),
     # an impossible date
     ("month 13", envelope(time="2026-13-02T10:00:00Z"), "time", "month"),
     # an hour before year 1 begins in UTC: not representable (it used to crash the whole batch)
     ("time before year 1 in UTC", envelope(time="0001-01-01T00:00:00+01:00"), "time", "between"),
+    # year 1 itself: PostgreSQL would have been sent -infinity
+    ("time in year 1", envelope(time="0001-01-01T00:00:00Z"), "time", "between"),
+    # an hour before 1900 in UTC
+    ("time just before 1900", envelope(time="1900-01-01T00:00:00+01:00"), "time", "between"),
     # year 9999: its month partition would end in year 10000
     ("time in year 9999", envelope(time="9999-06-01T00:00:00Z"), "time", "between"),
+    # 2200 in UTC, though 2199 where it was written
+    ("time in 2200 in UTC", envelope(time="2199-12-31T23:00:00-05:00"), "time", "between"),
+    # only an RFC 3339 string: a number is not read as a Unix time
+    ("time as a number", envelope(time=1767225600), "time", "datetime"),
+    # dates inside data are bounded too: a payment in year 9999 halted every rescoring once
+    (
+        "paid_at in year 9999",
+        envelope("payment", changed("payment", paid_at="9999-12-31T23:59:59-05:00")),
+        "data.paid_at",
+        "between",
+    ),
+    ("due_date in year 1", envelope("payment", changed("payment", due_date="0001-01-01")), "data.due_date", "between"),
+    ("due_date as a number", envelope("payment", changed("payment", due_date=20260401)), "data.due_date", "date"),
+    (
+        "renewal_date in 9999",
+        envelope("account", changed("account", renewal_date="9999-12-31")),
+        "data.renewal_date",
+        "between",
+    ),
+    # --- time zones: IANA names only, exactly ---
+    ("timezone with a space", envelope("kam", changed("kam", timezone="Europe/Paris ")), "data.timezone", "pattern"),
+    ("timezone on Mars", envelope("kam", changed("kam", timezone="Mars/Olympus")), "data.timezone", "IANA"),
+    ("timezone empty", envelope("kam", changed("kam", timezone="")), "data.timezone", "at least 1"),
+    ("timezone a path", envelope("kam", changed("kam", timezone="../../etc/passwd")), "data.timezone", "pattern"),
+    # --- one email address per field ---
+    ("two emails", envelope("kam", changed("kam", email="a@example.com, b@example.com")), "data.email", "one email"),
+    (
+        "email with CRLF",
+        envelope("kam", changed("kam", email="a@example.com\r\nBcc: x@example.com")),
+        "data.email",
+        "one",
+    ),
+    ("email with a name", envelope("kam", changed("kam", email="Lea <lea@example.com>")), "data.email", "one email"),
+    ("email without a domain", envelope("kam", changed("kam", email="lea")), "data.email", "one email"),
+    (
+        "contact email list",
+        envelope("contact_change", changed("contact_change", email="a@example.com;b@example.com")),
+        "data.email",
+        "one email",
+    ),
+    # --- keys are bounded in bytes (index rows), not only in characters ---
+    ("id of 257 bytes", envelope(id="x" * 257), "id", "256"),
+    ("source of 65 four-byte characters", envelope(source="\U0001f600" * 65), "source", "256 bytes"),
+    ("subject of 300 characters", envelope(subject="a" * 300), "subject", "256"),
+    (
+        "ticket id of 300 bytes",
+        envelope("support_ticket", changed("support_ticket", ticket_id="é" * 150)),
+        "data.ticket_id",
+        "bytes",
+    ),
     # --- specversion ---
     # an older CloudEvents version
     ("specversion 0.3", envelope(specversion="0.3"), "specversion", "'1.0'"),
@@ -409,6 +463,18 @@ UNSTORABLE: list[tuple[str, bytes, str | None, str]] = [
     ("NUL in a key", orjson.dumps(envelope("usage", {"a\u0000": 1})), "data.a\\u0000", "NUL"),
     # NUL in an otherwise invalid event: refused for the NUL first
     ("NUL and invalid", orjson.dumps(envelope("payment", {"invoice_id": "\u0000"})), "data.invoice_id", "NUL"),
+    # NaN and Infinity are not JSON, though some parsers take them; PostgreSQL refuses them
+    ("NaN in an extension", orjson.dumps(envelope(x=0)).replace(b'"x":0', b'"x":NaN'), "x", "NaN"),
+    (
+        "Infinity in data",
+        orjson.dumps(envelope("usage", {"q": 0})).replace(b'"q":0', b'"q":[-Infinity]'),
+        "data.q.0",
+        "NaN",
+    ),
+    # numbers Python reads back as inf or 0, or integers beyond 64 bits (orjson cannot write them back)
+    ("1e400", orjson.dumps(envelope(x=0)).replace(b'"x":0', b'"x":1e400'), "x", "out of range"),
+    ("1e4301", orjson.dumps(envelope(x=0)).replace(b'"x":0', b'"x":{"y":1e4301}'), "x.y", "out of range"),
+    ("2**64", orjson.dumps(envelope(x=0)).replace(b'"x":0', b'"x":18446744073709551616'), "x", "out of range"),
     # a number PostgreSQL numeric (so jsonb) cannot hold, in an attribute the contract does not know
     ("huge exponent", orjson.dumps(envelope()).replace(b'"id"', b'"big":1e200000,"id"'), "big", "number"),
     ("tiny exponent", orjson.dumps(envelope("usage", {"x": [0]})).replace(b"[0]", b"[1e-16384]"), "data.x.0", "number"),
@@ -433,12 +499,21 @@ def test_payloads_that_cannot_be_stored_are_rejected(payload: bytes, field: str 
 
 
 def test_storable_extremes_are_accepted() -> None:
-    # The largest and most precise numbers PostgreSQL numeric holds, and a string merely mentioning an exponent.
-    payload = orjson.dumps(envelope(id="1e99999", note="\\u0000")).replace(b'"note"', b'"x":[1e131071,1e-16383],"n"')
+    # The largest and smallest finite doubles, the extreme 64-bit integers, an escaped surrogate pair (an emoji)
+    # and strings merely mentioning an exponent, NaN or a NUL escape.
+    extremes = (
+        b'"x":[1.7976931348623157e308,2.2250738585072014e-308,-9223372036854775808,9223372036854775807],'
+        b'"e":"\\ud83d\\ude00","n"'
+    )
+    payload = orjson.dumps(envelope(id="1e99999", note="\\u0000 NaN")).replace(b'"note"', extremes)
     outcome = parse_record(InboundRecord(payload))
     assert isinstance(outcome, UsageEvent)
     assert outcome.id == "1e99999"
-    assert outcome.model_extra == {"x": [float("inf"), 0.0], "n": "\\u0000"}
+    assert outcome.model_extra == {
+        "x": [1.7976931348623157e308, 2.2250738585072014e-308, -(2**63), 2**63 - 1],
+        "e": "\U0001f600",
+        "n": "\\u0000 NaN",
+    }
 
 
 def test_there_is_a_json_schema_per_type_with_its_required_attributes() -> None:

@@ -43,6 +43,8 @@ def test_asyncapi_names_the_key_the_topic_of_each_type_and_the_dead_letter_heade
         "kamwatch-source-topic",
         "kamwatch-source-partition",
         "kamwatch-source-offset",
+        "kamwatch-dead-letter-id",
+        "kamwatch-dlq-truncated-from",
     }
 
 

@@ -10,11 +10,12 @@ start of its processes to the group's lag reaching 0 (startup included; the time
 too). Prints events/s and the ratio of each worker run to the replay of the same run.
 
 Latency: ``--latency-events`` strategic accounts, each with its own KAM on Slack (a local stand-in), healthy
-history produced and scored first; then, one at a time, a champion leaves one of them and the time from the
-send of that record is taken to: stored (its ``received_at``, the database's clock), rescored (the account's
-score dated after the event), alert row (the champion_left alert), notification (the Slack stand-in received
-the DM). A `kamwatch worker` (scoring beside consumption) and a `kamwatch alerter` run with default settings;
-the database is polled every 20 ms for the middle two. Prints p50/p90/p99/max of each.
+history produced and scored first; then, one at a time, the executive sponsor (its only decision-level contact)
+leaves one of them and the time from the send of that record is taken to: stored (its ``received_at``, the
+database's clock), rescored (the account's score dated after the event), alert row (the sponsor_left alert,
+critical), notification (the Slack stand-in received the DM). A `kamwatch worker` (scoring beside consumption) and
+a `kamwatch alerter` run with default settings; the database is polled every 20 ms for the middle two. Prints
+p50/p90/p99/max of each.
 """
 
 from __future__ import annotations
@@ -193,7 +194,9 @@ def seed_documents(accounts: int, now: datetime) -> list[bytes]:
         kam_profile = {"name": f"KAM {a}", "email": f"{kam}@example.com", "slack_user_id": f"U{a:06d}"}
         profile = {"name": f"Account {a}", "owner_kam_id": kam, "arr": "250000", "currency": "EUR", "tier": "strategic"}
         found += [envelope("kam", kam, start, kam_profile), envelope("account", account, start, profile)]
-        for contact, role in (("c1", "champion"), ("c2", "executive_sponsor"), ("c3", "decision_maker")):
+        # The sponsor is the only decision-level contact: their departure pages at once under the shipped rules
+        # (a champion's would wait in the digest for a successor).
+        for contact, role in (("c1", "executive_sponsor"), ("c2", "champion"), ("c3", "technical_evaluator")):
             change = {"contact_id": contact, "change": "added", "role": role, "name": f"{role} {a}"}
             found.append(envelope("contact_change", account, start, change))
         for day in range(59):
@@ -221,7 +224,7 @@ def envelope(kind: str, subject: str, moment: datetime, data: dict[str, Any]) ->
 _PROBE_SQL = """
 SELECT (SELECT extract(epoch FROM received_at) FROM raw_events WHERE event_id = $1 AND source = 'bench/latency'),
        EXISTS (SELECT FROM account_health WHERE account_id = $2 AND as_of >= $3),
-       EXISTS (SELECT FROM alerts WHERE account_id = $2 AND rule = 'champion_left')
+       EXISTS (SELECT FROM alerts WHERE account_id = $2 AND rule = 'sponsor_left')
 """
 
 
@@ -257,7 +260,7 @@ async def latency(cluster: Cluster, args: argparse.Namespace) -> None:
             for a in range(args.latency_events):
                 account = f"lat-{a:04d}"
                 moment = datetime.now(UTC)
-                left = {"contact_id": "c1", "change": "left_company", "role": "champion", "name": f"champion {a}"}
+                left = {"contact_id": "c1", "change": "left_company", "role": "executive_sponsor", "name": f"sp {a}"}
                 departure = envelope("contact_change", account, moment, left)
                 record = Record(orjson.dumps(departure), account.encode())
                 sent_wall, sent = time.time(), time.monotonic()

@@ -327,9 +327,18 @@ class RescorePacing:
         after the end of the last drain, which took ``drain_s``."""
         if state.oldest_s >= self.max_delay_s:
             return True
-        if since_drain_s < min(self.max_delay_s, self.pace * drain_s):
+        if self.resting(since_drain_s=since_drain_s, drain_s=drain_s):
             return False
         return idle or state.newest_s >= self.settle_s
+
+    def resting(self, *, since_drain_s: float, drain_s: float) -> bool:
+        return since_drain_s < min(self.max_delay_s, self.pace * drain_s)
+
+    @staticmethod
+    def idle_after(state: QueueState | None, *, idle: bool, resting: bool) -> bool:
+        """Whether a look at ``state`` that drained nothing leaves the rescorer idle: an empty queue does, and
+        work first seen while resting after an empty look is an isolated arrival, not a burst."""
+        return state is None or (idle and resting)
 
 
 async def rescore_forever(
@@ -349,14 +358,18 @@ async def rescore_forever(
         try:
             state = await engine.queue_state()
             rescored = 0
+            since_drain_s = time.monotonic() - drained_at
             if state is not None and (
-                stopping or pacing.due(state, idle=idle, since_drain_s=time.monotonic() - drained_at, drain_s=drain_s)
+                stopping or pacing.due(state, idle=idle, since_drain_s=since_drain_s, drain_s=drain_s)
             ):
                 started = time.monotonic()
                 rescored = await engine.rescore_pending(clock(), up_to_id=state.last_id)
                 drained_at = time.monotonic()
                 drain_s = drained_at - started
-            idle = state is None
+                idle = False
+            else:
+                resting = pacing.resting(since_drain_s=since_drain_s, drain_s=drain_s)
+                idle = pacing.idle_after(state, idle=idle, resting=resting)
         except Exception:
             log.exception("rescoring failed; the queue keeps the accounts for the next round")
             await asyncio.sleep(idle_s)

@@ -246,6 +246,23 @@ def test_the_live_rescorer_is_paced_by_load(
     assert pacing.due(state, idle=idle, since_drain_s=since_drain_s, drain_s=drain_s) is due
 
 
+@pytest.mark.parametrize(
+    ("queued", "idle", "resting", "idle_after"),
+    [
+        (False, False, False, True),  # an empty queue: idle
+        (False, False, True, True),
+        (True, True, True, True),  # first seen while resting after an empty look: an isolated arrival
+        (True, False, True, False),  # still there from before the rest: a burst
+        (True, False, False, False),
+    ],
+)
+def test_work_seen_while_resting_after_an_empty_look_is_no_burst(
+    queued: bool, idle: bool, resting: bool, idle_after: bool
+) -> None:
+    state = QueueState(last_id=9, oldest_s=0.1, newest_s=0.1) if queued else None
+    assert RescorePacing.idle_after(state, idle=idle, resting=resting) is idle_after
+
+
 async def test_an_idle_rescorer_scores_at_once_and_a_resting_one_leaves_the_queue_be(
     db: Database, settings: Settings
 ) -> None:

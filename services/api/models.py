@@ -52,6 +52,7 @@ _ACCOUNT: dict[str, Any] = {
     "arr_at_risk": "480000.0000",
     "change_7d": 31.5,
     "as_of": "2026-11-20T10:00:00Z",
+    "lifecycle": {"status": "active", "outcome": None, "at": None, "reason": None},
 }
 _CONVERTED: dict[str, Any] = {"currency": "EUR", "amount": "1450000.0000", "unconverted": {}}
 _REPORTING: dict[str, Any] = {
@@ -285,9 +286,10 @@ class AccountSummaryOut(BaseModel):
     renewal_date: date | None
     risk: float | None
     level: Level | None
-    arr_at_risk: Money = Field(description="The ARR when the level is high or critical, else 0.")
+    arr_at_risk: Money = Field(description="The ARR when the level is high or critical, else 0 (0 for a lost account).")
     change_7d: float | None
     as_of: datetime | None
+    lifecycle: LifecycleOut
 
 
 class AccountPage(BaseModel):

@@ -208,8 +208,16 @@ def _risk_days_ago(days: int) -> ColumnElement[Any]:
     )
 
 
+def _closed() -> ColumnElement[bool]:
+    return account_state.c.status == "closed"
+
+
 def _arr_at_risk() -> ColumnElement[Decimal]:
-    return case((account_health.c.level.in_(AT_RISK_LEVELS), accounts.c.arr), else_=literal(Decimal(0), Numeric(20, 4)))
+    # A lost account's ARR is lost, not at risk, whatever its last score.
+    return case(
+        (and_(~_closed(), account_health.c.level.in_(AT_RISK_LEVELS)), account_state.c.arr),
+        else_=literal(Decimal(0), Numeric(20, 4)),
+    )
 
 
 async def list_accounts(
@@ -227,25 +235,26 @@ async def list_accounts(
     cursor: str | None,
 ) -> tuple[list[RowMapping], str | None]:
     change = account_health.c.risk - _risk_days_ago(7)
+    # Lost accounts last, as unscored ones: their last score is history, not risk.
     keys: dict[AccountSort, ColumnElement[Any]] = {
-        "risk": func.coalesce(account_health.c.risk, -1),
+        "risk": case((_closed(), -1), else_=func.coalesce(account_health.c.risk, -1)),
         "arr_at_risk": _arr_at_risk(),
-        "change": func.coalesce(change, -1000),
+        "change": case((_closed(), -1000), else_=func.coalesce(change, -1000)),
     }
     key = keys[sort].label("sort_key")
     conditions: list[ColumnElement[bool]] = [principal.visible(accounts.c.owner_kam_id)]
     if owner:
         conditions.append(accounts.c.owner_kam_id == owner)
     if levels:
-        conditions.append(account_health.c.level.in_(levels))
+        conditions.append(and_(~_closed(), account_health.c.level.in_(levels)))
     if tiers:
         conditions.append(accounts.c.tier.in_(tiers))
     if segment:
         conditions.append(accounts.c.segment == segment)
     if renewal_from:
-        conditions.append(accounts.c.renewal_date >= renewal_from)
+        conditions.append(account_state.c.renewal_date >= renewal_from)
     if renewal_to:
-        conditions.append(accounts.c.renewal_date <= renewal_to)
+        conditions.append(account_state.c.renewal_date <= renewal_to)
     if cursor:
         value, after_id = decode_cursor(cursor, 2)
         bound = cast(literal(_decimal(value)), Numeric)
@@ -258,9 +267,13 @@ async def list_accounts(
             kams.c.name.label("owner_name"),
             accounts.c.tier,
             accounts.c.segment,
-            cast(accounts.c.arr, Numeric).label("arr"),
+            cast(account_state.c.arr, Numeric).label("arr"),
             accounts.c.currency,
-            accounts.c.renewal_date,
+            account_state.c.renewal_date,
+            account_state.c.status.label("lifecycle"),
+            account_state.c.outcome,
+            account_state.c.outcome_at,
+            account_state.c.outcome_reason,
             account_health.c.risk,
             account_health.c.level,
             account_health.c.as_of,
@@ -269,9 +282,9 @@ async def list_accounts(
             key,
         )
         .select_from(
-            accounts.outerjoin(account_health, account_health.c.account_id == accounts.c.account_id).outerjoin(
-                kams, kams.c.kam_id == accounts.c.owner_kam_id
-            )
+            accounts.join(account_state, account_state.c.account_id == accounts.c.account_id)
+            .outerjoin(account_health, account_health.c.account_id == accounts.c.account_id)
+            .outerjoin(kams, kams.c.kam_id == accounts.c.owner_kam_id)
         )
         .where(*conditions)
         .order_by(desc(key), accounts.c.account_id)

@@ -14,6 +14,7 @@ import orjson
 from health_engine.config import Levels
 from health_engine.groups import Contribution, Member, roll_up
 from schemas.vocabulary import AT_RISK_LEVELS, LEVELS, TIERS, Locale
+from services.api.guidance import lifecycle_document
 from services.platform.currency import ExchangeRates
 
 LOST = "lost"
@@ -187,6 +188,7 @@ def account_summary(row: Mapping[Any, Any]) -> dict[str, Any]:
         "arr_at_risk": str(row["arr_at_risk"]),
         "change_7d": _float(row["change_7d"]),
         "as_of": row["as_of"],
+        "lifecycle": lifecycle_document(row),
     }
 
 

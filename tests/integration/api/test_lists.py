@@ -33,9 +33,10 @@ async def _walk(client: httpx.AsyncClient, world: World, path: str, who: str = "
 @pytest.mark.parametrize(
     ("sort", "expected"),
     [
-        ("risk", ["globex", "acme", "umbrella", "initech", "hooli"]),
+        # initech is lost: last with the unscored, its last score is history, not risk
+        ("risk", ["globex", "acme", "umbrella", "hooli", "initech"]),
         ("arr_at_risk", ["acme", "globex", "hooli", "initech", "umbrella"]),  # ties broken by account id
-        ("change", ["acme", "globex", "initech", "hooli", "umbrella"]),  # unknown change last
+        ("change", ["acme", "globex", "hooli", "initech", "umbrella"]),  # unknown change and lost last
     ],
 )
 async def test_account_sorts_and_cursor_pages(
@@ -84,8 +85,22 @@ async def test_account_summary_fields(client: httpx.AsyncClient, world: World) -
             "arr_at_risk": "480000.0000",
             "change_7d": 31.5,
             "as_of": "2026-11-20T12:00:00Z",
+            "lifecycle": {"status": "active", "outcome": "renewed", "at": "2026-10-21T12:00:00Z", "reason": None},
         }
     ]
+
+
+async def test_a_lost_account_is_listed_as_lost_with_nothing_at_risk(client: httpx.AsyncClient, world: World) -> None:
+    items = (await client.get("/v1/accounts?owner=kam-zoe", headers=world.auth("admin"))).json()["items"]
+    initech = next(a for a in items if a["account_id"] == "initech")
+    at_risk = (
+        await client.get("/v1/accounts?level=low&level=medium&level=high&level=critical", headers=world.auth("admin"))
+    ).json()
+
+    assert initech["lifecycle"]["status"] == "lost"
+    assert initech["lifecycle"]["outcome"] == "churned"
+    assert initech["arr_at_risk"] == "0.0000"
+    assert "initech" not in [a["account_id"] for a in at_risk["items"]]  # a level filter means a live level
 
 
 async def test_bad_cursor_and_bad_filter_are_422(client: httpx.AsyncClient, world: World) -> None:

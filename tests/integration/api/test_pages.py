@@ -41,6 +41,15 @@ async def test_portfolio_page_shows_the_visible_accounts_by_risk(client: httpx.A
     assert "Acme" not in filtered
 
 
+async def test_a_lost_account_shows_lost_on_its_day_not_its_last_score(client: httpx.AsyncClient, world: World) -> None:
+    await _login(client, world.keys["admin"])
+    html = (await client.get("/?locale=fr&owner=kam-zoe")).text
+
+    row = html[html.index("Initech") :].split("</tr>")[0]
+    assert "Perdu le " in row
+    assert "level-low" not in row and "Faible" not in row
+
+
 async def test_account_page(client: httpx.AsyncClient, world: World) -> None:
     await _login(client, world.keys["lea"])
     page = await client.get("/accounts/acme")

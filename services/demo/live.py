@@ -67,6 +67,9 @@ _STORY: Final[dict[int, tuple[int, str, dict[str, Any], str]]] = {
     63: (2, "support_ticket", {"status": "opened", "priority": "urgent", "category": "data loss"}, "urgent ticket"),
     69: (1, "engagement", {"kind": "nps_survey", "outcome": "responded", "nps_score": 1}, "NPS 1 (detractor)"),
     75: (2, "contact_change", {"change": "left_company", "role": "decision_maker"}, "decision maker left"),
+    # A sponsor leaving an account already at high risk compounds: the KAM is paged at once.
+    81: (0, "contact_change", {"change": "left_company", "role": "executive_sponsor"}, "executive sponsor left"),
+    87: (2, "contact_change", {"change": "left_company", "role": "executive_sponsor"}, "executive sponsor left"),
 }
 
 _SHOWCASE_SQL = """

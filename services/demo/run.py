@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 import orjson
 import uvicorn
@@ -167,6 +167,20 @@ class _Server(uvicorn.Server):
         yield
 
 
+_DEMO_RATES = "# Illustrative rates from kamwatch demo (one unit in EUR); KAMWATCH_EXCHANGE_RATES_FILE sets yours.\n"
+
+
+def _demo_rates(settings: Settings) -> dict[str, Any]:
+    """Rates for the simulator's currencies, so that the demo's portfolio shows one reporting currency; an
+    operator's own rates file or another reporting currency is left as configured."""
+    if settings.exchange_rates_file is not None or settings.reporting_currency != "EUR":
+        return {}
+    path = settings.data_dir / "demo" / "rates.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(_DEMO_RATES + "rates: {USD: 0.92, GBP: 1.17}\n", encoding="utf-8")
+    return {"exchange_rates_file": path}
+
+
 async def _serve(
     db: Database,
     settings: Settings,
@@ -193,7 +207,8 @@ async def _serve(
     smtp = start_smtp_catcher(inbox, _HOST)
     slack_secret = secrets.token_hex(16)
     demo_settings = settings.model_copy(
-        update={
+        update=_demo_rates(settings)
+        | {
             "public_url": base,
             "smtp_host": _HOST,
             "smtp_port": smtp.port,

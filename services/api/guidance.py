@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from alerts.model import AccountSnapshot
-from alerts.phrasing import Reader, alert_headline
+from alerts.phrasing import Reader, alert_headline, driver_line
 from alerts.playbook import NextStep, Playbook, step_for_alert, steps_for_account
 from schemas.i18n import translate
 from schemas.vocabulary import LEVELS, Driver, Locale, driver_from_json
@@ -33,6 +33,12 @@ def drivers_of(raw: Any) -> tuple[Driver, ...]:
         except (KeyError, TypeError, ValueError):
             continue
     return tuple(found)
+
+
+def strongest_drivers(row: Mapping[str, Any], reader: Reader) -> list[tuple[Driver, str]]:
+    """The account's drivers, strongest first, each in words at the reader's now (as the messages say them)."""
+    ranked = sorted(drivers_of(row.get("drivers")), key=lambda d: (-d.points, d.code))
+    return [(d, driver_line(d, reader, row["currency"])) for d in ranked]
 
 
 def is_lost(row: Mapping[str, Any]) -> bool:

@@ -20,7 +20,7 @@ from schemas.i18n import format_number, translate
 from schemas.vocabulary import COMPONENTS, Locale
 from services.api import queries as q
 from services.api.auth import SESSION_COOKIE
-from services.api.guidance import alert_headlines, is_lost, next_steps
+from services.api.guidance import alert_headlines, is_lost, next_steps, strongest_drivers
 from services.api.pages import words
 from services.api.pages.charts import TimeChart, risk_chart, usage_chart
 from services.api.pages.render import message, render
@@ -253,6 +253,9 @@ async def account_page(request: Request, account_id: str, locale: str | None = N
     health = health_document(row, language)
     reader = Reader(language, "UTC", now)
     headlines = alert_headlines(row, reader)
+    health["drivers"] = [
+        {"severity": d.severity, "message": text, "since": d.since} for d, text in strongest_drivers(row, reader)
+    ]
     steps = next_steps(row, request.app.state.playbook)
     health["open_alerts"] = [
         alert_view(

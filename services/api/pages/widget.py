@@ -23,7 +23,6 @@ from alerts.phrasing import (
     Reader,
     ago,
     day,
-    driver_line,
     first_seen,
     level_word,
     moment,
@@ -37,7 +36,7 @@ from health_engine.access import InvalidToken, WidgetGrant, grant_holds, kam_may
 from schemas.i18n import format_number, translate
 from schemas.vocabulary import SEVERITY_RANK, Locale
 from services.api import queries as q
-from services.api.guidance import alert_headlines, drivers_of, is_lost, next_steps, snapshot_of_row
+from services.api.guidance import alert_headlines, is_lost, next_steps, snapshot_of_row, strongest_drivers
 from services.api.pages.charts import gauge_arc, line_chart
 from services.api.pages.render import render
 from services.api.pages.review import page_principal
@@ -134,7 +133,6 @@ def _page(row: Mapping[str, Any], reader: Reader, request: Request) -> dict[str,
     locale = reader.locale
     _ = _gettext(locale)
     account = snapshot_of_row(row, reader.now)
-    currency = row["currency"]
     headlines = alert_headlines(row, reader)
     steps = next_steps(row, request.app.state.playbook)
     alerts = []
@@ -183,9 +181,7 @@ def _page(row: Mapping[str, Any], reader: Reader, request: Request) -> dict[str,
             {"text": step_text(step, reader), "alert_id": alert_id}
             for step, alert_id in sorted(steps, key=lambda s: (s[0].due_at is None, s[0].due_at or reader.now))
         ],
-        "drivers": [driver_line(d, reader, currency) for d in sorted(drivers_of(row.get("drivers")), key=_strength)][
-            :5
-        ],
+        "drivers": [text for _, text in strongest_drivers(row, reader)][:5],
         "components": [
             {"name": components.get(str(c.get("name")), str(c.get("name"))), "risk": float(c.get("risk") or 0)}
             for c in row.get("components") or ()
@@ -193,10 +189,6 @@ def _page(row: Mapping[str, Any], reader: Reader, request: Request) -> dict[str,
         "alerts": alerts,
         "updated": ago(row["as_of"], reader) + " · " + moment(row["as_of"], reader) if row.get("as_of") else "—",
     }
-
-
-def _strength(driver: Any) -> tuple[float, str]:
-    return (-driver.points, driver.code)
 
 
 @router.get("/widget/accounts/{account_id}", response_class=HTMLResponse)

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import httpx
+import orjson
+from sqlalchemy import text
 
+from services.platform.database import Database
 from tests.integration.api.conftest import World
+from tests.integration.api.seed import NOW, driver
 
 
 async def _login(client: httpx.AsyncClient, key: str) -> httpx.Response:
@@ -47,7 +51,32 @@ async def test_a_lost_account_shows_lost_on_its_day_not_its_last_score(client: h
 
     row = html[html.index("Initech") :].split("</tr>")[0]
     assert "Perdu le " in row
-    assert "level-low" not in row and "Faible" not in row
+    assert "level-low" not in row
+    assert "Faible" not in row
+
+
+async def test_the_drivers_read_as_the_messages_say_them_at_the_readers_now(
+    client: httpx.AsyncClient, world: World, db: Database
+) -> None:
+    escalations = driver("support.escalations", 20.0) | {"evidence": {"escalations": 2, "reopenings": 0}}
+    departure = driver("relationship.sponsor_left", 30.0, component="relationship") | {
+        "evidence": {"name": "Jack Morgan", "days_ago": 0, "successor": "pending", "departures": 1},
+        "since": NOW.isoformat(),
+    }
+    async with db.unit_of_work() as conn:
+        await conn.execute(
+            text("UPDATE account_health SET drivers = CAST(:drivers AS jsonb) WHERE account_id = 'acme'"),
+            {"drivers": orjson.dumps([escalations, departure]).decode()},
+        )
+    await _login(client, world.keys["lea"])
+    html = (await client.get("/accounts/acme?locale=fr")).text
+    drivers = html[html.index('id="drivers"') :].split("</ul>")[0]
+
+    assert "Jack Morgan" in drivers
+    assert "2 escalades sur les tickets" in drivers
+    assert "0 jour" not in drivers
+    assert "0 réouverture" not in drivers
+    assert "FR relationship" not in drivers  # the engine's own words give way to the messages' wording
 
 
 async def test_account_page(client: httpx.AsyncClient, world: World) -> None:

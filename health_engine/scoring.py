@@ -30,6 +30,7 @@ from health_engine.model import (
     Ticket,
     UsageDay,
 )
+from schemas.i18n import relative_days
 from schemas.vocabulary import COMPONENTS, ComponentName, Driver, EvidenceValue, Severity
 
 _OPEN_INVOICE: frozenset[InvoiceStatus] = frozenset({"issued", "failed"})
@@ -180,6 +181,15 @@ def _en(n: float, one: str, many: str) -> str:
 
 def _fr(n: float, one: str, many: str) -> str:
     return f"{_num(n, 'fr')} {one if abs(n) < 2 else many}"
+
+
+def _counts_en(*counts: tuple[int, str, str]) -> str:
+    """``2 escalations and 1 reopening``, the counts at zero left out."""
+    return " and ".join(_en(n, one, many) for n, one, many in counts if n)
+
+
+def _counts_fr(*counts: tuple[int, str, str]) -> str:
+    return " et ".join(_fr(n, one, many) for n, one, many in counts if n)
 
 
 # --- usage -------------------------------------------------------------------------------------------------
@@ -466,9 +476,9 @@ def _support(tickets: Sequence[Ticket], ctx: _Ctx) -> list[Driver]:
             points,
             {"escalations": esc, "reopenings": reo, "window_days": lookback},
             None,
-            f"{_en(esc, 'escalation', 'escalations')} and {_en(reo, 'reopening', 'reopenings')} "
+            f"{_counts_en((esc, 'escalation', 'escalations'), (reo, 'reopening', 'reopenings'))} "
             f"on recent or open tickets ({lookback} days)",
-            f"{_fr(esc, 'escalade', 'escalades')} et {_fr(reo, 'réouverture', 'réouvertures')} "
+            f"{_counts_fr((esc, 'escalade', 'escalades'), (reo, 'réouverture', 'réouvertures'))} "
             f"sur les tickets récents ou ouverts ({lookback} jours)",
         )
 
@@ -697,10 +707,10 @@ def _relationship(contacts: Sequence[Contact], ctx: _Ctx) -> list[Driver]:
                 "sole_decision_level": sole,
             },
             left_at,
-            f"{who_en} left {_en(ago, 'day', 'days')} ago"
+            f"{who_en} left {relative_days(-ago, 'en')}"
             + (", no successor named" if vacant else "")
             + (f" (+{more} more)" if more else ""),
-            f"{who_fr} a quitté le compte il y a {_fr(ago, 'jour', 'jours')}"
+            f"{who_fr} a quitté le compte {relative_days(-ago, 'fr')}"
             + (", sans successeur désigné" if vacant else "")
             + (f" (+{_fr(more, 'autre', 'autres')})" if more else ""),
         )
@@ -891,8 +901,8 @@ def _renewal(profile: AccountProfile, ctx: _Ctx, base: float) -> tuple[float, Dr
         min(100.0, base * multiplier) - base,
         {"days_to_renewal": days, "renewal_date": profile.renewal_date.isoformat(), "multiplier": round(multiplier, 3)},
         _midnight(profile.renewal_date - timedelta(days=cfg.window_days)),
-        f"Renewal in {_en(days, 'day', 'days')}: risk weighted x{factor}",
-        f"Renouvellement dans {_fr(days, 'jour', 'jours')} : risque pondéré x{factor.replace('.', ',')}",
+        f"Renewal {relative_days(days, 'en')}: risk weighted x{factor}",
+        f"Renouvellement {relative_days(days, 'fr')} : risque pondéré x{factor.replace('.', ',')}",
         severity="info",
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -979,6 +980,8 @@ def test_scores_stay_within_bounds(signals: AccountSignals, shift_hours: int) ->
     assert result.level == CONFIG.levels.of(result.risk)
     assert all(0 <= c.risk <= 100 for c in result.components)
     assert all(0 <= d.points <= 100 and d.message_en and d.message_fr for d in result.drivers)
+    zero_counts = re.compile(r"(?<![\d,.])0 (day|jour|escalation|escalade|reopening|réouverture)")
+    assert not [m for d in result.drivers for m in (d.message_en, d.message_fr) if zero_counts.search(m)]
     points = [d.points for d in result.drivers]
     assert points == sorted(points, reverse=True)
     assert len({d.code for d in result.drivers}) == len(result.drivers)

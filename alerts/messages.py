@@ -21,6 +21,7 @@ from alerts.phrasing import (
     Role,
     act_by,
     alert_headline,
+    colon,
     day,
     driver_line,
     facts,
@@ -215,7 +216,7 @@ def _context(message: AlertMessage, audience: Audience) -> dict[str, Any]:
         "kind": message.kind,
         "headline": headline,
         "emoji": _RESOLVED_EMOJI if message.kind == "resolved" else _EMOJI[worst],
-        "subject": f"[kamwatch] {_kind_word(message, reader)}{_colon(reader)} {headline}",
+        "subject": f"[kamwatch] {_kind_word(message, reader)}{colon(reader)} {headline}",
         "intro": _intro(message, reader),
         "kind_word": _kind_word(message, reader),
         "facts": facts(account, reader),
@@ -227,13 +228,9 @@ def _context(message: AlertMessage, audience: Audience) -> dict[str, Any]:
         "url": audience.links.account(account.account_id),
         "account_id": account.account_id,
         "actionable": actionable,
-        "colon": _colon(reader),
+        "colon": colon(reader),
         "footer": role_footer(audience.role, reader, owner_name=message.kam_name),
     }
-
-
-def _colon(reader: Reader) -> str:
-    return "\u00a0:" if reader.locale == "fr" else ":"
 
 
 def _digest_context(digest: Digest, audience: Audience) -> dict[str, Any]:
@@ -243,7 +240,7 @@ def _digest_context(digest: Digest, audience: Audience) -> dict[str, Any]:
     headline = reader.gettext(
         "Daily summary, {day}{colon} {alerts} on {accounts}",
         day=day(digest.day, reader),
-        colon=_colon(reader),
+        colon=colon(reader),
         alerts=reader.ngettext("{n} alert", "{n} alerts", alerts),
         accounts=reader.ngettext("{n} account", "{n} accounts", accounts),
     )
@@ -251,7 +248,7 @@ def _digest_context(digest: Digest, audience: Audience) -> dict[str, Any]:
         headline = reader.gettext(
             "Daily summary, {day}{colon} {cleared}",
             day=day(digest.day, reader),
-            colon=_colon(reader),
+            colon=colon(reader),
             cleared=reader.ngettext(
                 "{n} alert cleared", "{n} alerts cleared", sum(len(s.resolved) for s in digest.sections)
             ),
@@ -261,7 +258,7 @@ def _digest_context(digest: Digest, audience: Audience) -> dict[str, Any]:
         "w": _words(reader),
         "headline": headline,
         "subject": f"[kamwatch] {headline}",
-        "colon": _colon(reader),
+        "colon": colon(reader),
         "alert_count": alerts,
         "footer": role_footer(audience.role, reader, digest=True),
         "sections": [

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 from alerts.model import AccountSnapshot
 from alerts.playbook import NextStep
+from schemas.i18n import colon as locale_colon
 from schemas.i18n import (
     format_day,
     format_moment,
@@ -149,8 +150,7 @@ def ago(value: datetime, reader: Reader) -> str:
 
 
 def colon(reader: Reader) -> str:
-    # French puts a (no-break) space before a colon.
-    return "\u00a0:" if reader.locale == "fr" else ":"
+    return locale_colon(reader.locale)
 
 
 # --- the account ---------------------------------------------------------------------------------------------

@@ -100,6 +100,11 @@ def format_moment(moment: datetime, locale: Locale, timezone: str, *, style: str
     return babel_format_datetime(moment, format=style, tzinfo=ZoneInfo(timezone), locale=_cldr(locale))
 
 
+def colon(locale: Locale) -> str:
+    """A colon as the language writes it: French puts a no-break space before it."""
+    return "\u00a0:" if locale == "fr" else ":"
+
+
 def relative_days(days: int, locale: Locale) -> str:
     """A whole number of days from today as a person says it: ``today``, ``yesterday``, ``3 days ago``,
     ``tomorrow``, ``in 3 days`` (never ``0 days``)."""
@@ -116,6 +121,7 @@ def relative_days(days: int, locale: Locale) -> str:
 
 __all__ = [
     "LOCALES",
+    "colon",
     "format_day",
     "format_moment",
     "format_money",

@@ -13,7 +13,7 @@ import jinja2
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
-from schemas.i18n import format_day, format_moment, format_money, format_number, relative_days, translations
+from schemas.i18n import colon, format_day, format_moment, format_money, format_number, relative_days, translations
 from schemas.vocabulary import Locale
 from services.api.pages import words
 from services.platform.settings import Settings
@@ -121,7 +121,7 @@ def render(
         "Referrer-Policy": "no-referrer",
         "X-Content-Type-Options": "nosniff",
     }
-    html = ENV.get_template(template).render(path=request.url.path, **context)
+    html = ENV.get_template(template).render(path=request.url.path, colon=colon(context.get("locale", "en")), **context)
     return HTMLResponse(html, status_code=status, headers=headers)
 
 

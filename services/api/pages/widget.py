@@ -219,7 +219,6 @@ async def widget_page(
     page = _page(row, reader, request)
     context: dict[str, Any] = {
         "locale": reader.locale,
-        "colon": "\u00a0:" if reader.locale == "fr" else ":",
         "p": page,
         "gauge": gauge_arc(float(row["risk"] or 0.0)),
         "chart": line_chart(await _risk_series(request, account_id, 90), 240, 44),

@@ -44,7 +44,7 @@ bench: install
 messages: install
 	$(VENV)/bin/pybabel extract -F schemas/locales/babel.cfg -k translate:2 -k translate_plural:2,3 --no-location --sort-output \
 		-o .messages.pot schemas ingestion health_engine alerts services
-	$(VENV)/bin/pybabel update -i .messages.pot -d schemas/locales -D kamwatch -l fr --no-fuzzy-matching --ignore-pot-creation-date
+	$(VENV)/bin/pybabel update -i .messages.pot -d schemas/locales -D kamwatch -l fr --no-fuzzy-matching --ignore-obsolete --ignore-pot-creation-date
 	rm -f .messages.pot
 
 format: install

@@ -8,36 +8,24 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from alerts import phrasing
 from schemas.i18n import format_day, format_money, format_number, translate
-from schemas.vocabulary import Locale
+from schemas.vocabulary import LEVELS, SEVERITIES, TIERS, Locale
 
 
 def level_word(level: str | None, locale: Locale) -> str:
-    words = {
-        "low": translate(locale, "Low"),
-        "medium": translate(locale, "Medium"),
-        "high": translate(locale, "High"),
-        "critical": translate(locale, "Critical"),
-    }
-    return words.get(level or "", translate(locale, "Not scored"))
+    """The messages' word, capitalised as a label."""
+    if level in LEVELS:
+        return phrasing.level_word(level, locale).capitalize()
+    return translate(locale, "Not scored")
 
 
 def tier_word(tier: str, locale: Locale) -> str:
-    words = {
-        "strategic": translate(locale, "Strategic"),
-        "key": translate(locale, "Key"),
-        "standard": translate(locale, "Standard"),
-    }
-    return words.get(tier, tier)
+    return phrasing.tier_word(tier, locale).capitalize() if tier in TIERS else tier
 
 
 def severity_word(severity: str, locale: Locale) -> str:
-    words = {
-        "info": translate(locale, "Information"),
-        "warning": translate(locale, "Warning"),
-        "critical": translate(locale, "Critical"),
-    }
-    return words.get(severity, severity)
+    return phrasing.severity_word(severity, locale) if severity in SEVERITIES else severity
 
 
 def state_word(state: str, locale: Locale) -> str:

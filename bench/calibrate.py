@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import bisect
 import pickle
 import statistics
 import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -36,8 +35,9 @@ import orjson
 
 from health_engine.backtest import AccountOutcome, HorizonReport, ScorePoint, evaluate
 from health_engine.config import ScoringConfig, Windows, load_scoring_config
-from health_engine.model import AccountProfile, AccountSignals, Engagement, HealthScore, UsageDay
+from health_engine.model import AccountProfile, AccountSignals, HealthScore
 from health_engine.scoring import score_account
+from services.tuning.history import AccountHistory, ProfileAt, signals_at
 
 _HUGE = Windows(usage_days=100_000, ticket_days=100_000, invoice_days=100_000, engagement_days=100_000)
 
@@ -96,65 +96,6 @@ async def _load() -> Dataset:
 # --- score -----------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Indexed:
-    """One account's inputs sorted by time, to cut what ``load_signals`` would return at each instant."""
-
-    signals: AccountSignals
-    profiles: list[tuple[datetime, AccountProfile]]
-    usage_days: list[date]
-    engagement_times: list[datetime]
-
-
-def _index(signals: AccountSignals, profiles: list[tuple[datetime, AccountProfile]]) -> _Indexed:
-    usage = tuple(sorted(signals.usage, key=lambda u: u[0]))
-    engagements = tuple(sorted(signals.engagements, key=lambda e: e.time))
-    s = replace(signals, usage=usage, engagements=engagements)
-    return _Indexed(s, profiles, [day for day, _, _ in usage], [e.time for e in engagements])
-
-
-def _at(ix: _Indexed, as_of: datetime, w: Windows) -> AccountSignals | None:
-    """What ``load_signals(conn, [account], as_of, w)`` would return from a database holding the history up to
-    ``as_of``, approximately (snapshots are the final ones; the scorer rewinds them)."""
-    times = [t for t, _ in ix.profiles]
-    k = bisect.bisect_right(times, as_of)
-    if k == 0:
-        return None
-    profile = ix.profiles[k - 1][1]
-    s = ix.signals
-    today = as_of.astimezone(UTC).date()
-    lo, hi = (
-        bisect.bisect_left(ix.usage_days, today - timedelta(days=w.usage_days)),
-        bisect.bisect_right(ix.usage_days, today),
-    )
-    usage: list[UsageDay] = list(s.usage[lo:hi])
-    before = [u for u in s.usage[:lo] if u[1] > 0 or u[2] > 0]
-    if before:
-        usage.append(before[-1])
-    since = as_of - timedelta(days=w.ticket_days)
-    tickets = tuple(
-        t
-        for t in s.tickets
-        if (t.opened_at or t.last_event_time) <= as_of
-        and (t.status not in ("resolved", "closed") or t.last_event_time >= since or (t.opened_at or since) >= since)
-    )
-    inv_since = as_of - timedelta(days=w.invoice_days)
-    invoices = tuple(
-        i
-        for i in s.invoices
-        if (i.issued_at or i.last_event_time) <= as_of
-        and (i.status in ("issued", "failed") or i.last_event_time >= inv_since or i.due_date >= inv_since.date())
-    )
-    e_lo = bisect.bisect_left(ix.engagement_times, as_of - timedelta(days=w.engagement_days))
-    e_hi = bisect.bisect_right(ix.engagement_times, as_of)
-    engagements: list[Engagement] = list(s.engagements[e_lo:e_hi])
-    last_review = [e for e in s.engagements[:e_lo] if e.kind == "business_review" and e.outcome == "attended"]
-    if last_review:
-        engagements.append(last_review[-1])
-    contacts = tuple(c for c in s.contacts if c.added_at is None or c.added_at <= as_of)
-    return AccountSignals(profile, tuple(usage), tickets, invoices, contacts, tuple(engagements))
-
-
 @dataclass
 class Notable:
     """The scores worth a look per account: its first flag, and its peak in the window before a loss."""
@@ -180,12 +121,12 @@ def score_history(
     history: dict[str, list[ScorePoint]] = {}
     notable: dict[str, Notable] = {}
     for account, signals in sorted(data.signals.items()):
-        ix = _index(signals, data.profiles.get(account, []))
+        ix = AccountHistory.of(signals, [ProfileAt(t, p, None) for t, p in data.profiles.get(account, [])])
         outcome = data.outcomes.get(account)
         loss = outcome is not None and outcome.outcome in ("churned", "downgraded")
         points, note = [], Notable()
         for as_of in instants:
-            at = _at(ix, as_of, w)
+            at = signals_at(ix, as_of, w)
             if at is None:
                 continue
             score = score_account(at, as_of, config)

@@ -62,6 +62,17 @@ class RulePrecision:
     def precision(self) -> float | None:
         return self.useful / self.judged if self.judged else None
 
+    def document(self) -> dict[str, object]:
+        """As the API and ``kamwatch alerts stats --json`` give it."""
+        return {
+            "rule": self.rule,
+            "alerts": self.alerts,
+            "judged": self.judged,
+            "useful": self.useful,
+            "false_alarms": self.false_alarms,
+            "precision": self.precision,
+        }
+
 
 async def feedback_by_rule(conn: asyncpg.Connection, owners: Collection[str] | None = None) -> list[RulePrecision]:
     """Per rule: alerts, and the KAMs' verdicts from every channel (each alert counted once, by its newest

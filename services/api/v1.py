@@ -476,19 +476,7 @@ async def alert_precision(request: Request, principal: Reader) -> dict[str, Any]
     alarm, each alert counted once by its newest verdict) and the share judged useful."""
     async with q.request_db(request).transaction() as conn:
         rules = await reports.feedback_by_rule(conn, principal.kam_ids)
-    return {
-        "rules": [
-            {
-                "rule": r.rule,
-                "alerts": r.alerts,
-                "judged": r.judged,
-                "useful": r.useful,
-                "false_alarms": r.false_alarms,
-                "precision": r.precision,
-            }
-            for r in rules
-        ]
-    }
+    return {"rules": [r.document() for r in rules]}
 
 
 @router.post(

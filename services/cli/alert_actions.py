@@ -205,17 +205,7 @@ def register(app: typer.Typer, *, clock: Callable[[], datetime] = utc_now) -> No
         """Alerts and feedback per rule; precision = useful / (useful + false alarms)."""
         rows: list[reports.RulePrecision] = run(stats)
         if as_json:
-            doc = [
-                {
-                    "rule": r.rule,
-                    "alerts": r.alerts,
-                    "judged": r.judged,
-                    "useful": r.useful,
-                    "false_alarms": r.false_alarms,
-                    "precision": r.precision,
-                }
-                for r in rows
-            ]
+            doc = [r.document() for r in rows]
             typer.echo(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
             return
         table = Table("rule", "alerts", "judged", "useful", "false alarms", "precision")

@@ -93,6 +93,10 @@ def register(app: typer.Typer, *, clock: Callable[[], datetime] = utc_now) -> No
         port: Annotated[int, typer.Option(help="API port (0 picks a free one).")] = 8000,
     ) -> None:
         """The whole system on the embedded database: a simulated portfolio, the API, a live stream."""
-        from services.demo.run import run_demo
+        from services.demo.run import PortUnavailable, run_demo
 
-        run(lambda settings: run_demo(settings, reset=reset, duration=duration, port=port, clock=clock))
+        try:
+            run(lambda settings: run_demo(settings, reset=reset, duration=duration, port=port, clock=clock))
+        except PortUnavailable as error:
+            typer.echo(f"kamwatch demo: {error}", err=True)
+            raise typer.Exit(1) from None

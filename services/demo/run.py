@@ -61,6 +61,7 @@ async def run_demo(
     first; ``duration`` is how long to stream once the API is up (None: until SIGINT/SIGTERM); port 0 picks
     a free port. ``clock`` gives "now" (aware): the history ends the day before, live events carry it."""
     started = time.perf_counter()
+    listener = listen(port)  # before the history: a port in use is said at once, not a minute later
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     handled = []
@@ -82,11 +83,28 @@ async def run_demo(
             await _load_history(db, settings, stop, accounts=accounts, kams=kams, days=days, seed=seed, clock=clock)
         if stop.is_set():
             return
-        await _serve(db, settings, stop, port=port, duration=duration, seed=seed, clock=clock, started=started)
+        await _serve(db, settings, stop, listener=listener, duration=duration, seed=seed, clock=clock, started=started)
     finally:
         for sig in handled:
             loop.remove_signal_handler(sig)
+        listener.close()
         await db.close()
+
+
+class PortUnavailable(Exception):
+    """The demo's API port cannot be listened on."""
+
+
+def listen(port: int) -> socket.socket:
+    """A socket bound to the demo's port on this machine (0: a free one)."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((_HOST, port))
+    except OSError as error:
+        listener.close()
+        raise PortUnavailable(f"cannot listen on {_HOST}:{port} ({error.strerror}); try --port") from None
+    return listener
 
 
 async def _drop_schema(db: Database) -> None:
@@ -186,19 +204,12 @@ async def _serve(
     settings: Settings,
     stop: asyncio.Event,
     *,
-    port: int,
+    listener: socket.socket,
     duration: float | None,
     seed: int,
     clock: Callable[[], datetime],
     started: float,
 ) -> None:
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        listener.bind((_HOST, port))
-    except OSError as error:
-        listener.close()
-        raise OSError(error.errno, f"cannot listen on {_HOST}:{port} ({error.strerror}); try --port") from None
     port = listener.getsockname()[1]
     base = f"http://{_HOST}:{port}"
     # Notifications go to local stand-ins only (a demo never writes to a real Slack or mailbox): Slack's Web

@@ -15,7 +15,9 @@ import httpx
 import orjson
 import pytest
 from sqlalchemy import text
+from typer.testing import CliRunner
 
+from services.cli.main import app as cli
 from services.demo.live import LIVE_SOURCE
 from services.demo.run import run_demo
 from services.platform.database import Database
@@ -235,3 +237,20 @@ async def test_showcase_accounts_go_critical_and_their_kams_are_told_on_slack_an
     assert state == "acknowledged"
     assert re.search(r"notifications received: \d+ by email, \d+ by slack", printed)
     assert "/postmortem" in printed
+
+
+async def test_a_port_in_use_is_said_at_once_before_any_history_is_loaded(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        monkeypatch.setenv("KAMWATCH_DATABASE_URL", settings.database_url or "")
+        monkeypatch.setenv("KAMWATCH_DATA_DIR", str(settings.data_dir))
+        refused = await asyncio.to_thread(CliRunner().invoke, cli, ["demo", "--port", str(port)])
+
+    assert refused.exit_code == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in refused.output
+    assert "Traceback" not in refused.output
+    assert (await counts(settings))["accounts"] == 0

@@ -35,9 +35,9 @@ def drivers_of(raw: Any) -> tuple[Driver, ...]:
     return tuple(found)
 
 
-def strongest_drivers(row: Mapping[str, Any], reader: Reader) -> list[tuple[Driver, str]]:
-    """The account's drivers, strongest first, each in words at the reader's now (as the messages say them)."""
-    ranked = sorted(drivers_of(row.get("drivers")), key=lambda d: (-d.points, d.code))
+def strongest_drivers(row: Mapping[str, Any], reader: Reader, limit: int) -> list[tuple[Driver, str]]:
+    """The account's ``limit`` strongest drivers, each in words at the reader's now (as the messages say them)."""
+    ranked = sorted(drivers_of(row.get("drivers")), key=lambda d: (-d.points, d.code))[:limit]
     return [(d, driver_line(d, reader, row["currency"])) for d in ranked]
 
 

@@ -254,7 +254,8 @@ async def account_page(request: Request, account_id: str, locale: str | None = N
     reader = Reader(language, "UTC", now)
     headlines = alert_headlines(row, reader)
     health["drivers"] = [
-        {"severity": d.severity, "message": text, "since": d.since} for d, text in strongest_drivers(row, reader)
+        {"severity": d.severity, "message": text, "since": d.since}
+        for d, text in strongest_drivers(row, reader, limit=6)
     ]
     steps = next_steps(row, request.app.state.playbook)
     health["open_alerts"] = [

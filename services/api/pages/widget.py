@@ -181,7 +181,7 @@ def _page(row: Mapping[str, Any], reader: Reader, request: Request) -> dict[str,
             {"text": step_text(step, reader), "alert_id": alert_id}
             for step, alert_id in sorted(steps, key=lambda s: (s[0].due_at is None, s[0].due_at or reader.now))
         ],
-        "drivers": [text for _, text in strongest_drivers(row, reader)][:5],
+        "drivers": [text for _, text in strongest_drivers(row, reader, limit=5)],
         "components": [
             {"name": components.get(str(c.get("name")), str(c.get("name"))), "risk": float(c.get("risk") or 0)}
             for c in row.get("components") or ()

@@ -60,9 +60,9 @@ class DriverRule(_Rule):
 class DepartureRule(DriverRule):
     """A champion, sponsor or decision maker leaving, one alert per departed contact: news at ``severity`` while a
     successor may still be named (the scoring's ``successor_grace_days``), ``vacant_severity`` once the grace
-    has passed with the role still vacant, or at once when the departing contact was the account's only
-    decision-level contact or the account's level has reached ``compound_level`` (other signals compound on
-    the departure). With ``clear_on_successor`` a successor named clears the alert."""
+    has passed with the role still vacant (a shorter grace when the departing contact was the account's only
+    decision-level contact), or at once when the account's level has reached ``compound_level`` (other signals
+    compound on the departure). With ``clear_on_successor`` a successor named clears the alert."""
 
     vacant_severity: Severity | None = None
     """None: ``severity`` throughout."""
@@ -103,6 +103,8 @@ class RulesConfig(_Strict):
     risk_level: LevelRule
     risk_jump: JumpRule
     usage_drop: DriverRule
+    usage_slide: DriverRule = DriverRule(enabled=False, severity="warning")
+    """A slow multi-week slide (``usage.slide``); off unless configured, so older rule files stay valid."""
     ticket_surge: DriverRule
     urgent_ticket_open: DriverRule
     payment_late: DriverRule

@@ -110,6 +110,7 @@ def rule_name(rule: str, locale: Locale) -> str:
         "risk_level": translate(locale, "Risk level"),
         "risk_jump": translate(locale, "Risk jump"),
         "usage_drop": translate(locale, "Usage drop"),
+        "usage_slide": translate(locale, "Slow usage slide"),
         "ticket_surge": translate(locale, "Support ticket surge"),
         "urgent_ticket_open": translate(locale, "Urgent ticket open"),
         "payment_late": translate(locale, "Late payment"),

@@ -15,7 +15,8 @@ TOP_DRIVERS = 3
 
 # Rule -> the health engine's driver codes it watches, and the evidence key naming its subject (if any).
 DRIVER_RULES: dict[str, tuple[tuple[str, ...], str | None]] = {
-    "usage_drop": (("usage.drop", "usage.users_drop", "usage.silent", "usage.slide"), None),
+    "usage_drop": (("usage.drop", "usage.users_drop", "usage.silent"), None),
+    "usage_slide": (("usage.slide",), None),
     "ticket_surge": (("support.surge",), None),
     "urgent_ticket_open": (("support.urgent_open",), None),
     "payment_late": (("payment.overdue",), None),
@@ -171,9 +172,7 @@ def _driver_rule(
             if successor == "named" and rule.clear_on_successor:
                 continue
             compound = rule.compound_level is not None and LEVEL_RANK[snapshot.level] >= LEVEL_RANK[rule.compound_level]
-            if rule.vacant_severity is not None and (
-                successor == "none" or strongest.evidence.get("sole_decision_level") is True or compound
-            ):
+            if rule.vacant_severity is not None and (successor == "none" or compound):
                 severity = rule.vacant_severity
         known = [d.since for d in hits if d.since is not None]
         found.append(

@@ -248,8 +248,8 @@ class DeparturePoints(_Strict):
 
 class PendingSuccessorShares(_Strict):
     """Share of a departure's points kept while a successor may still be named (within
-    ``successor_grace_days`` of the departure); 1: the departure weighs fully at once (a departing contact who was
-    the account's only decision-level contact always does)."""
+    ``successor_grace_days`` of the departure, or ``sole_successor_grace_days`` for the account's only
+    decision-level contact); 1: the departure weighs fully at once."""
 
     champion: float = Field(default=1.0, ge=0, le=1)
     executive_sponsor: float = Field(default=1.0, ge=0, le=1)
@@ -263,6 +263,9 @@ class RelationshipConfig(_Strict):
     """Days after a departure during which a successor is routinely named (a hand-over, not a loss): the
     departure's driver says ``successor: pending`` meanwhile, ``none`` after it while the role stays vacant,
     ``named`` once someone took the role."""
+    sole_successor_grace_days: int = Field(default=0, ge=0)
+    """The same grace when the departing contact was the account's only decision-level contact: shorter, as that
+    vacancy hurts more (0: vacant at once, weighing fully)."""
     pending_successor_share: PendingSuccessorShares = PendingSuccessorShares()
     no_champion_points: Points
     no_sponsor_points: Points

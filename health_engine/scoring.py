@@ -628,8 +628,8 @@ def _successor_factor(gone: Contact, active: Sequence[Contact], sole: bool, ctx:
     """The share of a departure's points that counts, and why: ``successor_factor`` when someone now active took
     the role after ``gone`` left (for a decision-level role, once they have engaged, if the config says so): a
     replaced champion is a hand-over, not a lost relationship; the role's ``pending_successor_share`` while a
-    successor may still be named (within ``successor_grace_days``), unless ``gone`` was the only decision-level
-    contact; else 1, the role has stayed vacant."""
+    successor may still be named (within ``successor_grace_days``, or ``sole_successor_grace_days`` when ``gone``
+    was the only decision-level contact); else 1, the role has stayed vacant."""
     cfg = ctx.config.relationship
     for c in active:
         if (
@@ -645,9 +645,9 @@ def _successor_factor(gone: Contact, active: Sequence[Contact], sole: bool, ctx:
             )
         ):
             return cfg.successor_factor, "named"
-    if gone.left_at is not None and ctx.days_since(gone.left_at) < cfg.successor_grace_days:
-        share = 1.0 if sole else getattr(cfg.pending_successor_share, gone.role, 1.0)
-        return share, "pending"
+    grace = cfg.sole_successor_grace_days if sole else cfg.successor_grace_days
+    if gone.left_at is not None and ctx.days_since(gone.left_at) < grace:
+        return getattr(cfg.pending_successor_share, gone.role, 1.0), "pending"
     return 1.0, "none"
 
 

@@ -19,7 +19,8 @@ def test_default_config_loads_with_every_rule() -> None:
         assert hasattr(config.rules, rule)
     # the tuned defaults fold the least precise rules into the risk level, and say so
     assert config.rules.risk_level.enabled
-    assert {r for r in DRIVER_RULES if not getattr(config.rules, r).enabled} <= {"usage_drop", "payment_late"}
+    folded = {"usage_drop", "usage_slide", "payment_late"}
+    assert {r for r in DRIVER_RULES if not getattr(config.rules, r).enabled} <= folded
     assert config.rules.risk_jump.min_jump == 15
     assert config.rules.renewal_at_risk.within_days == 90
     assert config.policy.escalation_delay_hours == 24

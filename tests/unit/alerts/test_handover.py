@@ -1,9 +1,10 @@
 """A departure is news, a hand-over is not an emergency: the shipped scoring and rules on explicit times.
 
 A champion, sponsor or decision maker leaving is told in the digest while a successor may still be named
-(the scoring's ``successor_grace_days``); it pages only once the grace has passed with the role vacant, at once
-when the departing contact was the account's only decision-level contact, or when other signals have already
-made the account high; a successor named clears it, at once (no hold), with a "cleared" note.
+(the scoring's ``successor_grace_days``); it pages only once the grace has passed with the role vacant (a
+shorter grace, ``sole_successor_grace_days``, when the departing contact was the account's only decision-level
+contact), or at once when other signals have already made the account high; a successor named clears it, at
+once (no hold), with a "cleared" note.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from schemas.vocabulary import Level
 SCORING = load_scoring_config(None)
 RULES = load_rules_config(None)
 GRACE = timedelta(days=SCORING.relationship.successor_grace_days)
+SOLE_GRACE = timedelta(days=SCORING.relationship.sole_successor_grace_days)
 COMPOUND = RULES.rules.champion_left.compound_level  # the level at which other signals compound on a departure
 LEFT = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 START = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
@@ -86,7 +88,27 @@ CASES = [
     ("named late: then cleared", "champion", GRACE + 5 * D, GRACE + 6 * D, True, None, "named", None),
     ("other signals compound: a page at once", "champion", None, D, True, COMPOUND, "pending", "critical"),
     ("a sponsor with a decision maker left: news", "executive_sponsor", None, D, True, None, "pending", "warning"),
-    ("the only decision-level contact: a page", "executive_sponsor", None, D, False, None, "pending", "critical"),
+    ("the only decision-level contact: news first", "executive_sponsor", None, D, False, None, "pending", "warning"),
+    (
+        "the only one, vacant after its shorter grace: a page",
+        "executive_sponsor",
+        None,
+        SOLE_GRACE + H,
+        False,
+        None,
+        "none",
+        "critical",
+    ),
+    (
+        "not the only one: still news by then",
+        "executive_sponsor",
+        None,
+        SOLE_GRACE + H,
+        True,
+        None,
+        "pending",
+        "warning",
+    ),
     ("the only one, replaced: cleared", "executive_sponsor", 2 * D, 3 * D, False, None, "named", None),
     ("a decision maker, vacant", "decision_maker", None, GRACE + D, True, None, "none", "critical"),
 ]

@@ -192,6 +192,7 @@ def test_each_driver_code_fires_its_rule(rule: str, code: str) -> None:
     ("rule", "code", "min_points"),
     [
         ("usage_drop", "usage.drop", 30),
+        ("usage_slide", "usage.slide", 30),
         ("ticket_surge", "support.surge", 30),
         ("urgent_ticket_open", "support.urgent_open", 35),
         ("payment_late", "payment.overdue", 30),
@@ -207,6 +208,16 @@ def test_each_driver_code_fires_its_rule(rule: str, code: str) -> None:
 def test_driver_rule_min_points_edge(rule: str, code: str, min_points: float) -> None:
     assert rule in by_rule(snapshot(driver(code, min_points)))  # at the threshold: fires
     assert rule not in by_rule(snapshot(driver(code, min_points - 0.1)))  # just below: does not
+
+
+def test_a_slow_slide_is_its_own_rule_and_off_unless_configured() -> None:
+    slide = snapshot(driver("usage.slide", 45))
+    assert set(by_rule(slide)) == {"usage_slide"}  # not usage_drop's: a slide is quieter than a drop
+    assert by_rule(slide)["usage_slide"].severity == "warning"
+    written_before = {k: v for k, v in CONFIG.rules.model_dump().items() if k != "usage_slide"}
+    older = type(CONFIG.rules).model_validate(written_before)
+    assert not older.usage_slide.enabled  # a rules file written before the rule stays valid, and quiet
+    assert "usage_slide" not in by_rule(slide, CONFIG.model_copy(update={"rules": older}))
 
 
 def test_unrelated_drivers_fire_nothing() -> None:
@@ -397,7 +408,8 @@ def departure(successor: str, sole: bool = False) -> Driver:
     [
         ("pending", False, "low", "warning"),  # news
         ("none", False, "low", "critical"),  # vacant after the grace
-        ("pending", True, "low", "critical"),  # the only decision-level contact
+        ("pending", True, "low", "warning"),  # the only decision-level contact: its shorter grace is the scoring's
+        ("none", True, "low", "critical"),  # and once it has passed
         ("pending", False, "high", "critical"),  # other signals compound
         ("named", False, "low", None),  # a successor clears it
     ],
@@ -413,7 +425,3 @@ def test_departure_rule(successor: str, sole: bool, level: Level, severity: str 
 def test_a_departure_rule_without_the_new_settings_behaves_as_a_driver_rule() -> None:
     plain = by_rule(snapshot(departure("named")))["champion_left"]  # this config: critical, no clearing
     assert plain.severity == "critical"
-
-
-def test_usage_drop_watches_the_slow_slide() -> None:
-    assert "usage_drop" in by_rule(snapshot(driver("usage.slide", 45)))

@@ -612,16 +612,21 @@ def test_a_named_successor_counts_without_waiting_for_a_meeting_when_configured(
 
 
 @pytest.mark.parametrize(
-    ("others", "sole"),
+    ("others", "left_days_ago", "sole", "successor", "share"),
     [
-        ((), True),  # the sponsor was the only decision-level contact
-        (("C-dm",), False),  # a decision maker remains
+        ((), 2, True, "pending", 0.5),  # the only decision-level contact, within its shorter grace
+        ((), 5, True, "none", 1.0),  # past its shorter grace: vacant, weighing fully
+        (("C-dm",), 5, False, "pending", 0.5),  # a decision maker remains: the ordinary grace
+        (("C-dm",), 12, False, "none", 1.0),
     ],
 )
-def test_the_only_decision_level_contact_leaving_weighs_fully_at_once(others: tuple[str, ...], sole: bool) -> None:
+def test_the_only_decision_level_contact_leaving_has_a_shorter_grace(
+    others: tuple[str, ...], left_days_ago: int, sole: bool, successor: str, share: float
+) -> None:
     relationship = CONFIG.relationship.model_copy(
         update={
             "successor_grace_days": 10,
+            "sole_successor_grace_days": 3,
             "pending_successor_share": CONFIG.relationship.pending_successor_share.model_copy(
                 update={"executive_sponsor": 0.5}
             ),
@@ -629,15 +634,16 @@ def test_the_only_decision_level_contact_leaving_weighs_fully_at_once(others: tu
     )
     config = CONFIG.model_copy(update={"relationship": relationship})
     contacts = (
-        contact("C-sponsor", "executive_sponsor", left=2),
+        contact("C-sponsor", "executive_sponsor", left=left_days_ago),
         contact("C-champion", "champion"),
         *(contact(c, "decision_maker") for c in others),
     )
     left = drivers(score(healthy(contacts=contacts), config))["relationship.sponsor_left"]
     assert left.evidence["sole_decision_level"] is sole
-    assert left.evidence["successor"] == "pending"
-    full = CONFIG.relationship.departure_points.executive_sponsor * (1 - 2 / CONFIG.relationship.departure_decay_days)
-    assert left.points == pytest.approx(full if sole else full * 0.5, abs=0.1)
+    assert left.evidence["successor"] == successor
+    decay = CONFIG.relationship.departure_decay_days
+    full = CONFIG.relationship.departure_points.executive_sponsor * (1 - left_days_ago / decay)
+    assert left.points == pytest.approx(full * share, abs=0.1)
 
 
 def test_replaced_champion_weighs_less_than_a_lost_one() -> None:

@@ -9,12 +9,13 @@ import os
 import signal
 import socket
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import httpx
 from pydantic import SecretStr
@@ -86,17 +87,22 @@ async def kamwatch_service(
     settings: Settings, command: str, *, env: Mapping[str, str] | None = None, stderr: Path | None = None
 ) -> AsyncIterator[Service]:
     """``kamwatch COMMAND`` with ``settings`` (those given explicitly) and ``env``, /metrics on a free port of
-    127.0.0.1; its standard error goes to ``stderr`` when given (otherwise to a pipe nobody reads)."""
+    127.0.0.1; its standard error goes to ``stderr`` when given (otherwise to a file of its own, never to a pipe
+    nobody reads: a full pipe would block the service). A service still running 20 s after SIGTERM fails the
+    test with its stack (faulthandler on SIGABRT) and the end of its standard error."""
     port = free_port()
     environment = {
         **os.environ,
         **settings_env(settings),
         "KAMWATCH_METRICS_HOST": "127.0.0.1",
         "KAMWATCH_METRICS_PORT": str(port),
+        "PYTHONFAULTHANDLER": "1",
         **(env or {}),
     }
     with contextlib.ExitStack() as files:
-        errors: Any = files.enter_context(stderr.open("ab")) if stderr is not None else asyncio.subprocess.PIPE
+        if stderr is None:
+            stderr = Path(files.enter_context(tempfile.TemporaryDirectory(prefix="kamwatch-service-"))) / "stderr"
+        errors = files.enter_context(stderr.open("ab"))
         process = await asyncio.create_subprocess_exec(
             str(KAMWATCH), command, env=environment, stdout=asyncio.subprocess.DEVNULL, stderr=errors
         )
@@ -106,4 +112,16 @@ async def kamwatch_service(
         finally:
             if process.returncode is None:
                 process.send_signal(signal.SIGTERM)
-            await asyncio.wait_for(process.wait(), timeout=20)
+            try:
+                await asyncio.wait_for(process.wait(), timeout=20)
+            except TimeoutError:
+                process.send_signal(signal.SIGABRT)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(process.wait(), timeout=10)
+                if process.returncode is None:
+                    process.kill()
+                    await process.wait()
+                tail = stderr.read_bytes()[-6000:].decode(errors="replace")
+                raise AssertionError(
+                    f"kamwatch {command} still ran 20 s after SIGTERM; its standard error ends:\n{tail}"
+                ) from None

@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 
 from services.platform.clock import utc_now
-from services.platform.database import Database, exit_on_sigterm
+from services.platform.database import Database, cancelled_by_sigterm, exit_on_sigterm
 from services.platform.runtime import tune_gc
 from services.platform.settings import Settings
 
@@ -39,7 +39,7 @@ def run(main: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:
     settings = Settings()
     configure_logging(settings.log_level)
     tune_gc()
-    return asyncio.run(main(settings))
+    return asyncio.run(cancelled_by_sigterm(main(settings)))
 
 
 @asynccontextmanager

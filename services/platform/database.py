@@ -6,12 +6,12 @@ import asyncio
 import logging
 import signal
 import threading
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Coroutine, Iterable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import psutil
@@ -24,6 +24,7 @@ from ingestion.partitions import ensure_partitions
 from services.platform.settings import Settings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _MIGRATION_LOCK_KEY = 7_302_019_000
@@ -94,6 +95,34 @@ def exit_on_sigterm() -> None:
 
 def _exit(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
+
+
+async def cancelled_by_sigterm(work: Coroutine[Any, Any, T]) -> T:
+    """Run ``work``; SIGTERM cancels it, and once its clean-up has run the process exits as ``exit_on_sigterm``
+    says. On an event loop the signal must land between two steps of the loop: raised at an arbitrary bytecode,
+    it can fall inside a driver's protocol code (asyncpg's) and leave the process hung or crashed."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    received: list[int] = []
+
+    def cancel() -> None:
+        received.append(signal.SIGTERM)
+        task.cancel()
+
+    try:
+        loop.add_signal_handler(signal.SIGTERM, cancel)
+    except (ValueError, RuntimeError, NotImplementedError):  # not the main thread, or no signals on this loop
+        return await work
+    try:
+        return await work
+    except asyncio.CancelledError:
+        if received:
+            raise SystemExit(128 + signal.SIGTERM) from None
+        raise
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)  # back to the default action: restore ours
+        exit_on_sigterm()
 
 
 @dataclass

@@ -91,6 +91,8 @@ class EarlyWarningFigures:
     unannounced_losses: int
     """Losses nothing could announce (the simulator knows them): the ceiling of the recall."""
     lead_days: list[float]
+    missed: tuple[str, ...]
+    """The losses not alerted early."""
     healthy: int
     healthy_alerted: int
     healthy_paged: int
@@ -206,6 +208,7 @@ def early_warning(
         losses_alerted_early=len(caught_by),
         unannounced_losses=len(losses & set(unannounced)),
         lead_days=leads,
+        missed=tuple(sorted(losses - caught_by.keys())),
         healthy=len(healthy),
         healthy_alerted=len(alerted),
         healthy_paged=len(paged),

@@ -17,7 +17,7 @@ import asyncio
 import tempfile
 import time
 from collections import Counter, defaultdict
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 from alerts.config import load_rules_config
@@ -25,7 +25,7 @@ from alerts.early_warning import early_warning, report_lines
 from health_engine.config import load_scoring_config
 from services.flows.outcome_history import history_of_events
 from services.platform.settings import Settings
-from services.simulator.generator import AccountPlan, plan_portfolio, simulate_to_dir
+from services.simulator.generator import AccountPlan, plan_portfolio, write_portfolio
 from services.tuning.lived import LivedAlert, replay
 
 
@@ -50,16 +50,15 @@ def main() -> None:
     scoring, rules = load_scoring_config(args.scoring), load_rules_config(args.rules)
 
     began = time.perf_counter()
+    portfolio = plan_portfolio(args.accounts, args.kams, args.days, args.seed, args.start)
     with tempfile.TemporaryDirectory(prefix="kamwatch-bench-") as scratch:
-        summary = simulate_to_dir(Path(scratch), args.accounts, args.kams, args.days, args.seed, args.start)
+        summary = write_portfolio(Path(scratch), portfolio)
         history = asyncio.run(history_of_events(Settings(), summary.events_path))
     loaded = time.perf_counter()
     run = replay(history, scoring, rules)
     replayed = time.perf_counter()
 
-    plans = {
-        p.account_id: p for p in plan_portfolio(args.accounts, args.kams, args.days, args.seed, args.start).accounts
-    }
+    plans = {p.account_id: p for p in portfolio.accounts}
     figures = early_warning(
         run.records(),
         history.outcomes,
@@ -79,14 +78,8 @@ def main() -> None:
     by_account: dict[str, list[LivedAlert]] = defaultdict(list)
     for alert in run.alerts:
         by_account[alert.account_id].append(alert)
-    missed: Counter[str] = Counter()
+    missed = Counter(kind_of(plans[account]) for account in figures.missed)
     paged: Counter[str] = Counter()
-    for account, outcome in history.outcomes.items():
-        if not outcome.lost:
-            continue
-        told = [a.opened_at for a in by_account[account] if a.delivery is not None and a.opened_at <= outcome.time]
-        if not any(outcome.time - timedelta(days=180) <= t <= outcome.time - timedelta(days=30) for t in told):
-            missed[kind_of(plans[account])] += 1
     for account in history.accounts:
         if (ending := history.outcomes.get(account)) is None or not ending.lost:
             paged.update({a.rule for a in by_account[account] if a.delivery == "immediate"})

@@ -1071,7 +1071,11 @@ def simulate_to_dir(out_dir: Path, accounts: int, kams: int, days: int, seed: in
     the labels a scorer is judged against) into ``out_dir``.
 
     CLI: ``kamwatch simulate --out DIR [--accounts N] [--kams K] [--days D] [--seed S] [--start YYYY-MM-DD]``."""
-    portfolio = plan_portfolio(accounts, kams, days, seed, start)
+    return write_portfolio(out_dir, plan_portfolio(accounts, kams, days, seed, start))
+
+
+def write_portfolio(out_dir: Path, portfolio: Portfolio) -> SimulationSummary:
+    """The files of ``simulate_to_dir`` for a portfolio already planned."""
     out_dir.mkdir(parents=True, exist_ok=True)
     events_path, outcomes_path = out_dir / "events.ndjson", out_dir / "outcomes.ndjson"
     by_type = dict.fromkeys(("kam", "account", "contact_change", "usage", "support_ticket", "payment"), 0)

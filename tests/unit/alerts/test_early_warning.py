@@ -38,6 +38,7 @@ LOSS_CASES = [
 def test_a_loss_alerted_early(alerts: list[AlertRecord], caught: bool, lead: float | None) -> None:
     f = early_warning(alerts, {"lost": Outcome(LOSS, "churned")}, ["lost"], end=END)
     assert (f.losses, f.losses_alerted_early) == (1, int(caught))
+    assert f.missed == (() if caught else ("lost",))
     assert f.median_lead_days == lead
 
 
